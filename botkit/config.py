@@ -1,0 +1,145 @@
+"""config.yaml: load, interpolate ``${ENV_VARS}``, validate, and hand out ready-made parts.
+
+Every problem is reported as ``FILE: key.path: what was expected (got VALUE)``, all at once, so a
+user fixes a config in one go. Values interpolated from the environment are never echoed back,
+since they are usually secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from botkit.corpus import Normalization
+from botkit.errors import BotkitError, ConfigError
+from botkit.options import describe_error, validate
+from botkit.sources import SOURCES, Source
+
+_ENV = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def interpolate(value: Any, where: str, path: tuple[str, ...] = (), secret: set[tuple[str, ...]] | None = None) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``.
+
+    Paths of values that took something from the environment are added to ``secret``.
+    """
+    if isinstance(value, Mapping):
+        return {k: interpolate(v, where, path + (str(k),), secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, where, path + (str(i),), secret) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            if secret is not None:
+                secret.add(path)
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: {'.'.join(path)}: environment variable {name} is not set")
+
+    return _ENV.sub(replace, value)
+
+
+class _TopLevel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    store: str = Field("botkit.db", description="SQLite file (or SQLAlchemy URL) of the bots' ledger")
+    corpora: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """One entry of ``corpora:``: where its text comes from and where the corpus goes."""
+
+    name: str
+    source: Source
+    output: Path
+    normalization: Normalization
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    store: str
+    corpora: dict[str, CorpusSpec]
+
+
+def _corpus_spec(name: str, raw: dict[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]) -> CorpusSpec:
+    prefix = ("corpora", name)
+    values = dict(raw)
+    source_name = values.pop("source", None)
+    if not isinstance(source_name, str):
+        raise ConfigError(f"{where}: corpora.{name}.source: required key is missing (a source name: {', '.join(SOURCES.names())})")
+    output = values.pop("output", f"corpora/{name}.jsonl")
+    normalization = validate(Normalization, values.pop("normalize", None) or {}, where, prefix + ("normalize",))
+    try:
+        source_cls = SOURCES.get(source_name)
+    except BotkitError as exc:
+        raise ConfigError(f"{where}: corpora.{name}.source: {exc}") from None
+    source = source_cls.from_mapping(values, where, prefix, base_dir=base_dir, secret=secret)
+    out = Path(str(output))
+    return CorpusSpec(name, source, out if out.is_absolute() else base_dir / out, normalization)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: config file not found") from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read config file ({exc})") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{where}: {at}not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping of keys (store, corpora, ...)")
+    secret: set[tuple[str, ...]] = set()
+    raw = interpolate(raw, where, secret=secret)
+    try:
+        top = _TopLevel.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, where, secret=secret)) from None
+    base_dir = path.resolve().parent
+    problems: list[str] = []
+    corpora: dict[str, CorpusSpec] = {}
+    for name, entry in top.corpora.items():
+        try:
+            corpora[name] = _corpus_spec(name, entry, where, base_dir, secret)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Config(path, top.store, corpora)

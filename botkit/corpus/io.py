@@ -1,0 +1,202 @@
+"""Reading and writing line-delimited corpora: one document a line.
+
+Two formats, chosen by the file suffix:
+
+* ``.jsonl``: ``{"text": ..., "label": ..., "id": ..., "source": ..., "created": ...}`` a line;
+  only ``text`` is required. JSON escapes newlines inside a document.
+* ``.txt``: the bare text a line, no labels. Newlines, carriage returns and backslashes inside a
+  document are written as ``\\n``, ``\\r`` and ``\\\\`` so one line stays one document.
+
+Writes are atomic and incremental (:class:`CorpusWriter`): the new file is built beside the old
+one and renamed over it, so a crash or Ctrl-C never leaves a truncated corpus, and documents that
+are already there (same id, else same text) are not added again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from botkit.corpus.document import Document
+from botkit.errors import CorpusError
+
+log = logging.getLogger(__name__)
+
+FORMATS = (".jsonl", ".txt")
+_FIELDS = ("text", "label", "id", "source", "created")
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+_ESCAPE_RE = re.compile(r"[\\\n\r]")
+_UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
+_UNESCAPE_RE = re.compile(r"\\(.)")
+
+
+def corpus_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise CorpusError(f"{path}: a corpus must end in .jsonl or .txt (got {suffix or 'no suffix'!r})")
+    return suffix
+
+
+def encode_txt(text: str) -> str:
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], text)
+
+
+def decode_txt(line: str) -> str:
+    return _UNESCAPE_RE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group()), line)
+
+
+def encode_line(doc: Document, fmt: str) -> str:
+    if fmt == ".txt":
+        return encode_txt(doc.text) + "\n"
+    return json.dumps(doc.to_json(), ensure_ascii=False) + "\n"
+
+
+def _parse_jsonl(line: str, path: Path, number: int) -> Document:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path}: line {number} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise CorpusError(f'{path}: line {number} has no "text" string (each line must be an object like {{"text": "..."}})')
+    fields = {k: (None if obj.get(k) is None else str(obj[k])) for k in _FIELDS[1:]}
+    return Document(obj["text"], **fields)
+
+
+_replaced = [0]
+
+
+def _count_and_replace(error: UnicodeError) -> tuple[str, int]:
+    _replaced[0] += 1
+    return "\ufffd", error.end  # type: ignore[attr-defined]
+
+
+codecs.register_error("botkit-count-replace", _count_and_replace)
+
+
+def read_lines(path: str | Path, what: str = "input") -> Iterator[str]:
+    """Lines of a UTF-8 text file (newline kept), invalid bytes replaced and counted.
+
+    Invalid UTF-8 is not fatal (scraped text often has some), but the user is told how much
+    was replaced, once, when the file has been read.
+    """
+    path = Path(path)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path}: is a folder, expected a {what} file") from None
+    replaced = 0
+    with handle:
+        for raw in handle:
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                before = _replaced[0]
+                yield raw.decode("utf-8", "botkit-count-replace")
+                replaced += _replaced[0] - before
+    if replaced:
+        log.warning("%s: %d invalid UTF-8 sequence(s) replaced with U+FFFD", path, replaced)
+
+
+def read_corpus(path: str | Path) -> Iterator[Document]:
+    """Stream the documents of a corpus file, in file order."""
+    path = Path(path)
+    fmt = corpus_format(path)
+    for number, raw in enumerate(read_lines(path, "corpus"), 1):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        yield _parse_jsonl(line, path, number) if fmt == ".jsonl" else Document(decode_txt(line))
+
+
+class CorpusWriter:
+    """Adds new documents to a corpus file, atomically.
+
+    Use as a context manager. On a clean exit, or on Ctrl-C (the documents already fetched are
+    worth keeping and are all whole), the new file replaces the old one in one rename. On any
+    other error the old file is left exactly as it was.
+    """
+
+    def __init__(self, path: str | Path, *, dedupe_text: bool = True) -> None:
+        self.path = Path(path)
+        self.format = corpus_format(self.path)
+        if not self.path.parent.is_dir():
+            raise CorpusError(f"{self.path}: folder {self.path.parent} does not exist")
+        self.dedupe_text = dedupe_text
+        self.added = 0
+        self.skipped = 0
+        self.existing = 0
+        self._seen: set[int] = set()
+        self._tmp: tempfile._TemporaryFileWrapper[str] | None = None
+        self._warned_labels = False
+
+    def __enter__(self) -> CorpusWriter:
+        self._tmp = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
+        )
+        if self.path.exists():
+            for doc in read_corpus(self.path):
+                self._remember(doc)
+                self.existing += 1
+            with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as old:
+                shutil.copyfileobj(old, self._tmp)
+            if self._tmp.tell() and not self._ends_with_newline():
+                self._tmp.write("\n")
+        return self
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def _remember(self, doc: Document) -> None:
+        self._seen.add(doc.key)
+        if self.dedupe_text:
+            self._seen.add(doc.text_key)
+
+    def add(self, doc: Document) -> bool:
+        """Write ``doc`` unless the corpus already holds it; True when it was written."""
+        assert self._tmp is not None, "use CorpusWriter as a context manager"
+        if doc.key in self._seen or (self.dedupe_text and doc.text_key in self._seen):
+            self.skipped += 1
+            return False
+        self._remember(doc)
+        if doc.label is not None and self.format == ".txt" and not self._warned_labels:
+            log.warning("%s: .txt corpora keep no labels; use .jsonl to keep them", self.path)
+            self._warned_labels = True
+        self._tmp.write(encode_line(doc, self.format))
+        self.added += 1
+        return True
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._tmp is not None
+        tmp_path = Path(self._tmp.name)
+        keep = exc_type is None or issubclass(exc_type, KeyboardInterrupt)
+        try:
+            if keep and self.added:
+                self._tmp.flush()
+                os.fsync(self._tmp.fileno())
+                self._tmp.close()
+                if self.path.exists():
+                    shutil.copymode(self.path, tmp_path)
+                else:
+                    os.chmod(tmp_path, 0o666 & ~_umask())
+                os.replace(tmp_path, self.path)
+        finally:
+            self._tmp.close()
+            tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

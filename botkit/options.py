@@ -1,0 +1,137 @@
+"""Plugin options: one pydantic model per plugin, used by both the CLI and config.yaml.
+
+A plugin declares its options once, as a pydantic model. :func:`add_arguments` turns that model
+into command-line flags (``min_score`` becomes ``--min-score``), and :func:`validate` checks a
+mapping from either place against it, turning pydantic's errors into one-line messages that name
+where the value came from (a config file and key path, or a flag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
+
+from botkit.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Options(BaseModel):
+    """Base for plugin options: unknown keys are errors, so typos never pass silently.
+
+    Relative paths (fields typed ``Path`` or ``list[Path]``) are resolved against the folder of the
+    config file they came from, so a config works whatever the current directory is.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _resolve_paths(self, info: ValidationInfo) -> Options:
+        base = (info.context or {}).get("base_dir")
+        if base is None:
+            return self
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, Path) and not value.is_absolute():
+                object.__setattr__(self, name, Path(base) / value)
+            elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+                object.__setattr__(self, name, [v if v.is_absolute() else Path(base) / v for v in value])
+        return self
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def add_arguments(model: type[BaseModel], parser: argparse.ArgumentParser) -> None:
+    """Add one flag per field of ``model``; absent flags leave the model's default in force.
+
+    A field's ``json_schema_extra`` may say ``{"positional": True}`` (a list field then takes
+    any number of values) and ``{"short": "-x"}``.
+    """
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        annotation = _unwrap_optional(field.annotation)
+        is_list = get_origin(annotation) is list
+        kwargs: dict[str, Any] = {"help": field.description, "default": argparse.SUPPRESS}
+        if get_origin(annotation) is Literal:
+            kwargs["choices"] = [str(c) for c in get_args(annotation)]
+        if extra.get("positional"):
+            parser.add_argument(name, nargs="*" if is_list else None, metavar=name.upper(), **kwargs)
+            continue
+        flags = [f"--{name.replace('_', '-')}"] + ([str(extra["short"])] if "short" in extra else [])
+        if annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif is_list:
+            kwargs["action"] = "append"
+            kwargs["metavar"] = name.upper().removesuffix("S") or name.upper()
+        else:
+            kwargs["metavar"] = name.upper()
+        parser.add_argument(*flags, dest=name, **kwargs)
+
+
+def _overlaps(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """True when one key path lies inside the other."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def describe_error(
+    error: ValidationError,
+    where: str,
+    path_prefix: tuple[str, ...] = (),
+    *,
+    flags: bool = False,
+    secret: set[tuple[str, ...]] | None = None,
+) -> str:
+    """Render a pydantic error as lines of ``WHERE: KEY.PATH: what was expected (got VALUE)``.
+
+    Values at paths in ``secret`` (taken from the environment) are not echoed.
+    """
+    lines = []
+    for item in error.errors():
+        loc = tuple(str(p) for p in item["loc"])
+        if flags and loc:
+            key = "--" + loc[0].replace("_", "-")
+        else:
+            key = ".".join(path_prefix + loc) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        if item["type"] in ("missing", "extra_forbidden"):
+            got = ""
+        elif secret and any(_overlaps(path_prefix + loc, s) for s in secret):
+            got = " (value from the environment not shown)"
+        else:
+            got = f" (got {item['input']!r})"
+        lines.append(f"{where}: {key}: {message}{got}")
+    return "\n".join(lines)
+
+
+def validate(
+    model: type[M],
+    values: Mapping[str, Any],
+    where: str,
+    path_prefix: tuple[str, ...] = (),
+    *,
+    flags: bool = False,
+    base_dir: Path | None = None,
+    secret: set[tuple[str, ...]] | None = None,
+) -> M:
+    """Validate ``values`` against ``model`` or raise a :class:`ConfigError` naming every problem."""
+    try:
+        return model.model_validate(dict(values), context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, where, path_prefix, flags=flags, secret=secret)) from None
