@@ -27,6 +27,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self._registered: dict[str, T] = {}
+        self._loaded: dict[str, T] = {}
+        self._found: dict[str, EntryPoint] | None = None
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator adding a plugin in-process; it wins over an entry point of the same name."""
@@ -38,7 +40,10 @@ class Registry(Generic[T]):
         return add
 
     def _entry_points(self) -> dict[str, EntryPoint]:
-        return {ep.name: ep for ep in entry_points(group=self.group)}
+        # Scanning installed distributions costs milliseconds each time; once per process is enough.
+        if self._found is None:
+            self._found = {ep.name: ep for ep in entry_points(group=self.group)}
+        return self._found
 
     def names(self) -> list[str]:
         return sorted(set(self._entry_points()) | set(self._registered))
@@ -55,6 +60,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         if name in self._registered:
             return self._registered[name]
+        if name in self._loaded:
+            return self._loaded[name]
         ep = self._entry_points().get(name)
         if ep is None:
             known = ", ".join(self.names()) or "none installed"
@@ -63,5 +70,5 @@ class Registry(Generic[T]):
             plugin = ep.load()
         except Exception as exc:  # a broken third-party plugin must not look like our bug
             raise PluginError(f"{self.kind} {name!r} ({ep.value}) failed to load: {exc}") from exc
-        self._registered[name] = plugin
+        self._loaded[name] = plugin
         return plugin

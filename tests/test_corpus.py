@@ -1,0 +1,139 @@
+"""The corpus module: formats, atomic incremental writes, clean-up and stats."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from botkit.corpus import CorpusWriter, Document, Normalization, Normalizer, corpus_stats, read_corpus
+from botkit.corpus.io import decode_txt, encode_txt
+from botkit.errors import CorpusError
+
+TRICKY = ["plain", "two\nlines", "back\\slash and \\n literal", "tab\there", "crlf\r\nend", "ünïcødé ☃", "trailing\\"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".txt"])
+def test_round_trip_keeps_one_document_per_line(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"c{suffix}"
+    with CorpusWriter(path) as writer:
+        for text in TRICKY:
+            writer.add(Document(text))
+    assert len(path.read_text(encoding="utf-8").splitlines()) == len(TRICKY)
+    assert [d.text for d in read_corpus(path)] == TRICKY
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_txt_escaping_is_reversible(text: str) -> None:
+    encoded = encode_txt(text)
+    assert "\n" not in encoded and "\r" not in encoded
+    assert decode_txt(encoded) == text
+
+
+def test_jsonl_keeps_every_field(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    doc = Document("hello", label="politics", id="abc", source="reddit", created="2020-01-01T00:00:00Z")
+    with CorpusWriter(path) as writer:
+        writer.add(doc)
+    assert json.loads(path.read_text()) == {"text": "hello", "label": "politics", "id": "abc", "source": "reddit", "created": "2020-01-01T00:00:00Z"}
+    assert list(read_corpus(path)) == [doc]
+
+
+def test_rerun_adds_only_new_documents_by_id_else_text(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    with CorpusWriter(path) as writer:
+        writer.add(Document("first", id="1"))
+        writer.add(Document("no id"))
+    with CorpusWriter(path, dedupe_text=False) as writer:
+        assert not writer.add(Document("first, edited", id="1"))  # same id: already there
+        assert not writer.add(Document("no id"))  # no id: same text
+        assert writer.add(Document("first", id="2"))  # new id, same text: kept without text dedupe
+        assert writer.added == 1 and writer.skipped == 2 and writer.existing == 2
+    with CorpusWriter(path) as writer:
+        assert not writer.add(Document("first", id="3"))  # text dedupe on (the default)
+    assert [d.id for d in read_corpus(path)] == ["1", None, "2"]
+
+
+def test_failure_mid_write_leaves_the_old_corpus_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    with CorpusWriter(path) as writer:
+        writer.add(Document("kept"))
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError), CorpusWriter(path) as writer:
+        writer.add(Document("lost"))
+        raise RuntimeError("network died")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.jsonl"]  # no temp file left behind
+
+
+def test_ctrl_c_keeps_the_whole_documents_already_fetched(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    with pytest.raises(KeyboardInterrupt), CorpusWriter(path) as writer:
+        writer.add(Document("one"))
+        writer.add(Document("two"))
+        raise KeyboardInterrupt
+    assert [d.text for d in read_corpus(path)] == ["one", "two"]
+
+
+def test_appending_to_a_file_without_final_newline(tmp_path: Path) -> None:
+    path = tmp_path / "c.txt"
+    path.write_text("hand written", encoding="utf-8")
+    with CorpusWriter(path) as writer:
+        writer.add(Document("added"))
+    assert [d.text for d in read_corpus(path)] == ["hand written", "added"]
+
+
+def test_bad_json_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "ok"}\n{"text": broken\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"c\.jsonl: line 2 is not valid JSON"):
+        list(read_corpus(path))
+    path.write_text('{"title": "no text key"}\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"line 1 has no \"text\""):
+        list(read_corpus(path))
+
+
+def test_missing_folder_and_bad_suffix_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="does not exist"):
+        CorpusWriter(tmp_path / "nope" / "c.jsonl")
+    with pytest.raises(CorpusError, match=r"must end in \.jsonl or \.txt"):
+        CorpusWriter(tmp_path / "c.csv")
+
+
+def test_invalid_utf8_is_replaced_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"good\nbad \xff\xfe byte\nalso good\n")
+    with caplog.at_level(logging.WARNING):
+        texts = [d.text for d in read_corpus(path)]
+    assert texts == ["good", "bad \ufffd\ufffd byte", "also good"]
+    assert "2 invalid UTF-8 sequence(s) replaced" in caplog.text
+
+
+def test_normalizer_options() -> None:
+    default = Normalizer(Normalization())
+    assert default(Document("  e\u0301  spaced\t\tout  \n\n\n\nnext ")).text == "\u00e9 spaced out\n\nnext"
+    assert default(Document("   ")) is None
+    lower = Normalizer(Normalization(lowercase=True, strip_urls=True, min_length=3, max_length=20))
+    assert lower(Document("See HTTPS://x.org/a?b=1 NOW")).text == "see now"
+    assert lower(Document("ab")) is None
+    assert lower(Document("x" * 21)) is None
+    off = Normalizer(Normalization(nfc=False, collapse_whitespace=False))
+    assert off(Document(" e\u0301  x ")).text == " e\u0301  x "
+
+
+def test_stats(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    with CorpusWriter(path) as writer:
+        for i in range(1, 101):
+            writer.add(Document("a" * i, label="long" if i > 50 else "short"))
+        writer.add(Document("bcd"))
+    stats = corpus_stats(path)
+    assert stats.documents == 101
+    assert stats.characters == sum(range(1, 101)) + 3
+    assert len(stats.charset) == 4
+    assert stats.labels == {"long": 50, "short": 50}
+    assert stats.percentiles()[50] == 50 and stats.percentiles()[100] == 100
+    text = stats.format()
+    assert "documents:           101" in text and "1 documents unlabelled" in text and "p50=50" in text
