@@ -57,7 +57,7 @@ def add_arguments(model: type[BaseModel], parser: argparse.ArgumentParser) -> No
     """Add one flag per field of ``model``; absent flags leave the model's default in force.
 
     A field's ``json_schema_extra`` may say ``{"positional": True}`` (a list field then takes
-    any number of values) and ``{"short": "-x"}``.
+    any number of values), ``{"short": "-x"}`` and ``{"metavar": "COLUMN=VALUE"}``.
     """
     for name, field in model.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
@@ -74,9 +74,9 @@ def add_arguments(model: type[BaseModel], parser: argparse.ArgumentParser) -> No
             kwargs["action"] = argparse.BooleanOptionalAction
         elif is_list:
             kwargs["action"] = "append"
-            kwargs["metavar"] = name.upper().removesuffix("S") or name.upper()
+            kwargs["metavar"] = extra.get("metavar") or name.upper().removesuffix("S") or name.upper()
         else:
-            kwargs["metavar"] = name.upper()
+            kwargs["metavar"] = extra.get("metavar") or name.upper()
         parser.add_argument(*flags, dest=name, **kwargs)
 
 
@@ -105,7 +105,7 @@ def describe_error(
             key = "--" + loc[0].replace("_", "-")
         else:
             key = ".".join(path_prefix + loc) or "(top level)"
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif item["type"] == "missing":

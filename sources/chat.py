@@ -1,0 +1,227 @@
+"""``gitter`` and ``matrix``: chat messages from Gitter's REST JSON and Element's "Export chat" files.
+
+Both label each message with its sender, so a model can learn who says what, and both take
+``--exclude-user`` (drop a bot such as CamperBot) and ``--include-user``. Gitter's history now
+lives on Matrix (Element took it over in February 2023), so new exports come from Element; the
+Gitter reader is for message JSON saved from the old REST API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import zipfile
+from abc import abstractmethod
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from botkit.corpus import Document
+from botkit.errors import SourceError
+from botkit.options import Options
+from botkit.sources import Source
+from botkit.sources.tabular import ISO_UTC
+
+_SPACE = re.compile(r"\s*")
+
+
+class ChatOptions(Options):
+    paths: list[Path] = Field(description="exported chat files", json_schema_extra={"positional": True}, min_length=1)
+    include_user: list[str] = Field(
+        [], description="keep only messages from this user (repeatable; a Gitter username or a Matrix ID like @ann:matrix.org)"
+    )
+    exclude_user: list[str] = Field([], description="drop messages from this user, e.g. camperbot (repeatable)")
+    label: str | None = Field(None, description="label every message with this (e.g. the room name) instead of its sender")
+
+
+class ChatSource(Source):
+    """What the chat sources share: files in, one document per message, user filters, labels."""
+
+    Options = ChatOptions
+    options: ChatOptions
+    #: What one file should be, for error messages.
+    expected: ClassVar[str] = ""
+
+    def default_name(self) -> str:
+        return self.options.paths[0].stem if len(self.options.paths) == 1 else super().default_name()
+
+    def documents(self) -> Iterator[Document]:
+        o = self.options
+        include = {user.casefold() for user in o.include_user}
+        exclude = {user.casefold() for user in o.exclude_user}
+        for path in o.paths:
+            if not path.is_file():
+                raise SourceError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}; expected {self.expected}")
+            for doc in self.messages(path):
+                user = (doc.label or "").casefold()
+                if (include and user not in include) or user in exclude:
+                    continue
+                yield doc if o.label is None else dataclasses.replace(doc, label=o.label)
+
+    @abstractmethod
+    def messages(self, path: Path) -> Iterator[Document]:
+        """Every message of one file, labelled with its sender."""
+
+    def json_values(self, path: Path, raw: bytes) -> Iterator[Any]:
+        """The JSON values in ``raw``, one after another: one document, NDJSON, or pages back to back."""
+        text = raw.decode("utf-8-sig", errors="replace")
+        decoder = json.JSONDecoder()
+        pos = _SPACE.match(text).end()  # type: ignore[union-attr]
+        while pos < len(text):
+            try:
+                value, pos = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                raise SourceError(
+                    f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); expected {self.expected}"
+                ) from None
+            yield value
+            pos = _SPACE.match(text, pos).end()  # type: ignore[union-attr]
+
+
+class GitterSource(ChatSource):
+    summary = "Gitter REST message JSON (chatMessages pages: a JSON array, or NDJSON); label = username"
+    expected = "Gitter messages as saved from GET /v1/rooms/:roomId/chatMessages (a JSON array, or one per line)"
+
+    def messages(self, path: Path) -> Iterator[Document]:
+        source = f"gitter:{path}"
+        for number, message in enumerate(self._items(path), 1):
+            if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+                hint = "; this looks like an Element export: use 'botkit fetch matrix'" if _is_element_export(message) else ""
+                raise SourceError(f'{path}: item {number} is not a Gitter message (an object with a "text" string){hint}')
+            user = message.get("fromUser")
+            yield Document(
+                message["text"],
+                label=_str_or_none(user.get("username")) if isinstance(user, dict) else None,
+                id=_str_or_none(message.get("id")),
+                source=source,
+                created=_iso_from_text(message.get("sent")),
+            )
+
+    def _items(self, path: Path) -> Iterator[Any]:
+        """Messages, whether the file is one array, arrays back to back, or one message a line."""
+        for value in self.json_values(path, path.read_bytes()):
+            yield from value if isinstance(value, list) else [value]
+
+
+_TEXT_MSGTYPES = frozenset({"m.text", "m.emote", "m.notice"})
+
+
+class MatrixSource(ChatSource):
+    """Element "Export chat" JSON, or its zip; text messages only.
+
+    An edited message is taken in its last edited form (the edit events themselves are not
+    documents), since that is what its author meant; edits by anyone but the author are ignored,
+    as Matrix clients do. The quoted fallback that older clients put before a reply is removed.
+    """
+
+    summary = "Matrix/Element 'Export chat' JSON or .zip; text, emote and notice messages; label = sender"
+    expected = "an Element 'Export chat' JSON file (or its .zip)"
+
+    def messages(self, path: Path) -> Iterator[Document]:
+        events = self._events(path)
+        edits = _latest_edits(events)
+        source = f"matrix:{path}"
+        for event in events:
+            if not _is_text_message(event) or _relation(event).get("rel_type") == "m.replace":
+                continue
+            sender, event_id = _str_or_none(event.get("sender")), _str_or_none(event.get("event_id"))
+            edited = edits.get((event_id, sender))
+            if edited is not None:
+                body = edited["body"]
+            elif "m.in_reply_to" in _relation(event):
+                body = strip_reply_fallback(event["content"]["body"])
+            else:
+                body = event["content"]["body"]
+            yield Document(body, label=sender, id=event_id, source=source, created=_iso_from_ms(event.get("origin_server_ts")))
+
+    def _events(self, path: Path) -> list[Any]:
+        values = list(self.json_values(path, _export_bytes(path)))
+        if len(values) != 1 or not _is_element_export(values[0]):
+            raise SourceError(f'{path}: not an Element chat export (expected one JSON object with a "messages" list)')
+        return values[0]["messages"]
+
+
+def _export_bytes(path: Path) -> bytes:
+    """The export JSON: the file itself, or ``export.json`` (else the only .json) inside a zip."""
+    if not zipfile.is_zipfile(path):
+        return path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if PurePosixPath(n).name == "export.json"]
+        names = names or [n for n in archive.namelist() if n.endswith(".json")]
+        if len(names) != 1:
+            raise SourceError(f"{path}: the zip holds no export.json; expected the zip Element's 'Export chat' writes")
+        return archive.read(names[0])
+
+
+def _is_element_export(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("messages"), list)
+
+
+def _relation(event: dict[str, Any]) -> dict[str, Any]:
+    relation = event["content"].get("m.relates_to")
+    return relation if isinstance(relation, dict) else {}
+
+
+def _is_text_message(event: Any) -> bool:
+    if not isinstance(event, dict) or event.get("type") != "m.room.message":
+        return False
+    content = event.get("content")
+    return isinstance(content, dict) and _is_text_content(content)
+
+
+def _is_text_content(content: Any) -> bool:
+    return isinstance(content, dict) and content.get("msgtype") in _TEXT_MSGTYPES and isinstance(content.get("body"), str)
+
+
+def _latest_edits(events: list[Any]) -> dict[tuple[str | None, str | None], dict[str, Any]]:
+    """The newest replacement content per (edited event id, its sender), from ``m.replace`` events."""
+    latest: dict[tuple[str | None, str | None], tuple[int, dict[str, Any]]] = {}
+    for event in events:
+        if not _is_text_message(event) or _relation(event).get("rel_type") != "m.replace":
+            continue
+        new = event["content"].get("m.new_content")
+        if not _is_text_content(new):
+            continue
+        key = (_str_or_none(_relation(event).get("event_id")), _str_or_none(event.get("sender")))
+        ts = event.get("origin_server_ts") if isinstance(event.get("origin_server_ts"), int) else 0
+        if key not in latest or ts >= latest[key][0]:
+            latest[key] = (ts, new)
+    return {key: new for key, (_, new) in latest.items()}
+
+
+def strip_reply_fallback(body: str) -> str:
+    """A reply's body without the quote of the message it answers (``> ...`` lines, then a blank line)."""
+    lines = body.split("\n")
+    quoted = next((i for i, line in enumerate(lines) if not line.startswith(">")), len(lines))
+    if quoted and quoted < len(lines) and lines[quoted] == "":
+        return "\n".join(lines[quoted + 1 :])
+    return body
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _iso_from_text(value: Any) -> str | None:
+    """An ISO-8601 time (Gitter's ``sent``) as ISO-8601 UTC; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).strftime(ISO_UTC)
+
+
+def _iso_from_ms(value: Any) -> str | None:
+    """Matrix's ``origin_server_ts`` (milliseconds since 1970) as ISO-8601 UTC."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, timezone.utc).strftime(ISO_UTC)
+    except (OverflowError, OSError, ValueError):  # a corrupt timestamp costs the time, not the message
+        return None

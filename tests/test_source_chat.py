@@ -1,0 +1,162 @@
+"""The ``gitter`` and ``matrix`` sources on small real-shaped exports, and through the CLI."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botkit.cli import main
+from botkit.corpus import Document, read_corpus
+from botkit.errors import SourceError
+from botkit.sources.chat import GitterSource, MatrixSource, strip_reply_fallback
+
+DATA = Path(__file__).parent / "data" / "chat"
+GITTER_ARRAY = DATA / "gitter_room.json"
+GITTER_PAGES = DATA / "gitter_pages.ndjson"
+MATRIX_EXPORT = DATA / "matrix_export.json"
+
+#: What the Matrix fixture must give: state events, the image, the reaction, the redacted message,
+#: the edit events and the edit by someone else are gone; the last edit wins; the reply quote is cut.
+MATRIX_MESSAGES = [
+    ("@ann:matrix.org", "$hello", "Has anyone trained a char-rnn on this room yet?"),
+    ("@bob:example.org", "$reply", "Not yet, the corpus is too small"),
+    ("@ann:matrix.org", "$emote", "sighs at the tiny corpus"),
+    ("@bob:example.org", "$typo", "I will export more history tomorrow"),
+    ("@notices:matrix.org", "$notice", "Nightly build #42 passed"),
+]
+
+
+def gitter(*paths: Path, **options: Any) -> list[Document]:
+    return list(GitterSource.from_mapping({"paths": list(paths), **options}, "test").documents())
+
+
+def matrix(*paths: Path, **options: Any) -> list[Document]:
+    return list(MatrixSource.from_mapping({"paths": list(paths), **options}, "test").documents())
+
+
+@pytest.fixture
+def matrix_zip(tmp_path: Path) -> Path:
+    """An export zip as Element writes it with attachments: a folder holding export.json and files."""
+    path = tmp_path / "botkit-dev - Chat Export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.write(MATRIX_EXPORT, "botkit-dev - Chat Export/export.json")
+        archive.writestr("botkit-dev - Chat Export/images/loss-curve.png", b"\x89PNG\r\n\x1a\n")
+    return path
+
+
+def test_gitter_json_array() -> None:
+    got = gitter(GITTER_ARRAY)
+    assert [(d.label, d.text) for d in got] == [
+        ("quincylarson", "Hi everyone! Just finished the *Meet Bonfire* challenge :tada:"),
+        ("camperbot", "quincylarson sends brownie points to @berkeleytrue :sparkles: :thumbsup: :sparkles:"),
+        ("BerkeleyTrue", "@quincylarson nice work!\nthe next one is harder"),
+    ]
+    first = got[0]
+    assert (first.id, first.created, first.source) == ("55b8f1ec0fc9f982beab6f3a", "2015-07-29T15:31:24Z", f"gitter:{GITTER_ARRAY}")
+
+
+def test_gitter_pages_one_a_line_and_single_messages() -> None:
+    got = gitter(GITTER_PAGES)
+    assert [d.text for d in got] == [
+        "page one, first message",
+        "page one, second message",
+        "page two: https://gitter.im is moving",
+        "a single message on its own line",
+    ]
+    assert [d.id[-4:] for d in got if d.id] == ["6001", "6002", "6003", "6004"]
+
+
+def test_gitter_user_filters_ignore_case_across_files() -> None:
+    no_bot = gitter(GITTER_ARRAY, GITTER_PAGES, exclude_user=["CamperBot"])
+    assert [d.label for d in no_bot] == ["quincylarson", "BerkeleyTrue", "ann", "bob", "ann"]
+    only = gitter(GITTER_ARRAY, GITTER_PAGES, include_user=["ann", "berkeleytrue"])
+    assert [d.label for d in only] == ["BerkeleyTrue", "ann", "ann"]
+
+
+def test_gitter_through_the_cli_excluding_camperbot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "gitter.jsonl"
+    code = main(["fetch", "gitter", str(GITTER_ARRAY), str(GITTER_PAGES), "--exclude-user", "camperbot", "-o", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0 and "added 5 new document(s)" in stdout
+    assert {d.label for d in read_corpus(out)} == {"quincylarson", "BerkeleyTrue", "ann", "bob"}
+
+
+def test_matrix_export_keeps_text_messages_with_edits_applied_and_reply_quotes_cut() -> None:
+    got = matrix(MATRIX_EXPORT)
+    assert [(d.label, d.id, d.text) for d in got] == MATRIX_MESSAGES
+    assert got[0].created == "2024-03-02T00:02:00Z"
+    assert got[0].source == f"matrix:{MATRIX_EXPORT}"
+
+
+def test_matrix_zip_gives_the_same_messages(matrix_zip: Path) -> None:
+    assert [(d.label, d.id, d.text) for d in matrix(matrix_zip)] == MATRIX_MESSAGES
+
+
+def test_matrix_filters_and_label_override_through_the_cli(
+    matrix_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "room.jsonl"
+    args = ["fetch", "matrix", str(matrix_zip), "--exclude-user", "@notices:matrix.org", "--label", "botkit-dev", "-o", str(out)]
+    assert main(args) == 0
+    assert "added 4 new document(s)" in capsys.readouterr().out
+    assert [(d.label, d.id) for d in read_corpus(out)] == [("botkit-dev", m[1]) for m in MATRIX_MESSAGES[:4]]
+
+
+def test_a_quote_that_is_not_a_reply_fallback_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "quote.json"
+    body = "> to be or not to be\n\nthat is the question"
+    event = {"type": "m.room.message", "sender": "@ann:matrix.org", "event_id": "$q", "content": {"msgtype": "m.text", "body": body}}
+    path.write_text(json.dumps({"room_name": "r", "messages": [event]}))
+    assert [d.text for d in matrix(path)] == [body]
+
+
+@pytest.mark.parametrize(
+    ("body", "stripped"),
+    [
+        ("> <@a:b> hi\n\nhello", "hello"),
+        ("> <@a:b> line one\n>\n> line three\n\nreply\n\nwith a blank line", "reply\n\nwith a blank line"),
+        ("> <@a:b> no blank line after the quote\nreply", "> <@a:b> no blank line after the quote\nreply"),
+        ("no quote at all", "no quote at all"),
+    ],
+)
+def test_strip_reply_fallback(body: str, stripped: str) -> None:
+    assert strip_reply_fallback(body) == stripped
+
+
+def test_invalid_json_names_the_file_and_position(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('[{"text": "fine"},\n {"text": oops}]')
+    with pytest.raises(SourceError, match=r"broken\.json: not valid JSON \(Expecting value at line 2 column 11\); expected Gitter messages"):
+        gitter(path)
+
+
+def test_an_element_export_given_to_gitter_points_to_matrix() -> None:
+    with pytest.raises(SourceError, match=r"matrix_export\.json: item 1 is not a Gitter message .*use 'botkit fetch matrix'"):
+        gitter(MATRIX_EXPORT)
+
+
+def test_gitter_json_given_to_matrix_says_what_was_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fetch", "matrix", str(GITTER_ARRAY), "-o", str(tmp_path / "out.jsonl")]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("botkit: error:")]
+    assert lines == [f'botkit: error: {GITTER_ARRAY}: not an Element chat export (expected one JSON object with a "messages" list)']
+
+
+def test_a_zip_without_an_export_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "photos.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.png", b"")
+        archive.writestr("b.json", b"{}")
+        archive.writestr("c.json", b"{}")
+    with pytest.raises(SourceError, match=r"photos\.zip: the zip holds no export\.json"):
+        matrix(path)
+
+
+@pytest.mark.parametrize("source", [GitterSource, MatrixSource])
+def test_a_missing_file_says_what_was_expected(tmp_path: Path, source: type[GitterSource | MatrixSource]) -> None:
+    with pytest.raises(SourceError, match=r"gone\.json: file not found; expected "):
+        list(source.from_mapping({"paths": [tmp_path / "gone.json"]}, "test").documents())
