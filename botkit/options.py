@@ -75,7 +75,7 @@ def add_arguments(model: type[BaseModel], parser: argparse.ArgumentParser) -> No
         elif is_list:
             kwargs["action"] = "append"
             kwargs["metavar"] = extra.get("metavar") or name.upper().removesuffix("S") or name.upper()
-        else:
+        elif "choices" not in kwargs:  # argparse shows the choices themselves otherwise
             kwargs["metavar"] = extra.get("metavar") or name.upper()
         parser.add_argument(*flags, dest=name, **kwargs)
 

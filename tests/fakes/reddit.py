@@ -1,0 +1,351 @@
+"""A fake Reddit OAuth API for tests: real praw talks to it over HTTP on 127.0.0.1.
+
+It serves the wire shapes praw 8 / prawcore 4 use (see /work/shared/research/apis.md §1.5):
+
+* ``POST /api/v1/access_token``: HTTP Basic client auth, ``password`` and ``client_credentials``
+  grants. A wrong client id/secret answers 401 (as Reddit does); a wrong password answers 200
+  with ``{"error": "invalid_grant"}`` (as Reddit does).
+* ``GET /r/{sub}/top?t=&limit=&after=``: a Listing, at most 100 posts a page whatever ``limit``
+  asks, paged by ``after``, capped at 1000 posts per (subreddit, time filter) like Reddit's
+  precomputed listings. Posts are ranked by score within the time window, so different time
+  filters list different posts and their union can pass the cap.
+* Unknown subreddits answer 404 (or, with ``redirect_unknown``, the 302 to
+  ``/subreddits/search`` that Reddit also uses); private ones 403.
+* Every API answer carries all three ``x-ratelimit-*`` headers (prawcore reads them together).
+
+Tests script faults with :meth:`FakeReddit.fail_next` and assert on :attr:`FakeReddit.requests`.
+The class is meant to grow (``POST /api/submit`` for posting bots) without changing its users.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import math
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+TOKEN_PATH = "/api/v1/access_token"
+INVALID_TOKEN = {"www-authenticate": 'Bearer realm="reddit", error="invalid_token"'}
+PAGE_SIZE = 100
+LISTING_CAP = 1000
+TIME_WINDOWS: dict[str, float | None] = {
+    "hour": 3600.0,
+    "day": 86400.0,
+    "week": 7 * 86400.0,
+    "month": 30 * 86400.0,
+    "year": 365 * 86400.0,
+    "all": None,
+}
+
+
+@dataclass
+class Post:
+    """One submission, with the fields praw reads (a missing one would make praw fetch it)."""
+
+    id: str
+    title: str
+    subreddit: str
+    created_utc: float
+    score: int = 1
+    selftext: str = ""
+    over_18: bool = False
+    stickied: bool = False
+    author: str = "someone"
+
+    def thing(self) -> dict[str, Any]:
+        return {
+            "kind": "t3",
+            "data": {
+                "id": self.id,
+                "name": f"t3_{self.id}",
+                "title": self.title,
+                "selftext": self.selftext,
+                "is_self": bool(self.selftext),
+                "score": self.score,
+                "created_utc": self.created_utc,
+                "over_18": self.over_18,
+                "stickied": self.stickied,
+                "author": self.author,
+                "subreddit": self.subreddit,
+                "permalink": f"/r/{self.subreddit}/comments/{self.id}/",
+                "num_comments": 0,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """What the fake saw: tests assert on grants, paging and retries with these."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    client_id: str | None  # from HTTP Basic auth on the token endpoint
+    bearer: str | None  # the access token on API calls
+    user_agent: str
+    status: int
+
+
+@dataclass
+class _Fault:
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeReddit:
+    """The fake service: its data, its credentials, its request log and its HTTP server.
+
+    Use it as a context manager (or call :meth:`start` / :meth:`stop`); :attr:`url` is then the
+    value for praw's ``oauth_url`` and ``reddit_url``.
+    """
+
+    def __init__(
+        self,
+        *,
+        clients: dict[str, str] | None = None,
+        users: dict[str, str] | None = None,
+        now: float | None = None,
+        ratelimit_window: float = 10.0,
+        ratelimit_budget: int = 1000,
+    ) -> None:
+        self.clients = dict(clients or {})
+        self.users = dict(users or {})
+        self.now = time.time() if now is None else now
+        self.subreddits: dict[str, list[Post]] = {}
+        self.private: set[str] = set()
+        self.redirect_unknown = False
+        self.requests: list[LoggedRequest] = []
+        self.ratelimit_window = ratelimit_window
+        self.ratelimit_budget = ratelimit_budget
+        self._faults: deque[_Fault | None] = deque()  # None: serve this call normally
+        self._tokens: set[str] = set()
+        self._issued = itertools.count(1)
+        self._lock = threading.Lock()
+        self._window_start = time.monotonic()
+        self._used = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- data --------------------------------------------------------------------------------
+
+    def add_posts(self, subreddit: str, posts: list[Post]) -> None:
+        self.subreddits.setdefault(subreddit.lower(), []).extend(posts)
+
+    def generate(self, subreddit: str, count: int, *, seed: int = 0, max_age_days: float = 3 * 365) -> list[Post]:
+        """``count`` plain posts with random scores, spread over ``max_age_days`` so that every
+        time filter has some (a quarter of them in the last day, where real traffic bunches)."""
+        rng = random.Random(seed)
+        posts = []
+        for n in range(count):
+            age = rng.uniform(0, 86400) if n % 4 == 0 else rng.uniform(0, max_age_days * 86400)
+            posts.append(
+                Post(f"{subreddit.lower()}{n:05d}", f"{subreddit} post {n}", subreddit, round(self.now - age), rng.randint(1, 50_000))
+            )
+        self.add_posts(subreddit, posts)
+        return posts
+
+    def top(self, subreddit: str, time_filter: str) -> list[Post]:
+        """What Reddit lists for ``/r/{subreddit}/top?t={time_filter}``: the cap applies."""
+        window = TIME_WINDOWS[time_filter]
+        posts = [p for p in self.subreddits[subreddit.lower()] if window is None or p.created_utc >= self.now - window]
+        return sorted(posts, key=lambda p: (-p.score, p.id))[:LISTING_CAP]
+
+    # -- scripting and inspection -------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        after: int = 0,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Answer ``times`` API calls (not token requests) with ``status``, once ``after`` more
+        calls have been served normally (so a fault can land in the middle of paging)."""
+        if status == 401 and headers is None:  # prawcore needs this header on a 401 (else KeyError)
+            headers = dict(INVALID_TOKEN)
+        self._faults.extend([None] * after)
+        for _ in range(times):
+            self._faults.append(_Fault(status, dict(headers or {}), body or {"message": "fault", "error": status}))
+
+    def grants(self) -> list[str]:
+        """The ``grant_type`` of every token request, in order."""
+        return [r.form.get("grant_type", "") for r in self.requests if r.path == TOKEN_PATH]
+
+    def api_requests(self) -> list[LoggedRequest]:
+        return [r for r in self.requests if r.path != TOKEN_PATH]
+
+    def praw_ini(self, site: str, **settings: str) -> str:
+        """A praw.ini section pointing praw at this server, plus ``settings`` (credentials...)."""
+        lines = [f"[{site}]", f"oauth_url = {self.url}", f"reddit_url = {self.url}"]
+        lines += [f"{key} = {value}" for key, value in settings.items()]
+        return "\n".join(lines) + "\n"
+
+    # -- server ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the fake first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FakeReddit:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-reddit", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeReddit:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- request handling (called from server threads) ----------------------------------------
+
+    def _answer_token(self, client_id: str | None, secret: str | None, form: dict[str, str]) -> _Answer:
+        if client_id is None or self.clients.get(client_id) != secret:
+            return _Answer(401, {"message": "Unauthorized", "error": 401})
+        grant = form.get("grant_type")
+        if grant == "password" and self.users.get(form.get("username", "")) != form.get("password"):
+            return _Answer(200, {"error": "invalid_grant"})
+        if grant not in ("password", "client_credentials"):
+            return _Answer(200, {"error": "unsupported_grant_type"})
+        token = f"token-{next(self._issued)}"
+        self._tokens.add(token)
+        return _Answer(200, {"access_token": token, "token_type": "bearer", "expires_in": 86400, "scope": "*"})
+
+    def _answer_api(self, method: str, path: str, query: dict[str, str], bearer: str | None) -> _Answer:
+        fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            if fault.status == 401:
+                self._tokens.discard(bearer or "")  # the token really is dead: only a refresh helps
+            return _Answer(fault.status, fault.body, fault.headers)
+        if bearer not in self._tokens:
+            return _Answer(401, {"message": "Unauthorized", "error": 401}, dict(INVALID_TOKEN))
+        answer = self._route(method, path, query)
+        answer.headers.update(self._ratelimit_headers())
+        return answer
+
+    def _route(self, method: str, path: str, query: dict[str, str]) -> _Answer:
+        parts = path.removesuffix(".json").strip("/").split("/")
+        if method == "GET" and len(parts) == 3 and parts[0] == "r" and parts[2] == "top":
+            return self._listing(parts[1], query)
+        return _Answer(404, {"message": "Not Found", "error": 404})
+
+    def _listing(self, subreddit: str, query: dict[str, str]) -> _Answer:
+        name = subreddit.lower()
+        if name in self.private:
+            return _Answer(403, {"reason": "private", "message": "Forbidden", "error": 403})
+        if name not in self.subreddits:
+            if self.redirect_unknown:
+                return _Answer(302, {}, {"location": f"/subreddits/search.json?q={subreddit}"})
+            return _Answer(404, {"message": "Not Found", "error": 404})
+        time_filter = query.get("t", "day")
+        if time_filter not in TIME_WINDOWS:
+            return _Answer(400, {"message": "Bad Request", "error": 400})
+        ranked = self.top(name, time_filter)
+        start = 0
+        if "after" in query:
+            names = [f"t3_{p.id}" for p in ranked]
+            start = names.index(query["after"]) + 1 if query["after"] in names else len(ranked)
+        page = ranked[start : start + min(int(query.get("limit", 25)), PAGE_SIZE)]
+        more = start + len(page) < len(ranked)
+        data = {
+            "after": f"t3_{page[-1].id}" if page and more else None,
+            "before": None,
+            "dist": len(page),
+            "modhash": None,
+            "children": [p.thing() for p in page],
+        }
+        return _Answer(200, {"kind": "Listing", "data": data})
+
+    def _ratelimit_headers(self) -> dict[str, str]:
+        """All three headers, from a budget per short window: generous enough that prawcore
+        never paces a test, honest enough that its parser runs on every answer."""
+        elapsed = time.monotonic() - self._window_start
+        if elapsed >= self.ratelimit_window:
+            self._window_start, self._used, elapsed = time.monotonic(), 0, 0.0
+        self._used += 1
+        return {
+            "x-ratelimit-used": str(self._used),
+            "x-ratelimit-remaining": f"{max(self.ratelimit_budget - self._used, 0):.1f}",
+            "x-ratelimit-reset": str(math.ceil(self.ratelimit_window - elapsed)),
+        }
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(handler.path)
+        query = dict(parse_qsl(url.query))
+        length = int(handler.headers.get("content-length") or 0)
+        form = dict(parse_qsl(handler.rfile.read(length).decode())) if length else {}
+        client_id, secret = _basic_auth(handler.headers.get("authorization"))
+        bearer = _bearer(handler.headers.get("authorization"))
+        with self._lock:
+            if url.path == TOKEN_PATH and handler.command == "POST":
+                answer = self._answer_token(client_id, secret, form)
+            else:
+                answer = self._answer_api(handler.command, url.path, query, bearer)
+            user_agent = handler.headers.get("user-agent", "")
+            self.requests.append(LoggedRequest(handler.command, url.path, query, form, client_id, bearer, user_agent, answer.status))
+        body = json.dumps(answer.body).encode()
+        handler.send_response(answer.status)
+        handler.send_header("content-type", "application/json; charset=UTF-8")
+        handler.send_header("content-length", str(len(body)))
+        for key, value in answer.headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
+    if not header or not header.lower().startswith("basic "):
+        return None, None
+    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    return user, password
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header or not header.lower().startswith("bearer "):
+        return None
+    return header[7:]
+
+
+def _handler_for(fake: FakeReddit) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as with the real service
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            fake._handle(self)
+
+        do_POST = do_GET
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet; tests read fake.requests
+            pass
+
+    return Handler
