@@ -12,11 +12,13 @@ and then works as ``botkit fetch mysource ...`` and as ``source: mysource`` in c
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+import glob
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from botkit.corpus import Document
+from botkit.errors import SourceError
 from botkit.options import Options, validate
 from botkit.plugins import Registry
 
@@ -55,6 +57,38 @@ class Source(ABC):
         """Yield the documents; raise :class:`~botkit.errors.SourceError` with a clear message on failure."""
 
 
+def is_glob(path: Path) -> bool:
+    return any(ch in str(path) for ch in "*?[")
+
+
+def expand_paths(
+    paths: Iterable[Path],
+    in_folder: Callable[[Path], Iterable[Path]],
+    what: str = "file",
+    order: Callable[[Path], Any] | None = None,
+) -> list[Path]:
+    """Every file that ``paths`` name, for sources that take files, folders or globs.
+
+    A file is taken as given, a folder contributes what ``in_folder`` picks from it, and a glob is
+    expanded; each group is sorted (by ``order`` when given). A path that names nothing is an
+    error, so a typo never turns into a silently empty corpus.
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            matches = sorted((p for p in in_folder(path) if p.is_file()), key=order)
+        elif is_glob(path):
+            matches = sorted((Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()), key=order)
+        elif path.is_file():
+            matches = [path]
+        else:
+            raise SourceError(f"{path}: no such {what} or folder")
+        if not matches:
+            raise SourceError(f"{path}: matches no {what}s")
+        found.extend(matches)
+    return found
+
+
 SOURCES: Registry[type[Source]] = Registry("source", "botkit.sources")
 
-__all__ = ["SOURCES", "Source"]
+__all__ = ["SOURCES", "Source", "expand_paths", "is_glob"]

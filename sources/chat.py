@@ -14,17 +14,16 @@ import re
 import zipfile
 from abc import abstractmethod
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from botkit.corpus import Document
+from botkit.corpus import Document, iso_utc
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source
-from botkit.sources.tabular import ISO_UTC
 
 _SPACE = re.compile(r"\s*")
 
@@ -214,7 +213,7 @@ def _iso_from_text(value: Any) -> str | None:
         when = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).strftime(ISO_UTC)
+    return iso_utc(when)
 
 
 def _iso_from_ms(value: Any) -> str | None:
@@ -222,6 +221,6 @@ def _iso_from_ms(value: Any) -> str | None:
     if not isinstance(value, int) or isinstance(value, bool):
         return None
     try:
-        return datetime.fromtimestamp(value / 1000, timezone.utc).strftime(ISO_UTC)
+        return iso_utc(value / 1000)
     except (OverflowError, OSError, ValueError):  # a corrupt timestamp costs the time, not the message
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from pydantic import Field
 from botkit.corpus import Document, read_lines
 from botkit.errors import SourceError
 from botkit.options import Options
-from botkit.sources import Source
+from botkit.sources import Source, expand_paths
 
 
 class FilesOptions(Options):
@@ -38,22 +37,7 @@ class FilesSource(Source):
         return self.options.paths[0].stem if len(self.options.paths) == 1 else "files"
 
     def files(self) -> list[Path]:
-        """Every file the paths name, in a stable order; a path matching nothing is an error."""
-        found: list[Path] = []
-        for path in self.options.paths:
-            text = str(path)
-            if path.is_dir():
-                matches = sorted(p for p in path.glob(self.options.pattern) if p.is_file())
-            elif any(ch in text for ch in "*?["):
-                matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-            elif path.is_file():
-                matches = [path]
-            else:
-                raise SourceError(f"{path}: no such file or folder")
-            if not matches:
-                raise SourceError(f"{path}: matches no files" + (f" (pattern {self.options.pattern})" if path.is_dir() else ""))
-            found.extend(matches)
-        return found
+        return expand_paths(self.options.paths, lambda folder: folder.glob(self.options.pattern))
 
     def documents(self) -> Iterator[Document]:
         o = self.options

@@ -17,7 +17,6 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -25,7 +24,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from botkit import __version__
-from botkit.corpus import Document
+from botkit.corpus import REDDIT_GONE, Document, iso_utc
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source
@@ -39,8 +38,6 @@ log = logging.getLogger(__name__)
 TIME_FILTERS = ("all", "year", "month", "week", "day", "hour")  # broadest first: most posts early
 ALL_FILTERS = "all-filters"
 USER_AGENT = f"botkit/{__version__} (corpus fetcher)"
-GONE = frozenset({"[deleted]", "[removed]"})
-ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 TOKEN_PATH = "/api/v1/access_token"
 CREDENTIALS_HELP = (
     "put client_id and client_secret (plus username and password for a script app) in a praw.ini "
@@ -132,13 +129,12 @@ class RedditSource(Source):
     def document(self, post: Submission) -> Document | None:
         """The post as a document, or None for what would only add noise to a corpus."""
         o = self.options
-        if post.stickied or post.title in GONE or post.selftext in GONE:
+        if post.stickied or post.title in REDDIT_GONE or post.selftext in REDDIT_GONE:
             return None  # stickies are mod announcements; [removed] and [deleted] are not text
         if (post.over_18 and not o.over_18) or (o.min_score is not None and post.score < o.min_score):
             return None
         text = f"{post.title}\n\n{post.selftext}" if o.selftext and post.selftext else post.title
-        created = datetime.fromtimestamp(post.created_utc, UTC).strftime(ISO_UTC)
-        return Document(text, label=post.subreddit.display_name, id=post.id, source="reddit", created=created)
+        return Document(text, label=post.subreddit.display_name, id=post.id, source="reddit", created=iso_utc(post.created_utc))
 
 
 def connect(site: str) -> praw.Reddit:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from botkit.corpus import Document
+from botkit.corpus import ISO_UTC, Document
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_TEXT_COLUMNS = ("text", "title")
 _UNNAMED = re.compile(r"^Unnamed: \d+(\.\d+)?$")
 _SEP_ALIASES = {"\\t": "\t", "tab": "\t"}
-ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def parse_conditions(items: list[str]) -> dict[str, set[str]]:

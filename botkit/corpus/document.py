@@ -4,6 +4,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+#: The one timestamp format of corpora: ISO-8601, UTC, whole seconds.
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+
+#: Reddit's placeholders for text that is gone; no source should let them into a corpus.
+REDDIT_GONE = frozenset({"[deleted]", "[removed]"})
+
+
+def iso_utc(when: float | datetime) -> str:
+    """A Unix time or an aware datetime as a corpus ``created`` string; naive datetimes count as UTC."""
+    if not isinstance(when, datetime):
+        when = datetime.fromtimestamp(when, UTC)
+    elif when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime(ISO_UTC)
 
 
 def _digest(kind: bytes, value: str) -> int:
