@@ -35,18 +35,12 @@ class Source(ABC):
         self.options = options
 
     @classmethod
-    def from_mapping(
-        cls,
-        values: Mapping[str, Any],
-        where: str,
-        path_prefix: tuple[str, ...] = (),
-        *,
-        flags: bool = False,
-        base_dir: Path | None = None,
-        secret: set[tuple[str, ...]] | None = None,
-    ) -> Source:
-        """Build the source from config keys or parsed flags, validated against ``Options``."""
-        return cls(validate(cls.Options, values, where, path_prefix, flags=flags, base_dir=base_dir, secret=secret))
+    def from_mapping(cls, values: Mapping[str, Any], where: str, path_prefix: tuple[str, ...] = (), **how: Any) -> Source:
+        """Build the source from config keys or parsed flags, validated against ``Options``.
+
+        ``how`` goes to :func:`botkit.options.validate` (``flags``, ``base_dir``, ``secret``).
+        """
+        return cls(validate(cls.Options, values, where, path_prefix, **how))
 
     def default_name(self) -> str:
         """A short name for the default output file, ``corpora/<name>.jsonl``."""
