@@ -98,11 +98,15 @@ def read_lines(path: str | Path, what: str = "input") -> Iterator[str]:
     with handle:
         for raw in handle:
             try:
-                yield raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 before = _replaced[0]
-                yield raw.decode("utf-8", "botkit-count-replace")
+                text = raw.decode("utf-8", "botkit-count-replace")
                 replaced += _replaced[0] - before
+            # A single-text corpus is one line of many MB: hold no extra copy while the caller works.
+            del raw
+            yield text
+            del text
     if replaced:
         log.warning("%s: %d invalid UTF-8 sequence(s) replaced with U+FFFD", path, replaced)
 
@@ -113,9 +117,12 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
     fmt = corpus_format(path)
     for number, raw in enumerate(read_lines(path, "corpus"), 1):
         line = raw.rstrip("\r\n")
+        del raw
         if not line.strip():
             continue
-        yield _parse_jsonl(line, path, number) if fmt == ".jsonl" else Document(decode_txt(line))
+        doc = _parse_jsonl(line, path, number) if fmt == ".jsonl" else Document(decode_txt(line))
+        del line  # see read_lines: no second copy of a huge document while it is in use
+        yield doc
 
 
 class CorpusWriter:
