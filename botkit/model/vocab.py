@@ -1,0 +1,204 @@
+"""One vocabulary for both levels: characters, or words with punctuation and casing tokens.
+
+Ids are fixed by position in ``tokens``: 0 is padding, then the special tokens, then the corpus's
+tokens by falling frequency. Fine-tuning appends new tokens at the end, so every id a trained
+model knows keeps its meaning (the embedding and output matrices only grow).
+
+Word level lowercases words and puts a casing token before words that were not lowercase
+(``<cap>`` for "Word", ``<upper>`` for "WORD"); mixed-case words ("iPhone") stay tokens of their
+own. That keeps the vocabulary small and still lets :meth:`Vocabulary.decode` give back normal text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from botkit.errors import BotkitError
+
+Level = Literal["char", "word"]
+
+PAD, SEP, UNK, CAP, UPPER = "<pad>", "<sep>", "<unk>", "<cap>", "<upper>"
+PAD_ID, SEP_ID, UNK_ID = 0, 1, 2
+SPECIALS: dict[str, tuple[str, ...]] = {"char": (PAD, SEP, UNK), "word": (PAD, SEP, UNK, CAP, UPPER)}
+NO_LABEL = ""  # label id 0: documents without a label
+
+# A word is letters/digits, with inner apostrophes and hyphens kept ("don't", "well-known"), so a
+# free-standing dash stays spaced; anything else that is not a space is a token of its own, and
+# so is a newline (line structure matters in titles and chats).
+_WORD_RE = re.compile(r"\n|[^\W_]+(?:['’-][^\W_]+)*|[^\s]")
+_NO_SPACE_BEFORE = set(".,!?;:%)]}»…\n/")
+_NO_SPACE_AFTER = set("([{«¿¡$#@\n/")
+_QUOTES = set("\"'")
+
+
+class VocabError(BotkitError):
+    """A vocabulary file is missing or malformed."""
+
+
+def split_words(text: str) -> Iterator[str]:
+    """Word-level tokens of ``text``: casing tokens, lowercased words, punctuation, newlines."""
+    for piece in _WORD_RE.findall(text):
+        if piece.islower() or not piece.isalpha() and piece.lower() == piece:
+            yield piece
+        elif piece[0].isupper() and (len(piece) == 1 or piece[1:].islower() or not any(c.isalpha() for c in piece[1:])):
+            yield CAP
+            yield piece.lower()
+        elif piece.isupper():
+            yield UPPER
+            yield piece.lower()
+        else:
+            yield piece
+
+
+def join_words(tokens: Iterable[str]) -> str:
+    """Inverse of :func:`split_words` up to spacing, which is rebuilt from punctuation rules."""
+    out: list[str] = []
+    case: str | None = None
+    open_quote = False
+    glue = True  # no space before the next token
+    for token in tokens:
+        if token in (CAP, UPPER):
+            case = token
+            continue
+        if token in (PAD, SEP):
+            continue
+        word = token.capitalize() if case == CAP else token.upper() if case == UPPER else token
+        case = None
+        if token in _QUOTES:
+            space = not glue and not open_quote
+            open_quote = not open_quote
+            out.append((" " if space else "") + word)
+            glue = open_quote
+            continue
+        space = not glue and token not in _NO_SPACE_BEFORE
+        out.append((" " if space else "") + word)
+        glue = token in _NO_SPACE_AFTER
+    return "".join(out)
+
+
+@dataclass
+class Vocabulary:
+    """Token and label tables; ``encode``/``decode`` between text and ids."""
+
+    level: Level
+    tokens: list[str]
+    labels: list[str] = field(default_factory=lambda: [NO_LABEL])
+
+    def __post_init__(self) -> None:
+        self._ids = {t: i for i, t in enumerate(self.tokens)}
+        self._label_ids = {label: i for i, label in enumerate(self.labels)}
+        self._char_table: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def dtype(self) -> type[np.unsignedinteger]:
+        """Smallest unsigned type that holds every id: the on-disk token file uses it."""
+        return np.uint16 if len(self.tokens) <= 1 << 16 else np.uint32
+
+    @property
+    def labelled(self) -> bool:
+        return len(self.labels) > 1
+
+    def split(self, text: str) -> list[str]:
+        return list(text) if self.level == "char" else list(split_words(text))
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of ``text``; tokens outside the vocabulary become ``<unk>``."""
+        if self.level == "char":
+            return self._encode_chars(text)
+        ids = self._ids
+        return np.fromiter((ids.get(t, UNK_ID) for t in split_words(text)), dtype=self.dtype)
+
+    def _encode_chars(self, text: str) -> np.ndarray:
+        # A code-point lookup table makes encoding a vectorised gather: ~100× a per-char dict.get.
+        if self._char_table is None:
+            table = np.full(0x110000, UNK_ID, dtype=self.dtype)
+            for token, i in self._ids.items():
+                if len(token) == 1:
+                    table[ord(token)] = i
+            self._char_table = table
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        return self._char_table[points]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids``; padding and separators are dropped, ``<unk>`` is kept visible."""
+        tokens = [self.tokens[i] for i in ids]
+        if self.level == "char":
+            return "".join(t if t == UNK or t not in (PAD, SEP) else "" for t in tokens)
+        return join_words(tokens)
+
+    def label_id(self, label: str | None) -> int:
+        """Id of a trained label; an unknown label is a user error (say which ones exist)."""
+        if label is None:
+            return 0
+        try:
+            return self._label_ids[label]
+        except KeyError:
+            known = ", ".join(self.labels[1:21]) or "none (the model was trained without labels)"
+            raise VocabError(f"label {label!r} is not one the model was trained on (known: {known})") from None
+
+    def known_label_id(self, label: str | None) -> int:
+        """Id of ``label``, or 0 ("no label") when the model was not trained on it."""
+        return self._label_ids.get(label, 0) if label is not None else 0
+
+    def extended(self, tokens: Iterable[str], labels: Iterable[str]) -> Vocabulary:
+        """This vocabulary plus any new tokens and labels, appended so old ids keep their meaning."""
+        new_tokens = list(self.tokens) + [t for t in dict.fromkeys(tokens) if t not in self._ids]
+        new_labels = list(self.labels) + [label for label in dict.fromkeys(labels) if label not in self._label_ids]
+        return Vocabulary(self.level, new_tokens, new_labels)
+
+    def to_json(self) -> dict[str, object]:
+        return {"level": self.level, "tokens": self.tokens, "labels": self.labels}
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            level, tokens, labels = data["level"], data["tokens"], data["labels"]
+        except FileNotFoundError:
+            raise VocabError(f"{path}: vocabulary file not found") from None
+        except (ValueError, KeyError, TypeError):
+            raise VocabError(f"{path}: not a botkit vocabulary file (expected JSON with level, tokens, labels)") from None
+        if level not in SPECIALS or list(tokens[: len(SPECIALS[level])]) != list(SPECIALS[level]):
+            raise VocabError(f"{path}: not a botkit vocabulary file (unknown level or special tokens)")
+        return cls(level, list(tokens), list(labels))
+
+
+class VocabularyBuilder:
+    """Counts tokens and labels in one streaming pass; :meth:`build` caps and orders them."""
+
+    def __init__(self, level: Level, max_words: int | None = None) -> None:
+        self.level = level
+        self.max_words = max_words
+        self.counts: Counter[str] = Counter()
+        self.labels: dict[str, None] = {}  # first-seen order keeps label ids stable across runs
+
+    def add(self, text: str, label: str | None = None) -> None:
+        self.counts.update(text if self.level == "char" else split_words(text))
+        if label is not None:
+            self.labels.setdefault(label)
+
+    def build(self) -> Vocabulary:
+        specials = SPECIALS[self.level]
+        ranked = sorted((t for t in self.counts if t not in specials), key=lambda t: (-self.counts[t], t))
+        if self.level == "word" and self.max_words is not None:
+            ranked = ranked[: self.max_words]
+        return Vocabulary(self.level, [*specials, *ranked], [NO_LABEL, *self.labels])
+
+    def new_tokens(self, vocab: Sequence[str]) -> list[str]:
+        """Tokens counted here that ``vocab`` lacks, most frequent first (for fine-tuning)."""
+        known = set(vocab)
+        return [t for t in self.build().tokens if t not in known]

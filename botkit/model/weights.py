@@ -1,0 +1,199 @@
+"""``weights/NAME/``: everything needed to generate (no corpus, no GPU), and to resume training.
+
+Layout::
+
+    config.json          format_version, botkit version, level, model config, training config
+    vocab.json           tokens and labels (ids are positions)
+    model.weights.h5     Keras weights (the best validation loss when there was validation)
+    resume/              latest weights, optimizer variables and step/epoch, for --resume
+    cache/               encoded corpora (safe to delete)
+
+Every file is written beside its final name and renamed over it, so an interrupted save never
+leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from botkit import __version__
+from botkit.errors import BotkitError, ConfigError
+from botkit.model.network import ModelConfig, build_model
+from botkit.model.vocab import VocabError, Vocabulary
+
+FORMAT_VERSION = 1
+CONFIG, VOCAB, WEIGHTS, RESUME = "config.json", "vocab.json", "model.weights.h5", "resume"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+class WeightsError(BotkitError):
+    """A model folder or one of its files is missing, truncated or not botkit's."""
+
+
+@dataclass
+class Saved:
+    """A model loaded from a weights folder."""
+
+    path: Path
+    model: Any  # keras.Model
+    config: ModelConfig
+    vocab: Vocabulary
+    training: dict[str, Any]
+
+
+def _replace_file(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    _replace_file(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8"))
+
+
+def _save_weights(model: Any, path: Path) -> None:
+    # Keras insists on the .weights.h5 suffix, so the temporary file keeps it.
+    tmp = path.with_name(f".tmp.{path.name}")
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def save(path: Path, model: Any, config: ModelConfig, vocab: Vocabulary, training: dict[str, Any]) -> None:
+    """Write the generation files of a model folder."""
+    path.mkdir(parents=True, exist_ok=True)
+    _save_weights(model, path / WEIGHTS)
+    vocab_path = path / VOCAB
+    _replace_file(vocab_path, vocab.save)
+    _write_json(
+        path / CONFIG,
+        {"format_version": FORMAT_VERSION, "botkit_version": __version__, "level": vocab.level, "model": config.to_json(), "training": training},
+    )
+
+
+def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
+    """The model and training config of a weights folder, checked."""
+    if not path.is_dir():
+        raise WeightsError(f"{path}: no such model folder (train one with: botkit train CORPUS -o {path})")
+    config_path = path / CONFIG
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"{config_path}: missing; {path} is not a botkit model folder") from None
+    except (ValueError, UnicodeDecodeError):
+        raise WeightsError(f"{config_path}: truncated or not a botkit config (not valid JSON)") from None
+    if not isinstance(data, dict) or "format_version" not in data or "model" not in data:
+        raise WeightsError(f"{config_path}: not a botkit model config (no format_version/model)")
+    if data["format_version"] > FORMAT_VERSION:
+        raise WeightsError(f"{config_path}: format {data['format_version']} is newer than this botkit understands ({FORMAT_VERSION}); upgrade botkit")
+    try:
+        config = ModelConfig.from_json(data["model"], str(config_path))
+    except (ConfigError, TypeError) as exc:
+        raise WeightsError(str(exc)) from None
+    return config, data.get("training", {})
+
+
+def load_weights_file(model: Any, file: Path) -> None:
+    """Load ``file`` into ``model`` or say in one line which file is bad."""
+    try:
+        with open(file, "rb") as handle:
+            signature = handle.read(len(_HDF5_SIGNATURE))
+    except FileNotFoundError:
+        raise WeightsError(f"{file}: missing") from None
+    if signature != _HDF5_SIGNATURE:
+        raise WeightsError(f"{file}: truncated or not a botkit weights file (not HDF5)")
+    try:
+        model.load_weights(file)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        raise WeightsError(f"{file}: truncated or not a botkit weights file (does not match {file.parent / CONFIG})") from None
+
+
+def read_vocab(path: Path) -> Vocabulary:
+    try:
+        return Vocabulary.load(path / VOCAB)
+    except VocabError as exc:
+        raise WeightsError(str(exc)) from None
+
+
+def load(path: str | Path) -> Saved:
+    """A ready-to-run model from a weights folder."""
+    path = Path(path)
+    config, training = read_config(path)
+    vocab = read_vocab(path)
+    if len(vocab) != config.vocab_size or len(vocab.labels) != config.num_labels:
+        raise WeightsError(f"{path / VOCAB}: {len(vocab)} tokens / {len(vocab.labels)} labels, but {path / CONFIG} says {config.vocab_size} / {config.num_labels}")
+    model = build_model(config)
+    load_weights_file(model, path / WEIGHTS)
+    return Saved(path, model, config, vocab, training)
+
+
+def save_resume(path: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    """Latest weights, optimizer variables and schedule position, for ``--resume``."""
+    folder = path / RESUME
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_weights(model, folder / WEIGHTS)
+    values = [np.asarray(v) for v in optimizer.variables]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, *values)
+
+    _replace_file(folder / "optimizer.npz", write)
+    _write_json(folder / "state.json", state)
+
+
+def load_resume(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+    """Restore what :func:`save_resume` wrote; the optimizer must be built for ``model``."""
+    folder = path / RESUME
+    state_path = folder / "state.json"
+    if not state_path.exists():
+        raise WeightsError(f"{state_path}: missing; nothing to resume in {path} (train without --resume first)")
+    try:
+        state = json.loads(state_path.read_text())
+    except ValueError:
+        raise WeightsError(f"{state_path}: truncated or not a botkit resume state") from None
+    load_weights_file(model, folder / WEIGHTS)
+    try:
+        with np.load(folder / "optimizer.npz") as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, KeyError):
+        raise WeightsError(f"{folder / 'optimizer.npz'}: missing, truncated or not a botkit optimizer state") from None
+    variables = optimizer.variables
+    if len(values) != len(variables) or any(tuple(v.shape) != tuple(x.shape) for v, x in zip(variables, values)):
+        raise WeightsError(f"{folder / 'optimizer.npz'}: does not match the model (was it saved by another botkit version?)")
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+    return state
+
+
+def extend_into(old: Any, new: Any) -> None:
+    """Copy ``old``'s weights into ``new``, whose vocabulary or label count may be larger.
+
+    Ids only ever grow at the end (see :class:`Vocabulary`), so each old array goes into the
+    leading corner of the new one. New embedding rows and output columns start small (a tenth of a
+    fresh initialisation), new output biases at the smallest old bias, and new inputs of an output
+    layer (labels the base did not have) at zero: the fine-tuned model first predicts exactly like
+    its base on the base's tokens, and unseen tokens start out unlikely instead of random.
+    """
+    import keras
+
+    for layer in new.layers:
+        try:
+            old_layer = old.get_layer(layer.name)
+        except ValueError:
+            continue  # e.g. the label layers when the base model had no labels
+        for target, source in zip(layer.weights, old_layer.weights):
+            value, old_value = np.asarray(target) * 0.1, np.asarray(source)
+            if value.shape != old_value.shape:
+                if isinstance(layer, keras.layers.Dense) and value.ndim == 1:
+                    value[:] = old_value.min()
+                elif isinstance(layer, keras.layers.Dense):
+                    value[old_value.shape[0] :] = 0.0
+                value[tuple(slice(0, n) for n in old_value.shape)] = old_value
+                old_value = value
+            target.assign(old_value)
