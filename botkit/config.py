@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from botkit.bots.spec import BotSpec, parse_bots
 from botkit.corpus import Normalization
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import describe_error, validate
@@ -70,6 +71,8 @@ class _TopLevel(BaseModel):
 
     store: str = Field("botkit.db", description="SQLite file (or SQLAlchemy URL) of the bots' ledger")
     corpora: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    defaults: dict[str, Any] = Field(default_factory=dict)  # keys every bot gets unless it gives its own
+    bots: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,11 @@ class Config:
     path: Path
     store: str
     corpora: dict[str, CorpusSpec]
+    bots: dict[str, BotSpec] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.resolve().parent
 
 
 def _corpus_spec(name: str, raw: dict[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]) -> CorpusSpec:
@@ -140,6 +148,8 @@ def load_config(path: str | Path) -> Config:
             corpora[name] = _corpus_spec(name, entry, where, base_dir, secret)
         except ConfigError as exc:
             problems.append(str(exc))
+    bots, bot_problems = parse_bots(top.defaults, top.bots, where, base_dir, secret)
+    problems += bot_problems
     if problems:
         raise ConfigError("\n".join(problems))
-    return Config(path, top.store, corpora)
+    return Config(path, top.store, corpora, bots)

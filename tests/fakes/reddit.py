@@ -12,6 +12,11 @@ It serves the wire shapes praw 8 / prawcore 4 use (see /work/shared/research/api
 * Unknown subreddits answer 404 (or, with ``redirect_unknown``, the 302 to
   ``/subreddits/search`` that Reddit also uses); private ones 403.
 * Every API answer carries all three ``x-ratelimit-*`` headers (prawcore reads them together).
+* For posting bots: ``POST /api/submit`` records a :class:`Submission` (a user token is required,
+  as on Reddit) and answers in the ``json.data`` / ``json.errors`` shape; ``GET /api/v1/me`` and
+  ``GET /user/{name}/submitted`` (newest first) let a bot look up what it already posted.
+  :meth:`FakeReddit.fail_submit` scripts RATELIMIT errors, 5xx and 403 for submissions only, and
+  :attr:`FakeReddit.submit_delay` widens the window between making a post and answering.
 
 Tests script faults with :meth:`FakeReddit.fail_next` and assert on :attr:`FakeReddit.requests`.
 The class is meant to grow (``POST /api/submit`` for posting bots) without changing its users.
@@ -83,6 +88,21 @@ class Post:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """One post a bot made: as listings show it, plus the form praw sent (kind, flair, ...)."""
+
+    post: Post
+    form: dict[str, str]
+
+
+@dataclass
+class _SubmitFault:
+    status: int  # 200: a json.errors answer (RATELIMIT)
+    body: dict[str, Any]
+    post_first: bool  # make the post, then answer with the fault
+
+
+@dataclass(frozen=True)
 class LoggedRequest:
     """What the fake saw: tests assert on grants, paging and retries with these."""
 
@@ -108,6 +128,7 @@ class _Answer:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to wait before sending, outside the lock
 
 
 class FakeReddit:
@@ -143,6 +164,10 @@ class FakeReddit:
         self._used = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.submissions: list[Submission] = []
+        self.submit_delay = 0.0
+        self._submit_faults: deque[_SubmitFault] = deque()
+        self._token_users: dict[str, str] = {}
 
     # -- data --------------------------------------------------------------------------------
 
@@ -186,6 +211,21 @@ class FakeReddit:
         self._faults.extend([None] * after)
         for _ in range(times):
             self._faults.append(_Fault(status, dict(headers or {}), body or {"message": "fault", "error": status}))
+
+    def fail_submit(self, status: int = 200, *, times: int = 1, ratelimit_minutes: int | None = None, post_first: bool = False) -> None:
+        """Answer the next ``times`` submissions with ``status``, or with Reddit's RATELIMIT error
+        ("Take a break for N minutes") when ``ratelimit_minutes`` is given. ``post_first`` makes the
+        post before failing the answer (the client then cannot know it went out)."""
+        if ratelimit_minutes is not None:
+            message = f"Looks like you've been doing that a lot. Take a break for {ratelimit_minutes} minutes before trying again."
+            body: dict[str, Any] = {"json": {"errors": [["RATELIMIT", message, "ratelimit"]]}}
+        else:
+            body = {"message": "fault", "error": status}
+        self._submit_faults.extend(_SubmitFault(status, body, post_first) for _ in range(times))
+
+    def titles(self, subreddit: str | None = None) -> list[str]:
+        """Titles of the submissions made so far, in order (of one subreddit, if given)."""
+        return [s.post.title for s in self.submissions if subreddit is None or s.post.subreddit.lower() == subreddit.lower()]
 
     def grants(self) -> list[str]:
         """The ``grant_type`` of every token request, in order."""
@@ -239,9 +279,11 @@ class FakeReddit:
             return _Answer(200, {"error": "unsupported_grant_type"})
         token = f"token-{next(self._issued)}"
         self._tokens.add(token)
+        if grant == "password":
+            self._token_users[token] = form["username"]
         return _Answer(200, {"access_token": token, "token_type": "bearer", "expires_in": 86400, "scope": "*"})
 
-    def _answer_api(self, method: str, path: str, query: dict[str, str], bearer: str | None) -> _Answer:
+    def _answer_api(self, method: str, path: str, query: dict[str, str], bearer: str | None, form: dict[str, str] | None = None) -> _Answer:
         fault = self._faults.popleft() if self._faults else None
         if fault is not None:
             if fault.status == 401:
@@ -249,15 +291,50 @@ class FakeReddit:
             return _Answer(fault.status, fault.body, fault.headers)
         if bearer not in self._tokens:
             return _Answer(401, {"message": "Unauthorized", "error": 401}, dict(INVALID_TOKEN))
-        answer = self._route(method, path, query)
+        answer = self._route(method, path, query, form or {}, self._token_users.get(bearer or ""))
         answer.headers.update(self._ratelimit_headers())
         return answer
 
-    def _route(self, method: str, path: str, query: dict[str, str]) -> _Answer:
+    def _route(self, method: str, path: str, query: dict[str, str], form: dict[str, str] | None = None, user: str | None = None) -> _Answer:
         parts = path.removesuffix(".json").strip("/").split("/")
         if method == "GET" and len(parts) == 3 and parts[0] == "r" and parts[2] == "top":
             return self._listing(parts[1], query)
+        if method == "POST" and parts == ["api", "submit"]:
+            return self._submit(form or {}, user)
+        if method == "GET" and parts == ["api", "v1", "me"]:
+            return _Answer(200, {"name": user, "id": f"u{user}", "created_utc": self.now}) if user else _Answer(403, {"message": "Forbidden", "error": 403})
+        if method == "GET" and len(parts) == 3 and parts[0] == "user" and parts[2] == "submitted":
+            return self._submitted(parts[1], query)
         return _Answer(404, {"message": "Not Found", "error": 404})
+
+    def _submit(self, form: dict[str, str], user: str | None) -> _Answer:
+        """``POST /api/submit``: Reddit's checks in Reddit's shapes, then the post is recorded."""
+        fault = self._submit_faults.popleft() if self._submit_faults else None
+        if fault is not None and not fault.post_first:
+            return _Answer(fault.status, fault.body)
+        name, title = form.get("sr", ""), form.get("title", "")
+        if user is None:
+            return _Answer(200, {"json": {"errors": [["USER_REQUIRED", "Please log in to do that.", None]]}})
+        if name.lower() in self.private:
+            return _Answer(403, {"reason": "private", "message": "Forbidden", "error": 403})
+        if name.lower() not in self.subreddits:
+            return _Answer(200, {"json": {"errors": [["SUBREDDIT_NOEXIST", "that subreddit doesn't exist", "sr"]]}})
+        if not title.strip() or len(title) > 300:
+            return _Answer(200, {"json": {"errors": [["TOO_LONG" if title.strip() else "NO_TEXT", "title must be 1 to 300 characters", "title"]]}})
+        post = Post(f"s{len(self.submissions) + 1:05d}", title, name, time.time(), selftext=form.get("text", ""), author=user)
+        self.submissions.append(Submission(post, dict(form)))
+        self.add_posts(name, [post])
+        if fault is not None:
+            return _Answer(fault.status, fault.body, delay=self.submit_delay)
+        url = f"https://www.reddit.com/r/{name}/comments/{post.id}/"
+        return _Answer(200, {"json": {"errors": [], "data": {"url": url, "id": post.id, "name": f"t3_{post.id}", "drafts_count": 0}}}, delay=self.submit_delay)
+
+    def _submitted(self, user: str, query: dict[str, str]) -> _Answer:
+        """``GET /user/{name}/submitted``: that account's posts, newest first (one page is enough here)."""
+        mine = [s.post for s in reversed(self.submissions) if s.post.author.lower() == user.lower()]
+        page = mine[: min(int(query.get("limit", 25)), PAGE_SIZE)]
+        data = {"after": None, "before": None, "dist": len(page), "modhash": None, "children": [p.thing() for p in page]}
+        return _Answer(200, {"kind": "Listing", "data": data})
 
     def _listing(self, subreddit: str, query: dict[str, str]) -> _Answer:
         name = subreddit.lower()
@@ -310,9 +387,11 @@ class FakeReddit:
             if url.path == TOKEN_PATH and handler.command == "POST":
                 answer = self._answer_token(client_id, secret, form)
             else:
-                answer = self._answer_api(handler.command, url.path, query, bearer)
+                answer = self._answer_api(handler.command, url.path, query, bearer, form)
             user_agent = handler.headers.get("user-agent", "")
             self.requests.append(LoggedRequest(handler.command, url.path, query, form, client_id, bearer, user_agent, answer.status))
+        if answer.delay:
+            time.sleep(answer.delay)
         body = json.dumps(answer.body).encode()
         handler.send_response(answer.status)
         handler.send_header("content-type", "application/json; charset=UTF-8")

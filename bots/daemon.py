@@ -1,0 +1,150 @@
+"""``botkit run``: tick every bot once (``--once``), or schedule them with APScheduler until stopped.
+
+The schedule comes from config.yaml at every start; everything else (what was posted, what is
+claimed, rate-limit waits) comes from the ledger, so a restart carries on where the last run
+stopped. One scheduler per ledger: APScheduler 3.x job stores must not be shared between
+processes, so the jobs live in memory and the ledger alone is the shared truth.
+
+SIGTERM and SIGINT stop the scheduler, let the post in flight finish (its retry backoff is cut
+short: a candidate left claimed is reconciled at the next start) and exit cleanly.
+
+The scheduler runs in the background and the main thread waits for a signal, rather than
+APScheduler's BlockingScheduler owning the main thread: a signal handler runs on the main thread
+between two bytecodes, possibly while that thread holds a non-reentrant lock (the thread pool's
+``_shutdown_lock`` during ``submit``, an ``Event``'s lock), so a handler that stops the scheduler
+could deadlock. The handler here only sets a flag; the main thread does the stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from botkit.bots.bot import Bot, TickResult
+from botkit.bots.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+#: A tick that could not start on time (the machine slept, the pool was busy) still runs if it is
+#: at most this late; later ones are dropped and the next regular tick happens as planned.
+MISFIRE_GRACE_S = 300
+MAX_WORKERS = 20
+#: How long a stop waits for the posts in flight (longer than one post with its retries, normally).
+STOP_WAIT_S = 120.0
+SIGNAL_POLL_S = 0.2
+
+Report = Callable[[TickResult], None]
+
+
+def start_warnings(bots: Sequence[Bot]) -> list[str]:
+    """What the owner must know before anything is posted: outbox stand-ins, lowered limits."""
+    lines = []
+    for bot in bots:
+        spec = bot.spec
+        if not spec.live:
+            lines.append(f"{bot.name}: {spec.target_kind} target is not live: posting to {bot.target.describe()} instead (set live: true to post)")
+        loosened = spec.loosened_limits()
+        if loosened:
+            lines.append(f"{bot.name}: {spec.target_kind} limits lowered by the config: {', '.join(loosened)}")
+    return lines
+
+
+def run_once(bots: Sequence[Bot], ledger: Ledger) -> list[TickResult]:
+    """One tick of every bot, in config order (the README demo, cron users)."""
+    ledger.enable(bot.name for bot in bots)
+    return [bot.tick() for bot in bots]
+
+
+class Daemon:
+    """One APScheduler job per bot, plus one-off retries when a service asks the bot to wait."""
+
+    def __init__(self, bots: Sequence[Bot], ledger: Ledger, report: Report, stop: threading.Event) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.bots = {bot.name: bot for bot in bots}
+        self.ledger = ledger
+        self.report = report
+        self.stop = stop
+        # A regular tick and a retry of the same bot are two jobs: this lock keeps them apart.
+        self._busy = {name: threading.Lock() for name in self.bots}
+        self._last: dict[str, str] = {}
+        self._idle = threading.Condition()
+        self._running = 0
+        self._signalled: int | None = None
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max(1, min(MAX_WORKERS, len(bots))))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S},
+            timezone=UTC,
+        )
+
+    def run(self) -> None:
+        """Block until SIGTERM/SIGINT, then wait for the posts in flight."""
+        self.ledger.enable(self.bots)
+        now = datetime.now(UTC)
+        for name, bot in self.bots.items():
+            schedule = bot.spec.options.schedule
+            first = {"next_run_time": now} if schedule.every is not None else {}  # intervals start at once
+            self.scheduler.add_job(self._tick, schedule.trigger(), args=[name], id=f"bot:{name}", name=name, **first)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.scheduler.start()
+            while self._signalled is None:
+                time.sleep(SIGNAL_POLL_S)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.warning("%s: finishing the posts in flight, then stopping", signal.Signals(self._signalled).name)
+        self.stop.set()
+        self.scheduler.shutdown(wait=False)
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._running == 0, timeout=STOP_WAIT_S):
+                log.warning("stopping with posts still in flight; they are reconciled at the next start")
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Only set a flag: anything that takes a lock could deadlock here (see the module docstring)."""
+        self._signalled = signum
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal stops at once
+            signal.signal(sig, signal.SIG_DFL)
+
+    def _tick(self, name: str) -> None:
+        if self.stop.is_set() or not self._busy[name].acquire(blocking=False):
+            return
+        with self._idle:
+            self._running += 1
+        try:
+            result = self.bots[name].tick()
+            if str(result) != self._last.get(name):  # "empty" every 10 s for hours says nothing new
+                self.report(result)
+            self._last[name] = str(result)
+            self._after(name, result)
+        finally:
+            self._busy[name].release()
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _after(self, name: str, result: TickResult) -> None:
+        """Keep ``next run`` in the ledger for ``botkit status``; come back early when asked to wait."""
+        if self.stop.is_set():
+            return
+        job = self.scheduler.get_job(f"bot:{name}")
+        if job is None:
+            return
+        if result.outcome == "disabled":
+            job.remove()
+            self.ledger.set_next_run(name, None)
+            return
+        next_run: Any = job.next_run_time
+        if result.retry_at is not None:
+            retry_at = result.retry_at.replace(tzinfo=UTC)
+            if next_run is None or retry_at < next_run:
+                self.scheduler.add_job(self._tick, "date", run_date=retry_at, args=[name], id=f"retry:{name}", replace_existing=True)
+                next_run = retry_at
+        self.ledger.set_next_run(name, None if next_run is None else next_run.astimezone(UTC).replace(tzinfo=None))

@@ -1,0 +1,99 @@
+"""``botkit farm build``: for every model bot, fetch its corpora and train its model, skipping what
+is up to date.
+
+A bot names the corpora it learns from (``corpus:``, entries of ``corpora:``) and how to train
+(``train:``, the keys of ``botkit train``). After a training run the weights folder gets a stamp,
+``farm.json``: a hash of the corpus files and the training settings. When a later build finds the
+same stamp (nothing new was fetched, the config did not change) it skips that bot's training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from botkit.bots.spec import BotSpec
+from botkit.errors import ConfigError
+
+STAMP = "farm.json"
+
+
+def _stamp(corpora: list[Path], train: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(train, sort_keys=True, default=str).encode())
+    for path in corpora:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _up_to_date(weights: Path, stamp: str) -> bool:
+    try:
+        return json.loads((weights / STAMP).read_text(encoding="utf-8")).get("stamp") == stamp
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
+def _plan(config: Any) -> list[tuple[BotSpec, list[str]]]:
+    """Model bots with the corpora they train on; every unknown corpus or training key at once."""
+    from botkit.model.train import TrainConfig
+
+    keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    where, plan, problems = config.path, [], []
+    for name, spec in config.bots.items():
+        o = spec.options
+        if o.model is None:
+            continue
+        names = [o.corpus] if isinstance(o.corpus, str) else list(o.corpus or [])
+        if not names:
+            problems.append(f"{where}: bots.{name}.corpus: required to build a model (the corpora: entries it learns from)")
+        problems += [f"{where}: bots.{name}.corpus: no corpus named {n} under corpora:" for n in names if n not in config.corpora]
+        problems += [f"{where}: bots.{name}.train.{k}: unknown key (known: {', '.join(sorted(keys))})" for k in o.train if k not in keys]
+        plan.append((spec, names))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return plan
+
+
+def build(config: Any, *, dry_run: bool = False) -> Iterator[str]:
+    """Fetch, then train what changed; yields one line per step for the CLI to print."""
+    from botkit.fetch import fetch
+
+    plan = _plan(config)
+    if not plan:
+        yield f"{config.path}: no bot has a model: to build (prepared-posts bots need no training)"
+        return
+    fetched: set[str] = set()
+    for spec, names in plan:
+        for name in names:
+            if name in fetched:
+                continue
+            fetched.add(name)
+            corpus = config.corpora[name]
+            if dry_run:
+                yield f"would fetch corpus {name} into {corpus.output}"
+                continue
+            corpus.output.parent.mkdir(parents=True, exist_ok=True)
+            yield fetch(corpus.source, corpus.output, corpus.normalization, name=name).summary()
+        yield from _train(spec, [config.corpora[n].output for n in names], dry_run)
+
+
+def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
+    from botkit.model.train import TrainConfig, train
+
+    weights = spec.options.model
+    assert weights is not None
+    settings = dict(spec.options.train)
+    stamp = _stamp(corpora, settings) if all(p.exists() for p in corpora) else None
+    if stamp is not None and _up_to_date(weights, stamp):
+        yield f"{spec.name}: {weights} is up to date (corpus and training settings unchanged); skipped"
+        return
+    if dry_run:
+        yield f"would train {spec.name} into {weights} on {', '.join(str(p) for p in corpora)}"
+        return
+    yield train(corpora, weights, TrainConfig(**settings)).summary()
+    (weights / STAMP).write_text(json.dumps({"stamp": _stamp(corpora, settings)}), encoding="utf-8")

@@ -1,0 +1,72 @@
+"""``outbox``: the embedded default target. Posts land in the ledger and a readable file per bot.
+
+It is where a bot posts until its real target is marked ``live: true``, and what the README demo
+uses: no network, no accounts, and the same exactly-once path as Reddit and X.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import Field
+
+from botkit.bots import PostResult, Target, TargetOptions
+from botkit.bots.ledger import Candidate, show_time, utcnow
+from botkit.corpus.io import encode_txt
+
+_SEP = "  "
+_TAIL = 64 * 1024  # more than one line of any post
+
+
+class OutboxOptions(TargetOptions):
+    folder: Path = Field(Path("outbox"), description="folder of the outbox files, one BOT.txt per bot (default: outbox/ beside the config)")
+
+
+class OutboxTarget(Target):
+    """Appends ``TIME  #CANDIDATE  text`` lines to ``FOLDER/BOT.txt`` (newlines escaped as ``\\n``)."""
+
+    summary = "the local outbox: the ledger plus a readable file per bot (the default; no network)"
+    Options = OutboxOptions
+    options: OutboxOptions
+
+    @property
+    def path(self) -> Path:
+        return self.options.folder / f"{self.bot}.txt"
+
+    def post(self, candidate: Candidate) -> PostResult:
+        when = utcnow()
+        text = self.render(candidate)
+        self.ledger.outbox_add(self.bot, candidate.id, text, when, lambda: self._append(candidate.id, when, text))
+        return self._result(candidate)
+
+    def reconcile(self, candidate: Candidate) -> PostResult | None:
+        return self._result(candidate) if self.ledger.outbox_delivered(candidate.id) is not None else None
+
+    def _result(self, candidate: Candidate) -> PostResult:
+        return PostResult(remote_id=f"#{candidate.id}", url=str(self.path))
+
+    def _append(self, candidate_id: int, when: datetime, text: str) -> None:
+        """Append the line unless a crash after the write (and before the ledger commit) left it there."""
+        marker = f"#{candidate_id}"
+        if self._last_marker() == marker:
+            return
+        self.options.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(f"{show_time(when)}{_SEP}{marker}{_SEP}{encode_txt(text)}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _last_marker(self) -> str | None:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(max(fh.seek(0, os.SEEK_END) - _TAIL, 0))
+                lines = fh.read().decode("utf-8", "replace").splitlines()
+        except FileNotFoundError:
+            return None
+        fields = lines[-1].split(_SEP, 2) if lines else []
+        return fields[1] if len(fields) == 3 else None
+
+    def describe(self) -> str:
+        return f"outbox {self.path}"

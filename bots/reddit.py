@@ -1,0 +1,212 @@
+"""``reddit``: submit posts to a subreddit with praw, each bot as its own account.
+
+Credentials come only from praw's own configuration: ``site:`` names a praw.ini section holding
+the bot account's script app (client_id, client_secret, username, password), so each bot of a
+farm can be a separate account and no secret ever sits in config.yaml. Every post identifies its
+bot: the user agent names botkit and the owner's ``contact`` (unless the site sets its own), and
+``flair_*`` or ``signature`` can mark posts as generated.
+
+Reconciliation asks Reddit for the account's newest submissions (``/user/ME/submitted``) and looks
+for the claimed candidate's title in the bot's subreddit.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from botkit import __version__
+from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.bots.ledger import Candidate
+
+if TYPE_CHECKING:
+    import praw
+
+#: Reddit's own rules leave room for far more; a bot account that posts more than this gets
+#: reported and its subreddit banned for volume. Lower only for a private test subreddit.
+DEFAULT_LIMITS = Limits(min_interval=600.0, daily_cap=24)
+TITLE_MAX = 300  # Reddit refuses longer titles
+RECENT = 25  # submissions to look through when reconciling; a bot posts far fewer between two ticks
+CLOCK_SLACK_S = 300.0  # a submission this much older than the claim still counts (clock skew)
+DEFAULT_WAIT_S = 600.0  # when a RATELIMIT or 429 does not say how long
+_WAIT = re.compile(r"(\d{1,4}) (milliseconds?|seconds?|minutes?)")
+_UNITS = {"milli": 0.001, "secon": 1.0, "minut": 60.0}
+#: Errors about the bot or its subreddit, not the text: posting again cannot help.
+_BOT_ERRORS = {"SUBREDDIT_NOEXIST", "SUBREDDIT_NOTALLOWED", "SUBREDDIT_NOTALLOWED_BANNED", "USER_REQUIRED", "BANNED_FROM_SUBREDDIT"}
+NEEDS = ("client_id", "client_secret", "username", "password")
+
+
+class RedditTargetOptions(TargetOptions):
+    site: str | None = Field(None, description="praw.ini section with the bot account's credentials (client_id, client_secret, username, password)")
+    subreddit: str = Field(description="subreddit to post into, as NAME or r/NAME")
+    mode: Literal["title", "title+body"] = Field(
+        "title", description="title: the whole text is the title; title+body: the first line is the title, the rest the body"
+    )
+    flair_id: str | None = Field(None, description="flair template id for every post")
+    flair_text: str | None = Field(None, description="flair text for every post (e.g. 'generated')")
+    contact: str | None = Field(None, description="who runs the bot (u/NAME or an e-mail), for the user agent Reddit asks for")
+
+    @property
+    def sub(self) -> str:
+        return self.subreddit.removeprefix("/").removeprefix("r/")
+
+
+class RedditTarget(Target):
+    summary = "submit to a subreddit (praw; credentials from a praw.ini site per bot)"
+    Options = RedditTargetOptions
+    options: RedditTargetOptions
+    default_limits: ClassVar[Limits] = DEFAULT_LIMITS
+
+    _reddit: praw.Reddit | None = None
+
+    @classmethod
+    def max_chars(cls, options: TargetOptions) -> int | None:
+        return TITLE_MAX if isinstance(options, RedditTargetOptions) and options.mode == "title" else None
+
+    @classmethod
+    def missing(cls, options: TargetOptions) -> list[str]:
+        assert isinstance(options, RedditTargetOptions)
+        if not options.site:
+            return ["site: required for a live reddit target (a praw.ini section with the bot account's credentials)"]
+        try:
+            config = _praw_config(options.site)
+        except configparser.NoSectionError:
+            return [f"site: praw.ini has no [{options.site}] section (praw reads $XDG_CONFIG_HOME/praw.ini or ~/.config/praw.ini, then ./praw.ini)"]
+        except (configparser.Error, ValueError) as exc:  # its text may quote a line holding a password
+            return [f"site: praw site {options.site!r} cannot be read ({type(exc).__name__}); each setting must be 'key = value'"]
+        problems = []
+        lacking = [key for key in NEEDS if not getattr(config, key)]
+        if lacking:
+            problems.append(
+                f"site: praw site {options.site!r} lacks {', '.join(lacking)} (a posting bot needs a script app: {', '.join(NEEDS)})"
+            )
+        if not config.user_agent and not options.contact:
+            problems.append("contact: required (who runs this bot, e.g. u/yourname; it goes into the user agent) unless the praw site sets user_agent")
+        return problems
+
+    # -- posting -----------------------------------------------------------------------------
+
+    def title_body(self, candidate: Candidate) -> tuple[str, str]:
+        """Title and body of a candidate's post; the signature, if any, ends the body."""
+        text = candidate.text.strip()
+        title, body = (text, "") if self.options.mode == "title" else (text.partition("\n")[0], text.partition("\n")[2].strip())
+        if self.options.signature:
+            body = f"{body}\n\n{self.options.signature}".strip()
+        return title.strip(), body
+
+    def post(self, candidate: Candidate) -> PostResult:
+        title, body = self.title_body(candidate)
+        with self._errors():
+            submission = self.reddit().subreddit(self.options.sub).submit(
+                title=title, selftext=body, flair_id=self.options.flair_id, flair_text=self.options.flair_text
+            )
+            # praw drops the URL Reddit sent (reading .url would fetch the post again): build it.
+            return PostResult(submission.id, url=f"https://www.reddit.com/r/{self.options.sub}/comments/{submission.id}/")
+
+    def reconcile(self, candidate: Candidate) -> PostResult | None:
+        title, _ = self.title_body(candidate)
+        since = 0.0 if candidate.claimed_at is None else candidate.claimed_at.timestamp() - CLOCK_SLACK_S
+        with self._errors():
+            for submission in self.reddit().user.me().submissions.new(limit=RECENT):
+                same_place = submission.subreddit.display_name.lower() == self.options.sub.lower()
+                if same_place and submission.title.strip() == title and submission.created_utc >= since:
+                    return PostResult(submission.id, url=f"https://www.reddit.com{submission.permalink}", note="found by reconciliation")
+        return None
+
+    def reddit(self) -> praw.Reddit:
+        """The bot's praw client, made on first use; its settings are praw's own (the praw.ini site)."""
+        if self._reddit is None:
+            import praw
+
+            assert self.options.site is not None  # readiness() refused to start without one
+            settings: dict[str, Any] = {"check_for_updates": False}
+            if not _praw_config(self.options.site).user_agent:
+                settings["user_agent"] = f"botkit/{__version__} (bot {self.bot}; run by {self.options.contact})"
+            self._reddit = praw.Reddit(self.options.site, **settings)
+        return self._reddit
+
+    def secrets(self) -> list[str]:
+        try:
+            config = _praw_config(self.options.site or "")
+        except (configparser.Error, ValueError):  # no such site: nothing secret to hide (readiness says why)
+            return []
+        return [str(value) for value in (config.client_secret, config.password) if value]
+
+    def describe(self) -> str:
+        return f"r/{self.options.sub} as praw site {self.options.site}"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """praw's and prawcore's exceptions, sorted into what the bot should do about them."""
+        from praw.exceptions import PRAWException, RedditAPIException
+        from prawcore import exceptions as e
+
+        sub = f"r/{self.options.sub}"
+        try:
+            yield
+        except RedditAPIException as exc:
+            raise _api_error(exc, sub) from None
+        except e.TooManyRequests as exc:
+            wait = _header_wait(exc.response.headers)
+            raise RateLimited(f"{sub}: Reddit answered HTTP 429 (too many requests); waiting {wait:g}s", wait) from None
+        except (e.ServerError, e.RequestException) as exc:
+            raise Transient(f"{sub}: Reddit unreachable or failing ({_what(exc)}), after prawcore's own retries") from None
+        except (e.OAuthException, e.InvalidToken, e.InsufficientScope, e.Forbidden) as exc:
+            raise Disabled(f"{sub}: Reddit refused the account of praw site {self.options.site!r} ({_what(exc)}); check its credentials, app type and bans") from None
+        except (e.NotFound, e.Redirect):
+            raise Disabled(f"{sub}: no such subreddit, or it is banned; check subreddit:") from None
+        except e.BadRequest as exc:
+            raise Rejected(f"{sub}: Reddit refused the post ({_what(exc)})") from None
+        except e.ResponseException as exc:
+            if "access_token" in str(getattr(exc.response, "url", "")):
+                raise Disabled(f"{sub}: Reddit refused the credentials of praw site {self.options.site!r} ({_what(exc)})") from None
+            raise Transient(f"{sub}: unexpected answer from Reddit ({_what(exc)})") from None
+        except PRAWException as exc:  # praw's client-side checks (a missing setting...)
+            raise Disabled(f"{sub}: praw site {self.options.site!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _praw_config(site: str) -> Any:
+    from praw.config import Config
+
+    return Config(site)
+
+
+def _what(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code}"
+    original = getattr(exc, "original_exception", None)
+    return type(original or exc).__name__
+
+
+def _api_error(exc: Any, sub: str) -> Exception:
+    """A RedditAPIException as RateLimited (RATELIMIT), Disabled (about the bot) or Rejected (about the text)."""
+    for item in exc.items:
+        if item.error_type == "RATELIMIT":
+            wait = _message_wait(item.message)
+            return RateLimited(f"{sub}: Reddit says {item.message!r}", wait)
+    first = exc.items[0]
+    message = f"{sub}: Reddit refused the post: {first.error_message}"
+    return Disabled(message) if first.error_type in _BOT_ERRORS else Rejected(message)
+
+
+def _message_wait(message: str) -> float:
+    """Seconds in "Take a break for 9 minutes before trying again" (the form praw also parses)."""
+    match = _WAIT.search(message or "")
+    if match is None:
+        return DEFAULT_WAIT_S
+    return int(match.group(1)) * _UNITS[match.group(2)[:5]] + 1.0
+
+
+def _header_wait(headers: Any) -> float:
+    for key in ("retry-after", "x-ratelimit-reset"):
+        try:
+            return max(float(headers[key]), 1.0)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return DEFAULT_WAIT_S

@@ -1,0 +1,226 @@
+"""The ``bots:`` and ``defaults:`` sections of config.yaml, validated into :class:`BotSpec` objects.
+
+Two stages, because they fail for different reasons:
+
+* :func:`parse_bots` (run by every ``load_config``) checks the *shape*: unknown keys, types, the
+  target kind, cron syntax. A config with a typo is wrong whatever command reads it.
+* :func:`readiness` (run by ``botkit run`` before it starts) checks what must exist *now*: the
+  weights folder or posts file, a live target's credentials. ``botkit fetch`` and ``farm build``
+  must not fail on weights that they are about to create.
+
+Both collect every problem, each as ``FILE: bots.NAME.key: what is wrong``, and raise them at once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from botkit.bots import TARGETS, Limits, Target, TargetOptions
+from botkit.bots.durations import Duration
+from botkit.errors import BotkitError, ConfigError
+from botkit.options import Options, validate
+
+
+class Schedule(Options):
+    """When a bot ticks: a fixed interval or a crontab line, optionally with random jitter."""
+
+    every: Duration | None = Field(None, gt=0, description="tick every so often: 10s, 30m, 3h")
+    cron: str | None = Field(None, description="tick on a crontab line, e.g. '0 */3 * * *' (minute hour day month weekday)")
+    jitter: Duration | None = Field(None, description="shift each tick by up to this much, at random")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of every: (an interval) or cron: (a crontab line)")
+        if self.cron is not None:
+            self.trigger()  # a bad crontab line is a config error now, not a crash at start
+        return self
+
+    def trigger(self) -> Any:
+        """The APScheduler trigger (imported here: the CLI must start fast)."""
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        jitter = max(int(self.jitter), 1) if self.jitter else None  # APScheduler wants whole seconds
+        if self.cron is None:
+            return IntervalTrigger(seconds=self.every, jitter=jitter, timezone="UTC")
+        fields = self.cron.split()
+        if len(fields) != 5:
+            raise ValueError(f"crontab line {self.cron!r} has {len(fields)} fields, expected 5 (minute hour day month weekday)")
+        minute, hour, day, month, weekday = fields
+        try:
+            return CronTrigger(
+                minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), jitter=jitter, timezone="UTC"
+            )
+        except ValueError as exc:
+            raise ValueError(f"not a valid crontab line {self.cron!r} ({exc})") from None
+
+
+_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _weekdays(field: str) -> str:
+    """A crontab weekday field in APScheduler 3's terms.
+
+    Crontab counts 0 (and 7) as Sunday; APScheduler 3.x counts 0 as Monday. Numbers are turned
+    into day names so ``* * * * 1`` means Monday, as every crontab user expects.
+    """
+    parts = []
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if not span.replace("-", "").isdigit():
+            parts.append(part)  # *, */2, names: the same in both
+            continue
+        first, _, last = span.partition("-")
+        days = range(int(first), int(last or first) + 1, int(step or 1))
+        parts.extend(_DAYS[d] if d < len(_DAYS) else str(d) for d in days)
+    return ",".join(parts)
+
+
+class Generate(Options):
+    """How a model bot generates its candidates (used when the bot has ``model:``)."""
+
+    temperature: float | list[float] = Field(1.0, description="sampling temperature, or a list cycled token by token (textgenrnn style)")
+    max_length: int | None = Field(None, ge=1, description="longest sample, in tokens (characters for a char model; default about 300 characters)")
+    label: str | None = Field(None, description="context label to generate for (a subreddit, a user)")
+    prefix: str | None = Field(None, description="text every sample starts with")
+
+
+class Buffer(Options):
+    """Candidates kept ready in the ledger, so a post never waits on generation."""
+
+    size: int = Field(20, ge=1, description="candidates to hold ready after a refill")
+    low: int = Field(5, ge=0, description="refill when fewer than this many are ready")
+
+
+class Retry(Options):
+    """Retries of one post within a tick, after 5xx answers, timeouts and dropped connections."""
+
+    attempts: int = Field(3, ge=1, description="tries per tick, the first included")
+    backoff: Duration = Field(2.0, description="wait before the first retry; doubles each time, with jitter")
+    max_backoff: Duration = Field(60.0, description="longest wait between two tries")
+
+
+class BotOptions(Options):
+    """One bot, as written under ``bots.NAME`` (after ``defaults:`` are merged in)."""
+
+    model: Path | None = Field(None, description="weights folder to generate from, e.g. weights/apple")
+    posts: Path | None = Field(None, description="a .txt or .jsonl file of prepared posts, taken in order, each once")
+    corpus: str | list[str] | None = Field(None, description="corpora (names under corpora:) its model learns from, for botkit farm build")
+    train: dict[str, Any] = Field(default_factory=dict, description="training settings for botkit farm build (keys of botkit train: epochs, minutes...)")
+    generate: Generate = Field(default_factory=Generate, description="generation settings for a model bot")
+    filters: str | list[str | dict[str, Any]] = Field(
+        "default", description="filters every candidate must pass: a list, 'default' or 'none'"
+    )
+    target: dict[str, Any] = Field(default_factory=lambda: {"kind": "outbox"}, description="where posts go: {kind: outbox|reddit|twitter, ...}")
+    schedule: Schedule = Field(default_factory=lambda: Schedule(every=3 * 3600.0), description="when the bot posts")
+    review: bool = Field(False, description="hold candidates until approved with `botkit review NAME`")
+    buffer: Buffer = Field(default_factory=Buffer, description="candidates kept ready")
+    retry: Retry = Field(default_factory=Retry, description="retries after server errors")
+
+    @model_validator(mode="after")
+    def _one_supply(self) -> BotOptions:
+        if (self.model is None) == (self.posts is None):
+            raise ValueError("give exactly one of model: (a weights folder) or posts: (a file of prepared posts)")
+        return self
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    """A validated bot: its options, its target class and options, and the limits in force."""
+
+    name: str
+    options: BotOptions
+    target_kind: str
+    target_cls: type[Target]
+    target: TargetOptions
+    limits: Limits
+    base_dir: Path  # the config file's folder: relative paths and the default outbox live there
+
+    @property
+    def live(self) -> bool:
+        """Whether posts really go to the target: the local outbox always does."""
+        return self.target.live or self.target_kind == "outbox"
+
+    def loosened_limits(self) -> list[str]:
+        """The default limits this config lowered, for the warning at start."""
+        return self.limits.looser_than(self.target_cls.default_limits) if self.live else []
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, mappings merged key by key.
+
+    Two exceptions, where a merge would make nonsense: a ``schedule`` replaces the default one
+    whole (``every`` and ``cron`` exclude each other), and so does a ``target`` of another kind
+    (keys of a Reddit default mean nothing to an X target).
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping) and key != "schedule":
+            same_kind = key != "target" or value.get("kind", old.get("kind")) == old.get("kind")
+            merged[key] = _merge(old, value) if same_kind else copy.deepcopy(dict(value))
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _secret_paths(secret: set[tuple[str, ...]], name: str) -> set[tuple[str, ...]]:
+    """Secret key paths as seen from ``bots.NAME`` (values from ``defaults:`` included)."""
+    paths = set(secret)
+    paths |= {("bots", name) + path[1:] for path in secret if path[:1] == ("defaults",)}
+    return paths
+
+
+def _bot_spec(name: str, raw: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]) -> BotSpec:
+    prefix = ("bots", name)
+    secret = _secret_paths(secret, name)
+    options = validate(BotOptions, raw, where, prefix, base_dir=base_dir, secret=secret)
+    target_values = dict(options.target)
+    kind = target_values.pop("kind", None)
+    if not isinstance(kind, str):
+        raise ConfigError(f"{where}: bots.{name}.target.kind: required key is missing (a target: {', '.join(TARGETS.names())})")
+    try:
+        target_cls = TARGETS.get(kind)
+    except BotkitError as exc:
+        raise ConfigError(f"{where}: bots.{name}.target.kind: {exc}") from None
+    target = validate(target_cls.Options, target_values, where, prefix + ("target",), base_dir=base_dir, secret=secret)
+    limits = target.limits.applied_to(target_cls.default_limits)
+    return BotSpec(name, options, kind, target_cls, target, limits, base_dir)
+
+
+def parse_bots(
+    defaults: Mapping[str, Any], bots: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]
+) -> tuple[dict[str, BotSpec], list[str]]:
+    """Validate every bot; return the good ones and one line per problem (all of them)."""
+    specs: dict[str, BotSpec] = {}
+    problems: list[str] = []
+    for name, raw in bots.items():
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: bots.{name}: expected a mapping of keys (model, target, schedule...)")
+            continue
+        try:
+            specs[name] = _bot_spec(str(name), _merge(defaults, raw), where, base_dir, secret)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return specs, problems
+
+
+def readiness(specs: Mapping[str, BotSpec], where: str) -> list[str]:
+    """What stops these bots from running now, one ``FILE: bots.NAME.key: why`` line each."""
+    problems = []
+    for name, spec in specs.items():
+        o = spec.options
+        if o.model is not None and not o.model.is_dir():
+            problems.append(f"{where}: bots.{name}.model: no weights folder {o.model} (train it first: botkit farm build)")
+        if o.posts is not None and not o.posts.is_file():
+            problems.append(f"{where}: bots.{name}.posts: no such file {o.posts}")
+        if spec.live:
+            problems += [f"{where}: bots.{name}.target.{line}" for line in spec.target_cls.missing(spec.target)]
+    return problems

@@ -1,0 +1,242 @@
+"""A fake X API v2 for tests: real tweepy talks to it over HTTP on 127.0.0.1.
+
+tweepy hard-codes ``https://api.twitter.com`` (see /work/shared/research/apis.md §2), so a test
+routes a client's own ``requests`` session here with :meth:`FakeX.route` (a transport adapter that
+rewrites the URL); a subprocess is routed by starting it through this module::
+
+    PYTHONPATH=tests python -m fakes.twitter http://127.0.0.1:PORT -- run config.yaml
+
+It serves ``POST /2/tweets`` as X does: 201 with ``{"data": {"id", "text", ...}}``; 401 for
+unknown OAuth 1.0a keys; 403 "duplicate content" for a text the account already posted; 400 for
+text over 280 characters; and whatever a test scripts with :meth:`FakeX.fail_next` (429 with an
+``x-rate-limit-reset`` header, 5xx, a dropped connection, or a post that is made but answered
+with 500). Every answer carries the three ``x-rate-limit-*`` headers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+TWEETS_PATH = "/2/tweets"
+TWEET_MAX = 280
+DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
+REAL_HOST = "https://api.twitter.com"
+_OAUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Tweet:
+    id: str
+    text: str
+    consumer_key: str
+    access_token: str
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    body: dict[str, Any]
+    consumer_key: str | None
+    access_token: str | None
+    status: int
+
+
+@dataclass
+class _Fault:
+    status: int  # 0: drop the connection without an answer
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+    post_first: bool = False  # make the post, then answer with the fault (an ambiguous failure)
+
+
+class FakeX:
+    """The fake service: accounts (consumer key → access token), tweets, a request log, a server."""
+
+    def __init__(
+        self, accounts: dict[str, str] | None = None, *, window: float = 900.0, limit: int = 10_000, answer_delay: float = 0.0
+    ) -> None:
+        self.accounts = dict(accounts or {})
+        #: Seconds between making a post and answering: widens the window in which a crash
+        #: leaves the client not knowing that its post went out.
+        self.answer_delay = answer_delay
+        self.tweets: list[Tweet] = []
+        self.requests: list[LoggedRequest] = []
+        self.window = window
+        self.limit = limit
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+        self._next_id = 1_900_000_000_000_000_000
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- scripting and inspection -------------------------------------------------------------
+
+    def fail_next(self, status: int, *, times: int = 1, headers: dict[str, str] | None = None, post_first: bool = False) -> None:
+        """Answer the next ``times`` posts with ``status`` (0 drops the connection).
+
+        ``post_first`` makes the post and then fails the answer: the client cannot know it went out.
+        """
+        body = {"title": "fault", "detail": f"scripted {status}", "type": "about:blank", "status": status}
+        self._faults += [_Fault(status, dict(headers or {}), body, post_first) for _ in range(times)]
+
+    def rate_limit_next(self, seconds: float) -> None:
+        """Answer the next post with 429 and a reset ``seconds`` from now, as X does."""
+        reset = str(int(time.time() + seconds))
+        self.fail_next(429, headers={"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0", "x-rate-limit-reset": reset})
+
+    def texts(self) -> list[str]:
+        return [t.text for t in self.tweets]
+
+    # -- server ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeX:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-x", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeX:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def route(self, session: Any) -> None:
+        """Send a ``requests`` session's calls to api.twitter.com here instead (the test's seam)."""
+        session.mount(REAL_HOST, rewrite_adapter(self.url))
+
+    # -- request handling --------------------------------------------------------------------
+
+    def _answer(self, method: str, path: str, body: dict[str, Any], key: str | None, token: str | None) -> tuple[int, dict[str, Any], dict[str, str], bool]:
+        """(status, body, headers, drop) for one request."""
+        if method != "POST" or path != TWEETS_PATH:
+            return 404, {"title": "Not Found Error", "detail": f"no route {path}", "type": "about:blank", "status": 404}, {}, False
+        if key is None or self.accounts.get(key) != token:
+            return 401, {"title": "Unauthorized", "detail": "Unauthorized", "type": "about:blank", "status": 401}, {}, False
+        fault = self._faults.pop(0) if self._faults else None
+        if fault is not None and not fault.post_first:
+            return fault.status, fault.body, fault.headers, fault.status == 0
+        text = str(body.get("text", ""))
+        if any(t.text == text and t.access_token == token for t in self.tweets):
+            return 403, {"detail": DUPLICATE_DETAIL, "type": "about:blank", "title": "Forbidden", "status": 403}, {}, False
+        if not text or len(text) > TWEET_MAX:
+            return 400, {"errors": [{"message": f"text must be 1 to {TWEET_MAX} characters"}], "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}, {}, False
+        self._next_id += 1
+        tweet = Tweet(str(self._next_id), text, key, token or "")
+        self.tweets.append(tweet)
+        if fault is not None:
+            return fault.status, fault.body, fault.headers, fault.status == 0
+        return 201, {"data": {"id": tweet.id, "text": text, "edit_history_tweet_ids": [tweet.id]}}, {}, False
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            body = {}
+        key, token = _oauth1(handler.headers.get("authorization"))
+        path = handler.path.split("?", 1)[0]
+        with self._lock:
+            status, answer, headers, drop = self._answer(handler.command, path, body, key, token)
+            self.requests.append(LoggedRequest(handler.command, path, body, key, token, status))
+            headers = {"x-rate-limit-limit": str(self.limit), "x-rate-limit-remaining": str(self.limit - 1),
+                       "x-rate-limit-reset": str(int(time.time() + self.window)), **headers}  # fmt: skip
+        if self.answer_delay:
+            time.sleep(self.answer_delay)
+        if drop:
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            return
+        data = json.dumps(answer).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("content-type", "application/json; charset=utf-8")
+            handler.send_header("content-length", str(len(data)))
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client was killed mid-request (the crash test)
+            handler.close_connection = True
+
+
+def _oauth1(header: str | None) -> tuple[str | None, str | None]:
+    """``oauth_consumer_key`` and ``oauth_token`` of an OAuth 1.0a header (the signature is not checked)."""
+    if not header or not header.startswith("OAuth "):
+        return None, None
+    params = {k: unquote(v) for k, v in _OAUTH_PARAM.findall(header)}
+    return params.get("oauth_consumer_key"), params.get("oauth_token")
+
+
+def _handler_for(fake: FakeX) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            fake._handle(self)
+
+        do_GET = do_POST
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    return Handler
+
+
+def rewrite_adapter(base: str) -> Any:
+    """A ``requests`` adapter sending ``https://api.twitter.com/...`` to ``base/...``."""
+    from requests.adapters import HTTPAdapter
+
+    class Rewrite(HTTPAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            request.url = base + request.url[len(REAL_HOST) :]
+            kwargs["timeout"] = kwargs.get("timeout") or 10
+            return super().send(request, **kwargs)
+
+    return Rewrite()
+
+
+def main(argv: list[str]) -> int:
+    """Run the botkit CLI with every ``requests`` session routed to the fake at ``argv[0]``."""
+    import requests
+
+    base, rest = argv[0], argv[argv.index("--") + 1 :]
+    original = requests.Session.__init__
+
+    def routed(self: requests.Session, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.mount(REAL_HOST, rewrite_adapter(base))
+
+    requests.Session.__init__ = routed  # type: ignore[method-assign]
+    from botkit.cli import main as botkit_main
+
+    return botkit_main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
