@@ -76,8 +76,22 @@ def save(path: Path, model: Any, config: ModelConfig, vocab: Vocabulary, trainin
     )
 
 
+BASE = "base"
+
+
+def resolve(path: str | Path) -> Path:
+    """A weights folder by path; the bare name ``base`` also finds the model shipped with botkit."""
+    folder = Path(path)
+    if str(path) == BASE and not folder.exists():
+        from importlib.resources import files
+
+        return Path(str(files("botkit.weights"))) / BASE
+    return folder
+
+
 def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
     """The model and training config of a weights folder, checked."""
+    path = resolve(path)
     if not path.is_dir():
         raise WeightsError(f"{path}: no such model folder (train one with: botkit train CORPUS -o {path})")
     config_path = path / CONFIG
@@ -121,8 +135,8 @@ def read_vocab(path: Path) -> Vocabulary:
 
 
 def load(path: str | Path) -> Saved:
-    """A ready-to-run model from a weights folder."""
-    path = Path(path)
+    """A ready-to-run model from a weights folder (or ``base``, the shipped model)."""
+    path = resolve(path)
     config, training = read_config(path)
     vocab = read_vocab(path)
     if len(vocab) != config.vocab_size or len(vocab.labels) != config.num_labels:
