@@ -38,9 +38,7 @@ def textgenrnn_probs(layers: dict[str, list[np.ndarray]], window: np.ndarray) ->
     """textgenrnn's model.predict for one 40-id window (its AttentionWeightedAverage, max trick and epsilon)."""
     seq = [layers["embedding"][0][window]]
     for i in range(1, LAYERS + 1):
-        kernel, recurrent, bias = layers[f"rnn_{i}"]
-        bias = bias[: 4 * UNITS] + bias[4 * UNITS :] if bias.shape[0] == 8 * UNITS else bias
-        seq.append(lstm(seq[-1], kernel, recurrent, bias))
+        seq.append(lstm(seq[-1], *layers[f"rnn_{i}"]))
     x = np.concatenate(seq, axis=1)
     logits = (x @ layers["attention"][0])[:, 0]
     a = np.exp(logits - logits.max())
@@ -49,17 +47,31 @@ def textgenrnn_probs(layers: dict[str, list[np.ndarray]], window: np.ndarray) ->
     return np.exp(z - z.max()) / np.exp(z - z.max()).sum()
 
 
+def cudnn_layout(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """An LSTM's weights as textgenrnn saves them from a GPU's CuDNNLSTM (Keras 2's LSTM → CuDNNLSTM conversion).
+
+    Per gate, the input kernel in cuDNN's layout and the recurrent kernel transposed; the bias
+    split into an input and a recurrent half that sum to the LSTM bias.
+    """
+    per_gate = lambda k, change: np.hstack([change(g) for g in np.hsplit(k, 4)])  # noqa: E731
+    half = rng.normal(0, 0.2, bias.shape)
+    return [per_gate(kernel, lambda g: g.T.reshape(g.shape, order="C")), per_gate(recurrent, lambda g: g.T), np.concatenate([bias - half, half])]
+
+
 def write_textgenrnn(tmp_path: Path, cudnn: bool) -> tuple[dict[str, list[np.ndarray]], Path, Path, Path]:
+    """A textgenrnn model file; returns its weights in (CPU) LSTM layout, the one the reference computes with."""
     rng = np.random.default_rng(7)
     n = len(TG_VOCAB) + 1
     dims = EMB + LAYERS * UNITS
     layers = {
         "embedding": [rng.normal(0, 0.5, (n, EMB))],
-        "rnn_1": [rng.normal(0, 0.4, (EMB, 4 * UNITS)), rng.normal(0, 0.4, (UNITS, 4 * UNITS)), rng.normal(0, 0.2, (8 if cudnn else 4) * UNITS)],
-        "rnn_2": [rng.normal(0, 0.4, (UNITS, 4 * UNITS)), rng.normal(0, 0.4, (UNITS, 4 * UNITS)), rng.normal(0, 0.2, (8 if cudnn else 4) * UNITS)],
+        "rnn_1": [rng.normal(0, 0.4, (EMB, 4 * UNITS)), rng.normal(0, 0.4, (UNITS, 4 * UNITS)), rng.normal(0, 0.2, 4 * UNITS)],
+        "rnn_2": [rng.normal(0, 0.4, (UNITS, 4 * UNITS)), rng.normal(0, 0.4, (UNITS, 4 * UNITS)), rng.normal(0, 0.2, 4 * UNITS)],
         "attention": [rng.normal(0, 1.0, (dims, 1))],
         "output": [rng.normal(0, 1.0, (dims, n)), rng.normal(0, 0.5, n)],
     }
+    layers = {k: [a.astype("float32").astype(np.float64) for a in v] for k, v in layers.items()}
+    stored = {**layers, **({f"rnn_{i}": cudnn_layout(*layers[f"rnn_{i}"], rng) for i in (1, 2)} if cudnn else {})}
     names = {"embedding": ["embeddings"], "attention": ["attention_W"], "output": ["kernel", "bias"]}
     path = tmp_path / "tg_weights.hdf5"
     with h5py.File(path, "w") as h5:  # Keras 2 save_weights layout
@@ -67,7 +79,7 @@ def write_textgenrnn(tmp_path: Path, cudnn: bool) -> tuple[dict[str, list[np.nda
         h5.attrs["layer_names"] = [name.encode() for name in order]
         for name in order:
             group = h5.create_group(name)
-            arrays = layers.get(name, [])
+            arrays = stored.get(name, [])
             weight_names = [f"{name}/{w}:0" for w in names.get(name, ["kernel", "recurrent_kernel", "bias"])][: len(arrays)]
             group.attrs["weight_names"] = [w.encode() for w in weight_names]
             for weight_name, array in zip(weight_names, arrays):
@@ -75,7 +87,7 @@ def write_textgenrnn(tmp_path: Path, cudnn: bool) -> tuple[dict[str, list[np.nda
     vocab, config = tmp_path / "tg_vocab.json", tmp_path / "tg_config.json"
     vocab.write_text(json.dumps(TG_VOCAB))
     config.write_text(json.dumps({"rnn_layers": LAYERS, "rnn_size": UNITS, "rnn_bidirectional": False, "max_length": 40, "dim_embeddings": EMB, "word_level": False, "single_text": False}))
-    return {k: [a.astype("float32").astype(np.float64) for a in v] for k, v in layers.items()}, path, vocab, config
+    return layers, path, vocab, config
 
 
 @pytest.mark.parametrize("cudnn", [False, True])
@@ -110,3 +122,19 @@ def test_import_cli_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
     config.write_text(json.dumps({"rnn_bidirectional": True}))
     assert main(["import-textgenrnn", str(path), str(vocab), str(config), "-o", str(out)]) == 1
     assert "bidirectional textgenrnn models cannot be imported" in capsys.readouterr().err
+
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.mark.skipif(not (BENCH / "out" / "textgenrnn-venv" / ".bench-requirements.json").exists(), reason="textgenrnn's bench environment is not set up (run bench/textgenrnn_parity.py once)")
+def test_shipped_textgenrnn_model_parity(tmp_path: Path) -> None:
+    """textgenrnn 2.0.0 itself (its real Keras 2 model, in its own environment) against the import of its shipped weights."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(BENCH / "textgenrnn_parity.py"), "--out", str(tmp_path)], capture_output=True, text=True, cwd=BENCH)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    report = json.loads((tmp_path / "textgenrnn_parity.json").read_text())
+    assert report["max_abs_diff_within_clip"] <= 1e-4 and sum(report["within_clip"]) >= 10
+    assert report["max_unk_probability"] < 1e-6

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EPOCHS = 10
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0)
+DISTRIBUTE = ("mirrored", "multi-worker")
+# Settings that shape the token stream and the window order: a resumed run keeps the first run's.
+RESUME_KEEPS = ("level", "single_text", "max_words", "window", "train_size", "batch_size", "seed")
 
 
 @dataclass
@@ -54,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     tensorboard: str | None = None
     mixed_precision: bool = False
+    distribute: Literal["mirrored", "multi-worker"] | None = None  # None: TensorFlow's default device
 
     def check(self) -> None:
         if self.epochs is not None and self.epochs < 1 or self.minutes is not None and self.minutes <= 0:
@@ -138,6 +142,7 @@ def train(
         raise ConfigError("give at least one corpus file to train on")
     if resume and base is not None:
         raise ConfigError("give either --resume (continue this model) or --from (start from another), not both")
+    strategy = _strategy(config.distribute)  # first: multi-worker must exist before any other TF op
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         _enable_mixed_precision()
@@ -148,16 +153,47 @@ def train(
     config = _resolve_level(config, saved_base)
     config.check()
     plan = _plan(corpus, output, config, model_overrides or {}, resume=resume, base=saved_base)
-    model = build_model(plan.model_config)
-    optimizer = keras.optimizers.Adam(learning_rate=config.lr, clipnorm=config.clipnorm)
-    _compile(model, optimizer, plan.model_config)
-    state = TrainState()
-    if resume:
-        optimizer.build(model.trainable_variables)
-        state = TrainState(**weights.load_resume(output, model, optimizer))
-    elif plan.base is not None:
-        weights.extend_into(plan.base.model, model)
+    with strategy.scope():  # variables (model and optimizer) are created mirrored on every replica
+        model = build_model(plan.model_config)
+        optimizer = keras.optimizers.Adam(learning_rate=config.lr, clipnorm=config.clipnorm)
+        _compile(model, optimizer, plan.model_config)
+        state = TrainState()
+        if resume:
+            optimizer.build(model.trainable_variables)
+            state = TrainState(**weights.load_resume(output, model, optimizer))
+        elif plan.base is not None:
+            weights.extend_into(plan.base.model, model)
     return _fit(model, optimizer, plan, config, output, state)
+
+
+def _strategy(name: str | None) -> Any:
+    """The ``tf.distribute`` strategy of ``--distribute`` (TensorFlow's default one without it).
+
+    ``mirrored`` copies the model onto every visible GPU (the CPU when there is none) and splits
+    each batch between them; ``--batch-size`` stays the global batch, so the schedule and the data
+    order are the same whatever the number of replicas. ``multi-worker`` reads its cluster from the
+    ``TF_CONFIG`` environment variable, but a cluster of more than one worker is refused: Keras
+    3.15's ``fit`` fails before its first step there (``strategy.reduce`` of the first int32 batch
+    in ``TensorFlowTrainer._maybe_symbolic_build``; measured with two workers on 127.0.0.1).
+    """
+    import keras
+    import tensorflow as tf
+
+    if name is None:
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"--distribute multi-worker: TF_CONFIG is not a usable cluster spec ({str(exc).splitlines()[0][:160]})") from None
+        cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+        workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+        if workers > 1:
+            raise ConfigError(f"--distribute multi-worker: TF_CONFIG names {workers} workers, and Keras {keras.__version__} cannot train on more than one yet; use --distribute mirrored on one machine's GPUs")
+        return strategy
+    raise ConfigError(f"--distribute must be one of {', '.join(DISTRIBUTE)} (got {name!r})")
 
 
 def _enable_mixed_precision() -> None:
@@ -175,11 +211,30 @@ def _previous_training(output: Path) -> dict[str, Any]:
 
 
 def _merge_resumed(previous: dict[str, Any], config: TrainConfig) -> TrainConfig:
-    """On ``--resume`` the data settings come from the first run; budgets given now win."""
-    kept = {k: previous[k] for k in ("level", "single_text", "max_words", "window", "train_size", "batch_size", "seed") if k in previous}
+    """On ``--resume`` the data settings come from the first run; budgets given now win.
+
+    A data setting given now that differs from the first run's is ignored, and said so: the
+    token stream, the split and the window order must stay those the saved state continues.
+    (A flag given with its default value cannot be told from no flag, so only a value that
+    differs from both the default and the first run's is reported.)
+    """
+    kept = {k: previous[k] for k in RESUME_KEEPS if k in previous}
+    defaults = TrainConfig()
+    for key, value in kept.items():
+        given = getattr(config, key)
+        if given != value and given != getattr(defaults, key):
+            log.warning("--resume: ignoring %s, the first run's %s is kept", _flag(key, given), _flag(key, value))
     if config.epochs is None and config.minutes is None:
         kept.update(epochs=previous.get("epochs"), minutes=previous.get("minutes"))
     return replace(config, **kept)
+
+
+def _flag(key: str, value: Any) -> str:
+    """How a setting reads on the command line: ``--window 64``, ``--word``, ``--single-text``."""
+    if key == "level":
+        return f"--{value}"
+    flag = "--" + key.replace("_", "-")
+    return flag if value is True else f"no {flag}" if value is False else f"{flag} {value}"
 
 
 def _resolve_level(config: TrainConfig, base: weights.Saved | None) -> TrainConfig:
@@ -194,6 +249,9 @@ def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: 
     if resume:
         model_config, _ = weights.read_config(output)
         vocab = weights.read_vocab(output)
+        for key, value in overrides.items():
+            if getattr(model_config, key) != value:
+                log.warning("--resume: ignoring %s, the model keeps its %s", _flag(key, value), _flag(key, getattr(model_config, key)))
     else:
         builder = data.count_vocabulary(corpus, config.level, config.single_text, config.max_words)
         if base is not None:
