@@ -20,6 +20,7 @@ from botkit.bots.spec import BotSpec
 from botkit.errors import ConfigError
 
 STAMP = "farm.json"
+FROM = "from"  # the one train: key that is not a TrainConfig field: botkit train's --from
 
 
 def _stamp(corpora: list[Path], train: dict[str, Any]) -> str:
@@ -42,7 +43,7 @@ def _plan(config: Any) -> list[tuple[BotSpec, list[str]]]:
     """Model bots with the corpora they train on; every unknown corpus or training key at once."""
     from botkit.model.train import TrainConfig
 
-    keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    keys = {f.name for f in dataclasses.fields(TrainConfig)} | {FROM}
     where, plan, problems = config.path, [], []
     for name, spec in config.bots.items():
         o = spec.options
@@ -95,5 +96,7 @@ def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
     if dry_run:
         yield f"would train {spec.name} into {weights} on {', '.join(str(p) for p in corpora)}"
         return
-    yield train(corpora, weights, TrainConfig(**settings)).summary()
+    base = settings.get(FROM)  # fine-tune from another model ("base": the shipped one)
+    config = TrainConfig(**{k: v for k, v in settings.items() if k != FROM})
+    yield train(corpora, weights, config, base=None if base is None else Path(str(base))).summary()
     (weights / STAMP).write_text(json.dumps({"stamp": _stamp(corpora, settings)}), encoding="utf-8")

@@ -124,6 +124,7 @@ class Plan:
     train: data.Split
     val: data.Split | None
     base: weights.Saved | None = None
+    corpus: tuple[Path, ...] = ()  # recorded with the weights: the novelty filter checks samples against it
 
 
 def train(
@@ -271,7 +272,7 @@ def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: 
     if len(train_split) < 3 or val_split is not None and len(val_split) < 2:
         names = ", ".join(str(p) for p in corpus)
         raise CorpusError(f"{names}: too little text ({len(stream)} tokens) for a training and a validation split; add text or raise --train-size")
-    return Plan(model_config, vocab, train_split, val_split, base)
+    return Plan(model_config, vocab, train_split, val_split, base, tuple(Path(p).resolve() for p in corpus))
 
 
 def _dropout_only(overrides: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -305,7 +306,11 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
     total_steps = epochs * steps_per_epoch if epochs < 10**9 else None
     budget = config.minutes * 60 if config.minutes else None
     schedule = Schedule(config.lr, config.warmup_steps, total_steps, budget)
-    training_json = {**asdict(config), "epochs": config.epochs if config.epochs is not None or config.minutes else DEFAULT_EPOCHS}
+    training_json = {
+        **asdict(config),
+        "epochs": config.epochs if config.epochs is not None or config.minutes else DEFAULT_EPOCHS,
+        "corpus": [str(p) for p in plan.corpus],
+    }
     targets_per_step = config.batch_size * window
 
     def save_model() -> None:

@@ -1,0 +1,33 @@
+"""Generation: many samples a second from a trained model, batched and incremental.
+
+Python API::
+
+    from botkit.generate import Generator, generate
+
+    samples = generate("weights/NAME", 1000, temperature=0.5)      # list[Sample]
+    gen = Generator.load("weights/NAME")
+    for sample in gen.stream(10_000, temperature=[0.2, 0.5, 1.0], label="politics"):
+        ...
+    gen.write("out.jsonl", 1000, top_p=0.9, seed=1)
+
+:mod:`~botkit.generate.step` is the network as a one-token step, :mod:`~botkit.generate.sampling`
+the seeded choice, :mod:`~botkit.generate.generator` the compiled loop and the API,
+:mod:`~botkit.generate.interactive` textgenrnn's pick-the-next-token mode.
+TensorFlow is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from botkit.generate.generator import Generator, Options, write_samples
+from botkit.sample import Sample
+
+
+def generate(weights: str | Path, n: int, **options: Any) -> list[Sample]:
+    """``n`` samples from the model in ``weights`` (keywords: see :class:`Options`)."""
+    return Generator.load(weights).generate(n, **options)
+
+
+__all__ = ["Generator", "Options", "Sample", "generate", "write_samples"]

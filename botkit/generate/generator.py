@@ -1,0 +1,349 @@
+"""Batched incremental generation: :class:`Generator` and the options it takes.
+
+B sequences are generated side by side by one compiled TensorFlow function: a ``tf.while_loop``
+of :meth:`StepNetwork.step` and the seeded choice of :mod:`botkit.generate.sampling`. A row that
+ends its sample (the end-of-document separator, or ``max_length`` tokens) starts the next sample
+at once, with a fresh state, so short samples do not leave rows idle while the longest one of a
+batch finishes; Python sees one call per ``CALL_BATCHES`` × B samples, not one per token
+(measured in ``bench/generate_vs_textgenrnn.py``).
+
+Every sample starts from the document separator, as every training document does, then the
+prefix (fed token by token through the same step), then the sampled tokens. Its ``score`` is the
+mean log-probability, per sampled token (the closing separator included, the prefix not), under
+the model's *untempered*, untruncated distribution: a measure of how typical the text is for the
+model whatever temperature wrote it, comparable across samples and runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from botkit.corpus.io import encode_txt
+from botkit.errors import ConfigError
+from botkit.generate.sampling import BANNED_IDS, Truncation, ban, check_temperatures, choose, truncate
+from botkit.generate.step import NO_LABEL_ROW, Output, StepNetwork
+from botkit.model.vocab import SEP_ID, VocabError, Vocabulary, join_words
+from botkit.sample import Sample
+
+DEFAULT_MAX_CHARS = 300
+#: Characters per word-level token (words, punctuation, casing marks), measured on the Hacker News,
+#: Reddit-titles and tiny-Shakespeare test corpora (3.33-3.48): the default word-level
+#: ``max_length`` is the token count that gives about :data:`DEFAULT_MAX_CHARS` characters.
+CHARS_PER_WORD_TOKEN = 3.4
+DEFAULT_BATCH_SIZE = 1000
+#: Samples per compiled call, in batches: rows refill within a call, so only a call's last samples
+#: leave rows idle; more per call means less idling but bigger output arrays and later streaming.
+CALL_BATCHES = 4
+_FORMATS = (".txt", ".jsonl")
+
+Label = str | None
+#: "window": keep every prediction's context within the trained window (see :meth:`Generator._compile`);
+#: "carry": carry the state from the first token to the last, however long the sample.
+Context = Literal["window", "carry"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to generate. Temperatures cycle per sampled token (token i uses ``temperature[i % len]``,
+    as textgenrnn does); labels are spread over the samples (sample j gets ``label[j % len]``)."""
+
+    temperature: float | Sequence[float] = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    prefix: str = ""
+    label: Label | Sequence[Label] = None
+    max_length: int | None = None  # tokens (= characters for char models); default ~300 characters
+    seed: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    context: Context = "window"
+
+    @property
+    def temperatures(self) -> list[float]:
+        t = self.temperature
+        return [float(t)] if isinstance(t, int | float) else [float(x) for x in t]
+
+    @property
+    def labels(self) -> list[Label]:
+        return [self.label] if self.label is None or isinstance(self.label, str) else list(self.label) or [None]
+
+    def sample_temperature(self) -> float | None:
+        """The temperature a :class:`Sample` records: the value, or None when it cycles."""
+        temps = self.temperatures
+        return temps[0] if len(set(temps)) == 1 else None
+
+
+@dataclass
+class _Call:
+    """One call of the compiled loop: its number in the run and its samples' labels."""
+
+    number: int
+    labels: list[Label]
+
+
+class Generator:
+    """Generates samples from a trained model; load one with :meth:`load`.
+
+    ``jit`` compiles the loop with XLA; see ``bench/generate_vs_textgenrnn.py`` for what it gains.
+    """
+
+    def __init__(self, model: Any, config: Any, vocab: Vocabulary, training: dict[str, Any] | None = None, *, jit: bool = True) -> None:
+        self.config, self.vocab, self.training = config, vocab, training or {}
+        self.network = StepNetwork(model, config)
+        self.jit = jit
+        self._loops: dict[tuple[Any, ...], Any] = {}
+        self.path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path, *, jit: bool = True) -> Generator:
+        """The generator of a ``weights/NAME`` folder (missing or corrupt files: a one-line WeightsError)."""
+        from botkit.model import weights
+
+        saved = weights.load(path)
+        generator = cls(saved.model, saved.config, saved.vocab, saved.training, jit=jit)
+        generator.path = saved.path
+        return generator
+
+    @property
+    def window(self) -> int:
+        """The context length the model was trained on (tokens)."""
+        return int(self.training.get("window", 256))
+
+    def default_max_length(self) -> int:
+        if self.vocab.level == "char":
+            return DEFAULT_MAX_CHARS
+        return round(DEFAULT_MAX_CHARS / CHARS_PER_WORD_TOKEN)
+
+    # -- the public API ---------------------------------------------------------------------------
+
+    def generate(self, n: int, **options: Any) -> list[Sample]:
+        """``n`` samples (see :class:`Options` for the keywords)."""
+        return list(self.stream(n, **options))
+
+    def stream(self, n: int, **options: Any) -> Iterator[Sample]:
+        """``n`` samples, yielded batch by batch as each batch finishes."""
+        for batch in self.batches(n, **options):
+            yield from batch
+
+    def batches(self, n: int, **options: Any) -> Iterator[list[Sample]]:
+        """``n`` samples as lists, one per compiled call (filters judge whole lists at once)."""
+        opts = self._check(n, Options(**options))
+        per_call = max(min(n, opts.batch_size * CALL_BATCHES), 1)  # one shape for every call: XLA compiles once
+        for call in self._calls(n, per_call, opts):
+            yield self._run_call(call, opts, rows=min(n, opts.batch_size), per_call=per_call)
+
+    def write(self, path: str | Path, n: int, **options: Any) -> int:
+        """Generate ``n`` samples into ``path`` (.txt or .jsonl, see :func:`write_samples`); how many."""
+        return write_samples(path, self.stream(n, **options))
+
+    # -- one batch --------------------------------------------------------------------------------
+
+    def _check(self, n: int, opts: Options) -> Options:
+        if n < 0 or opts.batch_size < 1:
+            raise ConfigError(f"-n must be at least 0 and --batch-size at least 1 (got {n} and {opts.batch_size})")
+        check_temperatures(opts.temperatures)
+        if opts.context not in ("window", "carry"):
+            raise ConfigError(f"context must be 'window' or 'carry' (got {opts.context!r})")
+        Truncation(opts.top_k, opts.top_p).check()
+        for label in opts.labels:
+            self.label_row(label)
+        max_length = opts.max_length or self.default_max_length()
+        prefix_tokens = len(self.vocab.split(opts.prefix))
+        if max_length < 1 or prefix_tokens >= max_length:
+            raise ConfigError(f"--max-length must exceed the prefix length ({prefix_tokens} tokens); got {max_length}")
+        return replace(opts, max_length=max_length)
+
+    def label_row(self, label: Label) -> int:
+        """The row label for ``label``: NO_LABEL_ROW (label-free output) for None."""
+        if label is None:
+            return NO_LABEL_ROW
+        try:
+            return self.vocab.label_id(label)
+        except VocabError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _calls(self, n: int, per_call: int, opts: Options) -> Iterator[_Call]:
+        labels = opts.labels
+        for number, start in enumerate(range(0, n, per_call)):
+            yield _Call(number, [labels[j % len(labels)] for j in range(start, min(n, start + per_call))])
+
+    def output_for(self, label_ids: np.ndarray) -> Output:
+        if not self.config.labelled or (label_ids != NO_LABEL_ROW).all():
+            return "next"
+        return "aux" if (label_ids == NO_LABEL_ROW).all() else "both"
+
+    def _run_call(self, call: _Call, opts: Options, rows: int, per_call: int) -> list[Sample]:
+        prefix = self.vocab.encode(opts.prefix).astype(np.int32)
+        label_ids = np.array([self.label_row(label) for label in call.labels], np.int32)
+        out = self._loop_call(np.repeat(prefix[:, None], rows, axis=1), label_ids, per_call, opts.max_length, opts, call.number)
+        temperature = opts.sample_temperature()
+        samples = []
+        for (tokens, logps, sampled), label in zip(_by_sample(*out, len(call.labels)), call.labels):
+            ids, scored = tokens[sampled], logps[sampled]
+            ids = ids[:-1] if len(ids) and ids[-1] == SEP_ID else ids
+            samples.append(Sample(self.detokenise(opts.prefix, ids), float(scored.mean()), temperature, label))
+        return samples
+
+    def score(self, ids: np.ndarray, label: Label = None, context: Context = "window") -> np.ndarray:
+        """log p(``ids[:, t]`` | separator, ``ids[:, :t]``) for every row and t, computed by the
+        generation loop itself (the same steps, state and context handling): (rows, T)."""
+        ids = np.asarray(ids, np.int32)
+        label_ids = np.full(ids.shape[0], self.label_row(label), np.int32)
+        _, logps, _, _ = self._loop_call(ids.T, label_ids, len(ids), ids.shape[1], Options(context=context), 0)
+        return logps[: ids.shape[1]].T
+
+    def _loop_call(self, forced: np.ndarray, label_ids: np.ndarray, per_call: int, max_length: int, opts: Options, number: int) -> tuple[np.ndarray, ...]:
+        """Run the compiled loop over ``len(label_ids)`` samples (at most ``per_call``) on ``forced.shape[1]`` rows.
+
+        Returns (steps, rows) arrays: the token each row chose at each step, its log-probability,
+        the sample it belongs to (-1: the row was idle) and whether it was sampled (not forced).
+        """
+        import tensorflow as tf
+
+        rows = forced.shape[1]
+        steps = -(-per_call * max_length // rows) + max_length  # every row busy until the last samples start
+        window = self.window if opts.context == "window" and max_length > self.window else None
+        loop = self._loop(steps, max_length, self.output_for(label_ids), Truncation(opts.top_k, opts.top_p), window)
+        labels = np.zeros(per_call, np.int32)  # one shape per call size: XLA compiles once
+        labels[: len(label_ids)] = label_ids
+        result = loop(
+            tf.constant(forced, tf.int32), tf.constant(labels), tf.constant(len(label_ids), tf.int32),
+            tf.constant(opts.temperatures, tf.float32), tf.constant([opts.seed, number], tf.int64),
+        )
+        return tuple(t.numpy() for t in result)
+
+    def detokenise(self, prefix: str, ids: Sequence[int]) -> str:
+        """``prefix`` followed by the text of ``ids``; the prefix is kept as typed, even its unknown tokens."""
+        if self.vocab.level == "char":
+            return prefix + self.vocab.decode(ids)
+        return join_words([*self.vocab.split(prefix), *(self.vocab.tokens[i] for i in ids)])
+
+    # -- the compiled loop ------------------------------------------------------------------------
+
+    def _loop(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None) -> Any:
+        """The compiled generation loop for these settings (compiled once, on first use)."""
+        key = (steps, max_length, output, truncation, window)
+        if key not in self._loops:
+            self._loops[key] = self._compile(*key)
+        return self._loops[key]
+
+    def _compile(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None) -> Any:
+        """At most ``steps`` steps of: every row feeds its token, then takes the next one of its
+        prefix or samples one; a row whose sample is complete starts the next sample.
+
+        With ``window`` (the trained window W), beyond W tokens every prediction conditions on
+        the last W/2..W tokens only, as in training and ``botkit eval``: each row carries a second,
+        "shadow" state that restarts from zero every W/2 tokens and replaces the main state W/2
+        tokens later, when it holds exactly the last W/2 tokens (twice the LSTM work, no replay).
+        """
+        import tensorflow as tf
+
+        network = self.network
+        spec = tf.TensorSpec
+        half = window // 2 if window else 0
+
+        def where_rows(mask: Any, new: Any, old: Any) -> Any:
+            """Per row: ``new``'s state where ``mask``, else ``old``'s."""
+            return tuple(tf.where(mask[:, None], a, b) for a, b in zip(new, old))
+
+        @tf.function(
+            jit_compile=self.jit,
+            autograph=False,  # the loop is an explicit tf.while_loop
+            input_signature=[spec([None, None], tf.int32), spec([None], tf.int32), spec([], tf.int32), spec([None], tf.float32), spec([2], tf.int64)],
+        )
+        def loop(forced: Any, sample_labels: Any, n: Any, temperatures: Any, seed: Any) -> tuple[Any, ...]:
+            rows = tf.shape(forced)[1]
+            prefix_length = tf.shape(forced)[0]
+            forced = tf.concat([forced, tf.fill([1, rows], SEP_ID)], axis=0)  # never read past the prefix; non-empty
+            zero = network.initial_state(rows)
+
+            def body(i: Any, token: Any, position: Any, sample: Any, following: Any, state: Any, shadow: Any, out: Any) -> tuple[Any, ...]:
+                """``position``: of ``token`` in its sample (0 is the separator it starts with);
+                ``sample``: the number of each row's sample (n or more: idle); ``following``: the next number."""
+                if window:
+                    since = position - (window - half)
+                    state = where_rows(tf.logical_and(position >= window, tf.math.floormod(position - window, half) == 0), shadow, state)
+                    shadow = network.advance(token, where_rows(tf.logical_and(since >= 0, tf.math.floormod(since, half) == 0), zero, shadow))
+                logits, state = network.step(token, tf.gather(sample_labels, tf.minimum(sample, n - 1)), state, output)
+                generated = position - prefix_length  # this choice's index among the sampled tokens
+                temperature = tf.gather(temperatures, tf.math.floormod(tf.maximum(generated, 0), tf.shape(temperatures)[0]))[:, None]
+                allowed = ban(logits, BANNED_IDS)
+                # The first sampled token may not end the document: a sample is never empty.
+                first = tf.logical_and((generated == 0)[:, None], tf.range(tf.shape(logits)[1])[None, :] == SEP_ID)
+                allowed = truncate(tf.where(first, -float("inf"), allowed), temperature, truncation)
+                sampled = choose(allowed, temperature, tf.random.experimental.stateless_fold_in(seed, i))
+                prefix_token = tf.gather(by_row, tf.minimum(position, prefix_length), batch_dims=1)
+                chosen = tf.where(generated >= 0, sampled, prefix_token)
+                logp = tf.gather(tf.nn.log_softmax(logits), chosen, batch_dims=1)
+                active = sample < n
+                out = (
+                    out[0].write(i, chosen), out[1].write(i, logp),
+                    out[2].write(i, tf.where(active, sample, -1)), out[3].write(i, generated >= 0),
+                )
+                ended = tf.logical_or(tf.logical_and(generated >= 0, chosen == SEP_ID), position + 1 >= max_length)
+                finished = tf.logical_and(active, ended)
+                # A finished row starts the next sample, from scratch; numbers are given in row order.
+                count = tf.cast(finished, tf.int32)
+                sample = tf.where(finished, following + tf.cumsum(count, exclusive=True), sample)
+                state = where_rows(finished, zero, state)
+                shadow = where_rows(finished, zero, shadow) if window else shadow
+                token = tf.where(finished, SEP_ID, chosen)
+                position = tf.where(finished, 0, position + 1)
+                return i + 1, token, position, sample, following + tf.reduce_sum(count), state, shadow, out
+
+            def more(i: Any, token: Any, position: Any, sample: Any, *_: Any) -> Any:
+                return tf.logical_and(i < steps, tf.reduce_any(sample < n))
+
+            by_row = tf.transpose(forced)  # (rows, prefix + 1): each row's prefix
+            arrays = tuple(tf.TensorArray(dtype, size=steps) for dtype in (tf.int32, tf.float32, tf.int32, tf.bool))
+            start = (tf.constant(0), tf.fill([rows], SEP_ID), tf.zeros([rows], tf.int32), tf.range(rows), rows, zero, zero, arrays)
+            last, *_, (tokens, logps, samples, sampled) = tf.while_loop(more, body, start)
+            # Steps after an early stop were never written and read as zeros: mark them idle (-1).
+            written = (tf.range(steps) < last)[:, None]
+            return tokens.stack(), logps.stack(), tf.where(written, samples.stack(), -1), sampled.stack()
+
+        return loop
+
+
+def _by_sample(tokens: np.ndarray, logps: np.ndarray, samples: np.ndarray, sampled: np.ndarray, n: int) -> list[tuple[np.ndarray, ...]]:
+    """Regroup the loop's (steps, rows) outputs by sample: each sample's tokens, their
+    log-probabilities and which were sampled, in order, for samples 0 .. n - 1."""
+    flat = samples.ravel()  # step-major: a stable sort by sample keeps each sample's tokens in order
+    order = np.argsort(flat, kind="stable")
+    order = order[flat[order] >= 0]
+    bounds = np.cumsum(np.bincount(flat[order], minlength=n))[:-1]
+    parts = (np.split(array.ravel()[order], bounds) for array in (tokens, logps, sampled))
+    return list(zip(*parts))
+
+
+def sample_json(sample: Sample) -> str:
+    """One ``.jsonl`` line: text, score, temperature, label (score null when unknown)."""
+    score = sample.score if sample.has_score else None
+    return json.dumps({"text": sample.text, "score": score, "temperature": sample.temperature, "label": sample.label}, ensure_ascii=False)
+
+
+def write_samples(path: str | Path, samples: Iterator[Sample] | Sequence[Sample]) -> int:
+    """Write samples as they come: ``.txt`` one a line (escaped like corpora), ``.jsonl`` one object a line.
+
+    The samples are written as they are generated, into a temporary file beside ``path`` that is
+    renamed over it at the end, so an interrupted run leaves the previous file as it was.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise ConfigError(f"{path}: samples are written as .txt or .jsonl (got {suffix or 'no suffix'!r})")
+    line = sample_json if suffix == ".jsonl" else lambda s: encode_txt(s.text)
+    count = 0
+    tmp = path.with_name(f".{path.name}.tmp")  # renamed over ``path`` when complete: no half-written output
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for sample in samples:
+            handle.write(line(sample) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
