@@ -8,7 +8,6 @@ from pathlib import Path
 from pydantic import Field
 
 from botkit.corpus import Document, read_lines
-from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source, expand_paths
 

@@ -32,11 +32,10 @@ def filter_context(generator: Generator) -> Any:
     """What the filters know about the model: its folder, and its training corpus when recorded."""
     from botkit.filters import FilterContext
 
-    training = generator.training
-    corpus = tuple(Path(p) for p in training.get("corpus") or ())
-    if not corpus:
+    context = FilterContext.for_model(generator.path, generator.training)
+    if not context.corpus_paths:
         log.info("%s records no training corpus: the novelty filter can only use a saved index", generator.path)
-    return FilterContext(corpus_paths=corpus, single_text=bool(training.get("single_text")), weights_dir=generator.path)
+    return context
 
 
 def run(generator: Generator, n: int, options: Options, filters: str, output: Path | None, stdout: TextIO | None = None) -> RunResult:
