@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="the main job end to end on the example config: fetch, train, generate, filter, post to the outbox (no network, no accounts)"
     )
-    demo.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    demo.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
     return parser
 
 
@@ -381,7 +381,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from botkit.config import load_config
 
     config = load_config(args.config)
-    print(f"== 1/3  fetch corpora and train models (botkit farm build -c {config.path})", flush=True)
+    print(f"== 1/3  fetch corpora and train models (botkit farm build {config.path})", flush=True)
     for line in build(config):  # fetches what the model bots learn from, then trains them
         print(line, flush=True)
     learned = {n for spec in config.bots.values() for n in ([spec.options.corpus] if isinstance(spec.options.corpus, str) else spec.options.corpus or [])}

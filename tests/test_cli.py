@@ -130,5 +130,5 @@ def test_fetch_from_config_and_demo(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "added 0 new document(s)" in capsys.readouterr().out
     assert main(["fetch", "-c", str(config), "--corpus", "other"]) == 1
     assert "no corpus named other" in capsys.readouterr().err
-    assert main(["demo", "-c", str(config)]) == 0
+    assert main(["demo", str(config)]) == 0
     assert "documents:           2" in capsys.readouterr().out

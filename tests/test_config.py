@@ -85,3 +85,11 @@ def test_secrets_from_the_environment_are_never_echoed(tmp_path: Path, monkeypat
     assert "corpora.c.skip_header" in str(info.value)
     assert "hunter2" not in str(info.value)
     assert "value from the environment not shown" in str(info.value)
+
+
+def test_the_example_subredditnn_farm_is_valid() -> None:
+    config = load_config(Path(__file__).parent.parent / "examples" / "subredditnn.yaml")
+    assert set(config.bots) == {"politics_nn", "rarepuppers_nn", "hackernews_nn"}
+    politics = config.bots["politics_nn"].options
+    assert politics.target["subreddit"] == "SubredditNN" and politics.target["site"] == "politics_nn"  # defaults merged
+    assert all(spec.source.options.path.is_file() for name, spec in config.corpora.items() if name != "hackernews")
