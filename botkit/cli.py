@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _fetch_parser(commands)
-    commands.add_parser("sources", help="list installed source plugins")
+    commands.add_parser("sources", help="list installed source plugins (entry-point group botkit.sources)")
+    commands.add_parser("filters", help="list installed sample filters (entry-point group botkit.filters)")
+    commands.add_parser("targets", help="list installed post targets (entry-point group botkit.targets)")
     corpus = commands.add_parser("corpus", help="inspect corpora").add_subparsers(dest="corpus_command", required=True)
     corpus.add_parser("stats", help="documents, characters, labels and length percentiles").add_argument("file", type=Path)
     _train_parser(commands)
@@ -236,13 +238,20 @@ def _fetch_config_corpora(config, only: list[str] | None) -> None:  # noqa: ANN0
         print(fetch(spec.source, spec.output, spec.normalization, name=name).summary())
 
 
-def cmd_sources(args: argparse.Namespace) -> None:
-    for name in SOURCES.names():
+def cmd_plugins(args: argparse.Namespace) -> None:
+    """``botkit sources|filters|targets``: the installed plugins of one kind, built-in or third-party."""
+    if args.command == "sources":
+        registry = SOURCES
+    elif args.command == "filters":
+        from botkit.filters import FILTERS as registry
+    else:
+        from botkit.bots import TARGETS as registry
+    for name in registry.names():
         try:
-            summary = SOURCES.get(name).summary
+            summary = registry.get(name).summary
         except BotkitError as exc:
             summary = f"(broken: {exc})"
-        print(f"{name:<16} {summary}\n{'':<16} from {SOURCES.origin(name)}")
+        print(f"{name:<16} {summary}\n{'':<16} from {registry.origin(name)}")
 
 
 def cmd_corpus(args: argparse.Namespace) -> None:
@@ -402,7 +411,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "fetch": cmd_fetch,
-    "sources": cmd_sources,
+    "sources": cmd_plugins,
+    "filters": cmd_plugins,
+    "targets": cmd_plugins,
     "corpus": cmd_corpus,
     "train": cmd_train,
     "eval": cmd_eval,

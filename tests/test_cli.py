@@ -77,11 +77,19 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(tmp_path: Path, args
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_sources_lists_every_built_in() -> None:
-    result = run("sources")
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("sources", BUILT_IN_SOURCES),
+        ("filters", ["banned", "callable", "charset", "dedupe", "length", "min-score", "novelty", "repetition"]),
+        ("targets", ["outbox", "reddit", "twitter"]),
+    ],
+)
+def test_plugin_listings_show_every_built_in(command: str, expected: list[str]) -> None:
+    result = run(command)
     assert result.returncode == 0, result.stderr
     names = [line.split()[0] for line in result.stdout.splitlines() if line and not line.startswith(" ")]
-    assert names == BUILT_IN_SOURCES
+    assert names == expected
     assert "broken" not in result.stdout
 
 
