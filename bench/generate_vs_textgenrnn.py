@@ -16,9 +16,11 @@ minutes); botkit imports the same weights (``botkit import-textgenrnn``) and gen
 Without it, the ratio uses textgenrnn's figure measured on this machine, 27-34 characters/s
 (/work/shared/research/trainer-notes.md).
 
-Settings compared: XLA on/off, batch size, and the context mode ("window", the default, rebuilds
-the state every W/2 tokens beyond the trained window W, see bench/generate_context.py; "carry"
-never does). textgenrnn's shipped model has W = 40, so "window" replays 20 tokens every 20.
+Settings compared: XLA on/off, batch size, and the context mode: "window" (the default for
+botkit-trained models) conditions on the last W/2..W tokens beyond the trained window W (see
+bench/generate_context.py), "carry" on everything, and "sliding" (the default for imported
+textgenrnn models, W = 40) on exactly the last W tokens, left-padded, which is textgenrnn's own
+distribution, recomputed from scratch for every token as textgenrnn does, but batched.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def main() -> None:
         else:
             generator = Generator.load(args.weights, jit=jit) if args.weights else random_default_generator(jit)
         for batch_size in args.batch_size or [1000, 250]:
-            for context in ("window", "carry"):
+            for context in ("window", "carry", "sliding") if tg else ("window", "carry"):
                 first, samples, chars = measure(generator, args.n, batch_size, context, args.repeats)
                 print(f"{'on' if jit else 'off':>5} {batch_size:>6} {context:>8} {first:>11.1f}s {samples:>10,.0f} {chars:>10,.0f} {chars / reference:>12,.0f}×", flush=True)
 

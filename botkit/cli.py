@@ -122,10 +122,11 @@ def _generate_parser(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--label", action="append", help="context label (a trained one); repeat to spread several over the samples (default: none, the label-free output)")
     generate.add_argument("--max-length", type=int, help="longest sample in tokens, prefix included (default: 300 characters' worth)")
     generate.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same samples (default 0)")
-    generate.add_argument("--batch-size", type=int, default=1000, help="sequences generated in parallel (default 1000)")
+    generate.add_argument("--batch-size", type=int, help="sequences generated in parallel; a row that ends a sample starts the next (default 500)")
     generate.add_argument(
-        "--context", choices=["window", "carry"], default="window",
-        help="window: beyond the trained window, condition on its last W/2..W tokens, as training and eval do (default); carry: on everything",
+        "--context", choices=["window", "carry", "sliding"],
+        help="window: beyond the trained window W, condition on the last W/2..W tokens, as training and eval do (default); "
+        "carry: on everything; sliding: on exactly the last W, as textgenrnn does (W times slower; default for imported textgenrnn models)",
     )
     generate.add_argument("--filters", default="default", help="filter chain: default, none, or names such as length,dedupe,novelty (default: default)")
     generate.add_argument("--report", action="store_true", help="print how many samples each filter rejected")
@@ -274,6 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from botkit.generate import Generator, Options
+    from botkit.generate.generator import DEFAULT_BATCH_SIZE
     from botkit.generate.interactive import Session
     from botkit.generate.run import run
 
@@ -285,7 +287,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         return
     options = Options(
         temperature=temperatures, top_k=args.top_k, top_p=args.top_p, prefix=args.prefix, label=labels,
-        max_length=args.max_length, seed=args.seed, batch_size=args.batch_size, context=args.context,
+        max_length=args.max_length, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, context=args.context,
     )
     result = run(generator, args.n, options, args.filters, args.output)
     report = sys.stdout if args.output else sys.stderr  # without -o, stdout holds only the samples

@@ -287,7 +287,7 @@ def test_zero_samples_and_bad_options_are_clear() -> None:
         ({"top_k": 0}, "top-k must be at least 1"),
         ({"top_p": 1.5}, r"top-p must be in \(0, 1\]"),
         ({"batch_size": 0}, "--batch-size at least 1"),
-        ({"context": "forever"}, "context must be 'window' or 'carry'"),
+        ({"context": "forever"}, "context must be 'window', 'carry' or 'sliding'"),
     ]:
         with pytest.raises(ConfigError, match=message):
             gen.generate(1, **options)
@@ -321,3 +321,27 @@ def test_rows_refill_and_keep_their_own_window_phase(jit: bool) -> None:
         if len(ids) - 1 < 30:
             ids.append(SEP_ID)
         assert sample.score == pytest.approx(windowed_logprobs(model, ids, 8).mean(), abs=1e-4)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_sliding_context_predicts_from_the_last_window_left_padded(jit: bool) -> None:
+    """textgenrnn's way (the default for imported textgenrnn models): every prediction from exactly
+    the last W tokens, padding before the separator."""
+    import tensorflow as tf
+
+    model, config = random_model(CHARS)
+    gen = Generator(model, config, CHARS, {"window": 8, "imported_from": "textgenrnn_weights.hdf5"}, jit=jit)
+    assert gen.default_context() == "sliding"
+    ids = np.random.default_rng(0).integers(3, len(CHARS), size=(2, 20)).astype(np.int32)
+    padded = np.concatenate([np.full((2, 7), PAD_ID, np.int32), np.full((2, 1), SEP_ID, np.int32), ids], axis=1)
+    windows = np.stack([padded[:, i : i + 8] for i in range(20)], axis=1).reshape(40, 8)  # the window before ids[:, i]
+    logp = tf.nn.log_softmax(model(windows, training=False)["next"][:, -1]).numpy().reshape(2, 20, -1)
+    expected = np.take_along_axis(logp, ids[:, :, None], axis=2)[:, :, 0]
+    assert gen.score(ids) == pytest.approx(expected, abs=1e-4)
+    samples = gen.generate(6, max_length=20, batch_size=2, seed=1)  # rows refill: their windows restart padded
+    for sample in samples:
+        row = [SEP_ID, *CHARS.encode(sample.text).tolist()] + ([SEP_ID] if len(sample.text) < 20 else [])
+        padded_row = [PAD_ID] * 7 + row
+        wins = np.array([padded_row[i : i + 8] for i in range(len(row) - 1)], np.int32)
+        lp = tf.nn.log_softmax(model(wins, training=False)["next"][:, -1]).numpy()
+        assert sample.score == pytest.approx(lp[np.arange(len(row) - 1), row[1:]].mean(), abs=1e-4)

@@ -29,7 +29,7 @@ from botkit.corpus.io import encode_txt
 from botkit.errors import ConfigError
 from botkit.generate.sampling import BANNED_IDS, Truncation, ban, check_temperatures, choose, truncate
 from botkit.generate.step import NO_LABEL_ROW, Output, StepNetwork
-from botkit.model.vocab import SEP_ID, VocabError, Vocabulary, join_words
+from botkit.model.vocab import PAD_ID, SEP_ID, VocabError, Vocabulary, join_words
 from botkit.sample import Sample
 
 DEFAULT_MAX_CHARS = 300
@@ -37,7 +37,7 @@ DEFAULT_MAX_CHARS = 300
 #: Reddit-titles and tiny-Shakespeare test corpora (3.33-3.48): the default word-level
 #: ``max_length`` is the token count that gives about :data:`DEFAULT_MAX_CHARS` characters.
 CHARS_PER_WORD_TOKEN = 3.4
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_SIZE = 500  # rows; short samples favour fewer rows (rows refill), long ones more (bench)
 #: Samples per compiled call, in batches: rows refill within a call, so only a call's last samples
 #: leave rows idle; more per call means less idling but bigger output arrays and later streaming.
 CALL_BATCHES = 4
@@ -45,8 +45,10 @@ _FORMATS = (".txt", ".jsonl")
 
 Label = str | None
 #: "window": keep every prediction's context within the trained window (see :meth:`Generator._compile`);
-#: "carry": carry the state from the first token to the last, however long the sample.
-Context = Literal["window", "carry"]
+#: "carry": carry the state from the first token to the last, however long the sample;
+#: "sliding": textgenrnn's way, every prediction from exactly the last W tokens, left-padded
+#: (W times the work; the default for models imported from textgenrnn, whose distribution it reproduces).
+Context = Literal["window", "carry", "sliding"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Options:
     max_length: int | None = None  # tokens (= characters for char models); default ~300 characters
     seed: int = 0
     batch_size: int = DEFAULT_BATCH_SIZE
-    context: Context = "window"
+    context: Context | None = None  # None: "sliding" for imported textgenrnn models, else "window"
 
     @property
     def temperatures(self) -> list[float]:
@@ -115,6 +117,10 @@ class Generator:
         """The context length the model was trained on (tokens)."""
         return int(self.training.get("window", 256))
 
+    def default_context(self) -> Context:
+        """textgenrnn's sliding window for a model imported from it, else the trained window."""
+        return "sliding" if self.training.get("imported_from") else "window"
+
     def default_max_length(self) -> int:
         if self.vocab.level == "char":
             return DEFAULT_MAX_CHARS
@@ -142,14 +148,15 @@ class Generator:
         """Generate ``n`` samples into ``path`` (.txt or .jsonl, see :func:`write_samples`); how many."""
         return write_samples(path, self.stream(n, **options))
 
-    # -- one batch --------------------------------------------------------------------------------
+    # -- one call of the compiled loop ----------------------------------------------------------
 
     def _check(self, n: int, opts: Options) -> Options:
         if n < 0 or opts.batch_size < 1:
             raise ConfigError(f"-n must be at least 0 and --batch-size at least 1 (got {n} and {opts.batch_size})")
         check_temperatures(opts.temperatures)
-        if opts.context not in ("window", "carry"):
-            raise ConfigError(f"context must be 'window' or 'carry' (got {opts.context!r})")
+        context = opts.context or self.default_context()
+        if context not in ("window", "carry", "sliding"):
+            raise ConfigError(f"context must be 'window', 'carry' or 'sliding' (got {context!r})")
         Truncation(opts.top_k, opts.top_p).check()
         for label in opts.labels:
             self.label_row(label)
@@ -157,7 +164,7 @@ class Generator:
         prefix_tokens = len(self.vocab.split(opts.prefix))
         if max_length < 1 or prefix_tokens >= max_length:
             raise ConfigError(f"--max-length must exceed the prefix length ({prefix_tokens} tokens); got {max_length}")
-        return replace(opts, max_length=max_length)
+        return replace(opts, max_length=max_length, context=context)
 
     def label_row(self, label: Label) -> int:
         """The row label for ``label``: NO_LABEL_ROW (label-free output) for None."""
@@ -190,12 +197,12 @@ class Generator:
             samples.append(Sample(self.detokenise(opts.prefix, ids), float(scored.mean()), temperature, label))
         return samples
 
-    def score(self, ids: np.ndarray, label: Label = None, context: Context = "window") -> np.ndarray:
+    def score(self, ids: np.ndarray, label: Label = None, context: Context | None = None) -> np.ndarray:
         """log p(``ids[:, t]`` | separator, ``ids[:, :t]``) for every row and t, computed by the
         generation loop itself (the same steps, state and context handling): (rows, T)."""
         ids = np.asarray(ids, np.int32)
         label_ids = np.full(ids.shape[0], self.label_row(label), np.int32)
-        _, logps, _, _ = self._loop_call(ids.T, label_ids, len(ids), ids.shape[1], Options(context=context), 0)
+        _, logps, _, _ = self._loop_call(ids.T, label_ids, len(ids), ids.shape[1], Options(context=context or self.default_context()), 0)
         return logps[: ids.shape[1]].T
 
     def _loop_call(self, forced: np.ndarray, label_ids: np.ndarray, per_call: int, max_length: int, opts: Options, number: int) -> tuple[np.ndarray, ...]:
@@ -209,7 +216,8 @@ class Generator:
         rows = forced.shape[1]
         steps = -(-per_call * max_length // rows) + max_length  # every row busy until the last samples start
         window = self.window if opts.context == "window" and max_length > self.window else None
-        loop = self._loop(steps, max_length, self.output_for(label_ids), Truncation(opts.top_k, opts.top_p), window)
+        sliding = self.window if opts.context == "sliding" else None
+        loop = self._loop(steps, max_length, self.output_for(label_ids), Truncation(opts.top_k, opts.top_p), window, sliding)
         labels = np.zeros(per_call, np.int32)  # one shape per call size: XLA compiles once
         labels[: len(label_ids)] = label_ids
         result = loop(
@@ -226,14 +234,14 @@ class Generator:
 
     # -- the compiled loop ------------------------------------------------------------------------
 
-    def _loop(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None) -> Any:
+    def _loop(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None, sliding: int | None) -> Any:
         """The compiled generation loop for these settings (compiled once, on first use)."""
-        key = (steps, max_length, output, truncation, window)
+        key = (steps, max_length, output, truncation, window, sliding)
         if key not in self._loops:
             self._loops[key] = self._compile(*key)
         return self._loops[key]
 
-    def _compile(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None) -> Any:
+    def _compile(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None, sliding: int | None) -> Any:
         """At most ``steps`` steps of: every row feeds its token, then takes the next one of its
         prefix or samples one; a row whose sample is complete starts the next sample.
 
@@ -241,6 +249,9 @@ class Generator:
         the last W/2..W tokens only, as in training and ``botkit eval``: each row carries a second,
         "shadow" state that restarts from zero every W/2 tokens and replaces the main state W/2
         tokens later, when it holds exactly the last W/2 tokens (twice the LSTM work, no replay).
+
+        With ``sliding`` (W), every prediction is computed afresh from the last W tokens fed,
+        left-padded with padding ids, exactly as textgenrnn predicts from its windows.
         """
         import tensorflow as tf
 
@@ -263,14 +274,20 @@ class Generator:
             forced = tf.concat([forced, tf.fill([1, rows], SEP_ID)], axis=0)  # never read past the prefix; non-empty
             zero = network.initial_state(rows)
 
-            def body(i: Any, token: Any, position: Any, sample: Any, following: Any, state: Any, shadow: Any, out: Any) -> tuple[Any, ...]:
+            def body(i: Any, token: Any, position: Any, sample: Any, following: Any, state: Any, shadow: Any, recent: Any, out: Any) -> tuple[Any, ...]:
                 """``position``: of ``token`` in its sample (0 is the separator it starts with);
                 ``sample``: the number of each row's sample (n or more: idle); ``following``: the next number."""
                 if window:
                     since = position - (window - half)
                     state = where_rows(tf.logical_and(position >= window, tf.math.floormod(position - window, half) == 0), shadow, state)
                     shadow = network.advance(token, where_rows(tf.logical_and(since >= 0, tf.math.floormod(since, half) == 0), zero, shadow))
-                logits, state = network.step(token, tf.gather(sample_labels, tf.minimum(sample, n - 1)), state, output)
+                labels = tf.gather(sample_labels, tf.minimum(sample, n - 1))
+                if sliding:  # ``recent``: the last W tokens fed, oldest first, padding before the sample's start
+                    recent = tf.concat([recent[1:], token[None, :]], axis=0)
+                    state = tf.while_loop(lambda k, _: k < sliding, lambda k, s: (k + 1, network.advance(recent[k], s)), (0, zero))[1]
+                    logits = network.logits(state, labels, output)
+                else:
+                    logits, state = network.step(token, labels, state, output)
                 generated = position - prefix_length  # this choice's index among the sampled tokens
                 temperature = tf.gather(temperatures, tf.math.floormod(tf.maximum(generated, 0), tf.shape(temperatures)[0]))[:, None]
                 allowed = ban(logits, BANNED_IDS)
@@ -293,16 +310,18 @@ class Generator:
                 sample = tf.where(finished, following + tf.cumsum(count, exclusive=True), sample)
                 state = where_rows(finished, zero, state)
                 shadow = where_rows(finished, zero, shadow) if window else shadow
+                recent = tf.where(finished[None, :], PAD_ID, recent)
                 token = tf.where(finished, SEP_ID, chosen)
                 position = tf.where(finished, 0, position + 1)
-                return i + 1, token, position, sample, following + tf.reduce_sum(count), state, shadow, out
+                return i + 1, token, position, sample, following + tf.reduce_sum(count), state, shadow, recent, out
 
             def more(i: Any, token: Any, position: Any, sample: Any, *_: Any) -> Any:
                 return tf.logical_and(i < steps, tf.reduce_any(sample < n))
 
             by_row = tf.transpose(forced)  # (rows, prefix + 1): each row's prefix
             arrays = tuple(tf.TensorArray(dtype, size=steps) for dtype in (tf.int32, tf.float32, tf.int32, tf.bool))
-            start = (tf.constant(0), tf.fill([rows], SEP_ID), tf.zeros([rows], tf.int32), tf.range(rows), rows, zero, zero, arrays)
+            recent = tf.fill([sliding or 1, rows], PAD_ID)
+            start = (tf.constant(0), tf.fill([rows], SEP_ID), tf.zeros([rows], tf.int32), tf.range(rows), rows, zero, zero, recent, arrays)
             last, *_, (tokens, logps, samples, sampled) = tf.while_loop(more, body, start)
             # Steps after an early stop were never written and read as zeros: mark them idle (-1).
             written = (tf.range(steps) < last)[:, None]
