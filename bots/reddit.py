@@ -7,16 +7,19 @@ bot: the user agent names botkit and the owner's ``contact`` (unless the site se
 ``flair_*`` or ``signature`` can mark posts as generated.
 
 Reconciliation asks Reddit for the account's newest submissions (``/user/ME/submitted``) and looks
-for the claimed candidate's title in the bot's subreddit.
+for the claimed candidate's title in the bot's subreddit. For that to be the only path to a second
+try, prawcore must not retry a submission by itself: see :func:`_requestor_class`.
 """
 
 from __future__ import annotations
 
 import configparser
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -39,6 +42,14 @@ _UNITS = {"milli": 0.001, "secon": 1.0, "minut": 60.0}
 #: Errors about the bot or its subreddit, not the text: posting again cannot help.
 _BOT_ERRORS = {"SUBREDDIT_NOEXIST", "SUBREDDIT_NOTALLOWED", "SUBREDDIT_NOTALLOWED_BANNED", "USER_REQUIRED", "BANNED_FROM_SUBREDDIT"}
 NEEDS = ("client_id", "client_secret", "username", "password")
+#: Requests prawcore may repeat on its own: fetching twice changes nothing on Reddit.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class Unanswered(Exception):
+    """A request that changes something (a submission) got no clear answer: a 5xx, a timeout, a
+    dropped connection. Reddit may have acted on it, so only reconciliation may decide to send it
+    again. Deliberately not a prawcore exception: prawcore lets it through instead of retrying."""
 
 
 class RedditTargetOptions(TargetOptions):
@@ -127,7 +138,7 @@ class RedditTarget(Target):
             settings: dict[str, Any] = {"check_for_updates": False}
             if not _praw_config(self.options.site).user_agent:
                 settings["user_agent"] = f"botkit/{__version__} (bot {self.bot}; run by {self.options.contact})"
-            self._reddit = praw.Reddit(self.options.site, **settings)
+            self._reddit = praw.Reddit(self.options.site, requestor_class=_requestor_class(), **settings)
         return self._reddit
 
     def secrets(self) -> list[str]:
@@ -154,6 +165,8 @@ class RedditTarget(Target):
         except e.TooManyRequests as exc:
             wait = _header_wait(exc.response.headers)
             raise RateLimited(f"{sub}: Reddit answered HTTP 429 (too many requests); waiting {wait:g}s", wait) from None
+        except Unanswered as exc:
+            raise Transient(f"{sub}: no answer from Reddit to {exc}; it may have gone out, so it is looked up before any retry") from None
         except (e.ServerError, e.RequestException) as exc:
             raise Transient(f"{sub}: Reddit unreachable or failing ({_what(exc)}), after prawcore's own retries") from None
         except (e.OAuthException, e.InvalidToken, e.InsufficientScope, e.Forbidden) as exc:
@@ -168,6 +181,38 @@ class RedditTarget(Target):
             raise Transient(f"{sub}: unexpected answer from Reddit ({_what(exc)})") from None
         except PRAWException as exc:  # praw's client-side checks (a missing setting...)
             raise Disabled(f"{sub}: praw site {self.options.site!r}: {type(exc).__name__}: {exc}") from None
+
+
+@functools.cache
+def _requestor_class() -> type:
+    """A prawcore Requestor under which a request that changes something is never retried.
+
+    prawcore's Session retries a request twice by itself after a 5xx, a timeout or a dropped
+    connection, below praw and so below botkit. For a GET that is harmless; for ``POST /api/submit``
+    it posts twice whenever Reddit made the post and then failed its answer. praw's public
+    ``requestor_class`` hook is the seam that touches nothing private: the Session retries only a
+    prawcore RequestException or a response it is handed back with a retry status, so turning
+    both into :class:`Unanswered` for unsafe methods surfaces them at once, and the bot's own path
+    (claim stays unsure, reconcile by the account's submissions, post again only if not there)
+    decides. GETs (reconciliation, listings) keep prawcore's retries. Built on first use so that
+    importing this module does not import prawcore.
+    """
+    from prawcore import RequestException, Requestor, Session
+
+    class SubmitOnce(Requestor):
+        def request(self, method: str, url: str, **kwargs: Any) -> Any:
+            if method.upper() in SAFE_METHODS:
+                return super().request(method, url, **kwargs)
+            what = f"{method.upper()} {urlsplit(url).path}"
+            try:
+                response = super().request(method, url, **kwargs)
+            except RequestException as exc:
+                raise Unanswered(f"{what} ({_what(exc)})") from None
+            if response.status_code in Session.RETRY_STATUSES:
+                raise Unanswered(f"{what} (HTTP {response.status_code})")
+            return response
+
+    return SubmitOnce
 
 
 def _praw_config(site: str) -> Any:

@@ -93,12 +93,50 @@ def test_ratelimit_waits_the_time_reddit_gives(tmp_path: Path, fake: FakeReddit)
     ledger.close()
 
 
+def api_calls(fake: FakeReddit) -> list[tuple[str, str, int]]:
+    """Every API call in order: (method, path without praw's trailing slash, the fake's status)."""
+    return [(r.method, r.path.rstrip("/"), r.status) for r in fake.api_requests()]
+
+
+RECONCILE = [("GET", "/api/v1/me", 200), ("GET", "/user/applebot/submitted", 200)]
+
+
 def test_server_errors_are_retried_after_checking_nothing_went_out(tmp_path: Path, fake: FakeReddit) -> None:
     (bot,), ledger = make_bots(write_config(tmp_path, "flair_id: null"))
-    fake.fail_submit(500, times=3)  # prawcore retries twice by itself, then the bot takes over
-    assert bot.tick().outcome == "posted"
+    fake.fail_submit(500)  # Reddit failed without posting: prawcore must not retry, the bot does
+    result = bot.tick()
+    assert result.outcome == "posted" and "found by reconciliation" not in result.message
     assert fake.titles() == POSTS[:1]
-    assert any(r.path == "/user/applebot/submitted" for r in fake.requests)  # reconciled before trying again
+    assert api_calls(fake) == [("POST", "/api/submit", 500), *RECONCILE, ("POST", "/api/submit", 200)]
+    ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [(lambda fake: fake.fail_submit(500, post_first=True), 500), (lambda fake: fake.drop_submit(post_first=True), 0)],
+    ids=["http-500", "dropped-connection"],
+)
+def test_a_post_whose_answer_is_lost_goes_out_once(tmp_path: Path, fake: FakeReddit, fault, status: int) -> None:  # noqa: ANN001
+    """prawcore would resend the submission itself (twice): the bot must find it instead."""
+    (bot,), ledger = make_bots(write_config(tmp_path, "flair_id: null"))
+    fault(fake)
+    result = bot.tick()
+    assert result.outcome == "posted" and "s00001" in result.message
+    assert fake.titles() == POSTS[:1]
+    assert api_calls(fake) == [("POST", "/api/submit", status), *RECONCILE]
+    (record,) = ledger.history("apple")
+    assert record.remote_id == "s00001" and ledger.claimed("apple") is None and ledger.waiting("apple") == len(POSTS) - 1
+    assert bot.tick().outcome == "posted" and fake.titles() == POSTS[:2]  # and the queue goes on
+    ledger.close()
+
+
+def test_reads_keep_prawcores_retries(tmp_path: Path, fake: FakeReddit) -> None:
+    """Only requests that change something skip prawcore's retries: a reconciliation read does not."""
+    (bot,), ledger = make_bots(write_config(tmp_path, "flair_id: null"))
+    fake.fail_submit(502, post_first=True)
+    fake.fail_next(503, after=1)  # the submission is served, then /api/v1/me fails once
+    assert bot.tick().outcome == "posted" and fake.titles() == POSTS[:1]
+    assert api_calls(fake) == [("POST", "/api/submit", 502), ("GET", "/api/v1/me", 503), *RECONCILE]
     ledger.close()
 
 

@@ -15,7 +15,8 @@ It serves the wire shapes praw 8 / prawcore 4 use (see /work/shared/research/api
 * For posting bots: ``POST /api/submit`` records a :class:`Submission` (a user token is required,
   as on Reddit) and answers in the ``json.data`` / ``json.errors`` shape; ``GET /api/v1/me`` and
   ``GET /user/{name}/submitted`` (newest first) let a bot look up what it already posted.
-  :meth:`FakeReddit.fail_submit` scripts RATELIMIT errors, 5xx and 403 for submissions only, and
+  :meth:`FakeReddit.fail_submit` scripts RATELIMIT errors, 5xx and 403 for submissions only,
+  :meth:`FakeReddit.drop_submit` closes the connection without any answer, and
   :attr:`FakeReddit.submit_delay` widens the window between making a post and answering.
 
 Tests script faults with :meth:`FakeReddit.fail_next` and assert on :attr:`FakeReddit.requests`.
@@ -50,6 +51,7 @@ TIME_WINDOWS: dict[str, float | None] = {
     "year": 365 * 86400.0,
     "all": None,
 }
+DROP = 0  # the status logged for a request whose connection was closed without an answer
 
 
 @dataclass
@@ -223,6 +225,11 @@ class FakeReddit:
             body = {"message": "fault", "error": status}
         self._submit_faults.extend(_SubmitFault(status, body, post_first) for _ in range(times))
 
+    def drop_submit(self, *, times: int = 1, post_first: bool = True) -> None:
+        """Close the connection of the next ``times`` submissions without answering (the client sees
+        a dropped connection), by default after making the post."""
+        self._submit_faults.extend(_SubmitFault(DROP, {}, post_first) for _ in range(times))
+
     def titles(self, subreddit: str | None = None) -> list[str]:
         """Titles of the submissions made so far, in order (of one subreddit, if given)."""
         return [s.post.title for s in self.submissions if subreddit is None or s.post.subreddit.lower() == subreddit.lower()]
@@ -392,12 +399,17 @@ class FakeReddit:
             self.requests.append(LoggedRequest(handler.command, url.path, query, form, client_id, bearer, user_agent, answer.status))
         if answer.delay:
             time.sleep(answer.delay)
+        if answer.status == DROP:
+            handler.close_connection = True  # http.server then closes the socket: no status line at all
+            return
         body = json.dumps(answer.body).encode()
         handler.send_response(answer.status)
         handler.send_header("content-type", "application/json; charset=UTF-8")
         handler.send_header("content-length", str(len(body)))
         for key, value in answer.headers.items():
             handler.send_header(key, value)
+        if handler.close_connection:  # the client asked to close (prawcore's token requests): say so, as
+            handler.send_header("Connection", "close")  # servers do, or urllib3 reuses the dead socket
         handler.end_headers()
         handler.wfile.write(body)
 
