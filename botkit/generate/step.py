@@ -7,13 +7,17 @@ TensorFlow ops, carrying what each position needs from the ones before it:
 
 * every LSTM layer's ``(h, c)``, updated with Keras's gate order i, f, c, o
   (sigmoid gates, tanh cell), exactly as ``keras.layers.LSTM`` does;
-* the causal attention average's running sums: the numerator vector
-  ``Σ exp(clip(x·w, ±30)) x`` and the denominator ``Σ exp(clip(x·w, ±30))``
-  (see :class:`botkit.model.layers.CausalAttentionAverage`).
+* the causal attention average's running sums, as an online softmax: the numerator vector
+  ``Σ exp(s − m) x``, the denominator ``Σ exp(s − m)`` and the running maximum score ``m``, with
+  ``s = x·w`` (clipped to ±30 for a "clip" model; see
+  :class:`botkit.model.layers.CausalAttentionAverage`). A score above ``m`` rescales both sums by
+  ``exp(m_old − m_new)``, so the exponentials never overflow whatever the scores; the ratio, the
+  average, is the full model's either way.
 
 A step costs the same at position 300 as at position 1, where re-running the window costs 300×.
 ``tests/test_generate.py`` checks that the step's distribution equals the full model's at
-every position of a sequence.
+every position of a sequence, ``tests/test_model_import.py`` that it does for an imported ("max")
+model whose scores pass ±30, where it also equals textgenrnn's.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from botkit.model.network import ModelConfig
 Output = Literal["next", "aux", "both"]
 NO_LABEL_ROW = -1  # a row label that asks for the label-free output
 
-State = tuple[Any, ...]  # (h_1, c_1, ..., h_L, c_L, numerator, denominator), all float32 tensors
+State = tuple[Any, ...]  # (h_1, c_1, ..., h_L, c_L, numerator, denominator, maximum), all float32 tensors
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,12 @@ class StepNetwork:
         self.features = config.embedding_size + config.rnn_layers * config.rnn_size
 
     def initial_state(self, batch: Any) -> State:
-        """The state before the first token: zeros, as the full model starts every window."""
+        """The state before the first token: zeros, as the full model starts every window (and no score yet: maximum −inf)."""
         import tensorflow as tf
 
         zeros = tf.zeros((batch, self.config.rnn_size), tf.float32)
-        return (*([zeros] * (2 * self.config.rnn_layers)), tf.zeros((batch, self.features), tf.float32), tf.zeros((batch, 1), tf.float32))
+        sums = (tf.zeros((batch, self.features), tf.float32), tf.zeros((batch, 1), tf.float32), tf.fill((batch, 1), -float("inf")))
+        return (*([zeros] * (2 * self.config.rnn_layers)), *sums)
 
     def step(self, tokens: Any, labels: Any, state: State, output: Output = "next") -> tuple[Any, State]:
         """Logits over the next token after ``tokens`` (batch,), and the state that includes them.
@@ -98,17 +103,19 @@ class StepNetwork:
             gates = tf.matmul(tf.concat([hidden[-1][0], h], axis=-1), kernel) + bias
             hidden.append(_lstm_update(gates, c))
         outputs = tf.concat([h for h, _ in hidden], axis=-1)
-        score = tf.gather(self.embedding_score, tokens) + tf.linalg.matvec(outputs, self.hidden_score)
-        weight = tf.exp(tf.clip_by_value(score, -SCORE_CLIP, SCORE_CLIP))[:, None]
+        score = (tf.gather(self.embedding_score, tokens) + tf.linalg.matvec(outputs, self.hidden_score))[:, None]
+        if self.config.attention_stabilizer == "clip":
+            score = tf.clip_by_value(score, -SCORE_CLIP, SCORE_CLIP)
         features = tf.concat([tf.gather(self.embedding, tokens), outputs], axis=-1)
-        return (*(t for pair in hidden for t in pair), state[-2] + weight * features, state[-1] + weight)
+        return (*(t for pair in hidden for t in pair), *_attend(state[-3:], score, features))
 
     def logits(self, state: State, labels: Any, output: Output = "next") -> Any:
         """Next-token logits from a state: the attention average (and the last LSTM output) through the head."""
         import tensorflow as tf
 
-        average = state[-2] / state[-1]
-        head = average if self.config.head == "attention" else tf.concat([average, state[-4]], axis=-1)
+        average = state[-3] / state[-2]
+        last_output = state[2 * self.config.rnn_layers - 2]  # h of the last LSTM
+        head = average if self.config.head == "attention" else tf.concat([average, last_output], axis=-1)
         return self._logits(head, labels, output)
 
     def _logits(self, head: Any, labels: Any, output: Output) -> Any:
@@ -125,6 +132,17 @@ class StepNetwork:
             return labelled
         free = tf.matmul(head, self.aux.kernel) + self.aux.bias
         return tf.where((labels == NO_LABEL_ROW)[:, None], free, labelled)
+
+
+def _attend(sums: State, score: Any, features: Any) -> State:
+    """The attention's (numerator, denominator, maximum) after one more position (online softmax)."""
+    import tensorflow as tf
+
+    numerator, denominator, maximum = sums
+    new_maximum = tf.maximum(maximum, score)
+    rescale = tf.exp(maximum - new_maximum)  # 1 while the maximum stands; exp(−inf) = 0 at the first token
+    weight = tf.exp(score - new_maximum)
+    return numerator * rescale + weight * features, denominator * rescale + weight, new_maximum
 
 
 def _lstm_update(gates: Any, c: Any) -> tuple[Any, Any]:

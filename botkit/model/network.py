@@ -20,7 +20,7 @@ from typing import Any, Literal
 import keras
 
 from botkit.errors import ConfigError
-from botkit.model.layers import CausalAttentionAverage, OneHot
+from botkit.model.layers import STABILIZERS, CausalAttentionAverage, OneHot, Stabilizer
 
 Head = Literal["attention", "attention+last"]
 
@@ -37,6 +37,9 @@ class ModelConfig:
     dropout: float = 0.0
     head: Head = "attention+last"
     aux_loss_weight: float = 0.2  # textgenrnn's weight for the label-free output
+    # "max" is textgenrnn's softmax exactly (imported models); see CausalAttentionAverage. Configs
+    # saved before the option existed have no key and load as "clip", the only attention they had.
+    attention_stabilizer: Stabilizer = "clip"
 
     @property
     def labelled(self) -> bool:
@@ -62,6 +65,8 @@ class ModelConfig:
             raise ConfigError("embedding size, RNN layers and RNN size must all be at least 1")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.attention_stabilizer not in STABILIZERS:
+            raise ConfigError(f"attention stabilizer must be one of {', '.join(STABILIZERS)} (got {self.attention_stabilizer!r})")
 
 
 def build_model(config: ModelConfig) -> keras.Model:
@@ -75,7 +80,7 @@ def build_model(config: ModelConfig) -> keras.Model:
         x = keras.layers.LSTM(config.rnn_size, return_sequences=True, name=f"lstm_{i}")(x)
         skips.append(x)
         x = keras.layers.Dropout(config.dropout, name=f"lstm_{i}_dropout")(x)
-    average = CausalAttentionAverage(name="attention")(keras.layers.Concatenate(name="skips")(skips))
+    average = CausalAttentionAverage(config.attention_stabilizer, name="attention")(keras.layers.Concatenate(name="skips")(skips))
     head = average if config.head == "attention" else keras.layers.Concatenate(name="head")([average, skips[-1]])
     if not config.labelled:
         logits = keras.layers.Dense(config.vocab_size, dtype="float32", name="next")(head)
