@@ -332,8 +332,8 @@ def _run_bots(config, db: str | None, *, once: bool) -> None:  # noqa: ANN001 - 
             for result in run_once(bots, ledger):
                 print(result)
             return
-        print(f"botkit: running {len(bots)} bot(s) from {config.path}; ledger {ledger.safe_url}; stop with Ctrl-C or SIGTERM", flush=True)
-        Daemon(bots, ledger, lambda result: print(result, flush=True), stop).run()
+        announce = f"botkit: running {len(bots)} bot(s) from {config.path}; ledger {ledger.safe_url}; stop with Ctrl-C or SIGTERM"
+        Daemon(bots, ledger, lambda result: print(result, flush=True), stop).run(started=lambda: print(announce, flush=True))
         print("botkit: stopped", flush=True)
 
 

@@ -84,8 +84,12 @@ class Daemon:
             timezone=UTC,
         )
 
-    def run(self) -> None:
-        """Block until SIGTERM/SIGINT, then wait for the posts in flight."""
+    def run(self, started: Callable[[], None] = lambda: None) -> None:
+        """Block until SIGTERM/SIGINT, then wait for the posts in flight.
+
+        ``started`` is called once the signal handlers are in place: a supervisor that waits for
+        its message may then send SIGTERM and get a clean stop, never the default kill.
+        """
         self.ledger.enable(self.bots)
         now = datetime.now(UTC)
         for name, bot in self.bots.items():
@@ -95,6 +99,7 @@ class Daemon:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.scheduler.start()
+            started()
             while self._signalled is None:
                 time.sleep(SIGNAL_POLL_S)
         finally:

@@ -34,10 +34,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from fakes import LocalServer
 
 TOKEN_PATH = "/api/v1/access_token"
 INVALID_TOKEN = {"www-authenticate": 'Bearer realm="reddit", error="invalid_token"'}
@@ -133,7 +134,7 @@ class _Answer:
     delay: float = 0.0  # seconds to wait before sending, outside the lock
 
 
-class FakeReddit:
+class FakeReddit(LocalServer):
     """The fake service: its data, its credentials, its request log and its HTTP server.
 
     Use it as a context manager (or call :meth:`start` / :meth:`stop`); :attr:`url` is then the
@@ -149,6 +150,7 @@ class FakeReddit:
         ratelimit_window: float = 10.0,
         ratelimit_budget: int = 1000,
     ) -> None:
+        super().__init__()
         self.clients = dict(clients or {})
         self.users = dict(users or {})
         self.now = time.time() if now is None else now
@@ -164,8 +166,6 @@ class FakeReddit:
         self._lock = threading.Lock()
         self._window_start = time.monotonic()
         self._used = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.submissions: list[Submission] = []
         self.submit_delay = 0.0
         self._submit_faults: deque[_SubmitFault] = deque()
@@ -249,30 +249,8 @@ class FakeReddit:
 
     # -- server ------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeReddit:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-reddit", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeReddit:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # -- request handling (called from server threads) ----------------------------------------
 

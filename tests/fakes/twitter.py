@@ -21,10 +21,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
+
+from fakes import LocalServer
 
 TWEETS_PATH = "/2/tweets"
 TWEET_MAX = 280
@@ -59,12 +60,13 @@ class _Fault:
     post_first: bool = False  # make the post, then answer with the fault (an ambiguous failure)
 
 
-class FakeX:
+class FakeX(LocalServer):
     """The fake service: accounts (consumer key → access token), tweets, a request log, a server."""
 
     def __init__(
         self, accounts: dict[str, str] | None = None, *, window: float = 900.0, limit: int = 10_000, answer_delay: float = 0.0
     ) -> None:
+        super().__init__()
         self.accounts = dict(accounts or {})
         #: Seconds between making a post and answering: widens the window in which a crash
         #: leaves the client not knowing that its post went out.
@@ -76,8 +78,6 @@ class FakeX:
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._next_id = 1_900_000_000_000_000_000
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- scripting and inspection -------------------------------------------------------------
 
@@ -99,31 +99,8 @@ class FakeX:
 
     # -- server ------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeX:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-x", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeX:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def route(self, session: Any) -> None:
         """Send a ``requests`` session's calls to api.twitter.com here instead (the test's seam)."""
