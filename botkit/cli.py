@@ -299,18 +299,21 @@ def cmd_generate(args: argparse.Namespace) -> None:
         print(f"botkit: {args.n - result.kept:,} of {args.n:,} samples rejected by the filters (--report for details, --filters none to keep all)", file=sys.stderr)
 
 
-def _bots_config(args: argparse.Namespace):  # noqa: ANN202 - Config, imported lazily
-    """The config the bot commands read; with --db and no config file, an empty one (status, history)."""
+def _bots_config(args: argparse.Namespace, *, ready: bool = False):  # noqa: ANN202 - Config, imported lazily
+    """The config the bot commands read; with --db and no config file, an empty one (status, history).
+
+    ``ready`` (botkit run) adds what stops the bots from running now to the config's own problems.
+    """
     from botkit.config import Config, load_config
 
     path = Path(args.config)
     if args.db and args.config == DEFAULT_CONFIG and not path.exists():
         return Config(path, "", {})
-    return load_config(path)
+    return load_config(path, ready=ready)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    _run_bots(_bots_config(args), args.db, once=args.once)
+    _run_bots(_bots_config(args, ready=True), args.db, once=args.once)
 
 
 def _run_bots(config, db: str | None, *, once: bool) -> None:  # noqa: ANN001 - Config, imported lazily

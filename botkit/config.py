@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from botkit.bots.spec import BotSpec, parse_bots
+from botkit.bots.spec import BotSpec, parse_bots, readiness
 from botkit.corpus import Normalization
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import describe_error, validate
@@ -114,8 +114,12 @@ def _corpus_spec(name: str, raw: dict[str, Any], where: str, base_dir: Path, sec
     return CorpusSpec(name, source, out if out.is_absolute() else base_dir / out, normalization)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; raise :class:`ConfigError` listing every problem."""
+def load_config(path: str | Path, *, ready: bool = False) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` listing every problem.
+
+    With ``ready`` (``botkit run``), an error about the config's own problems also lists what stops
+    its valid bots from running now (missing weights or posts files, missing credentials).
+    """
     path = Path(path)
     where = str(path)
     try:
@@ -150,6 +154,8 @@ def load_config(path: str | Path) -> Config:
             problems.append(str(exc))
     bots, bot_problems = parse_bots(top.defaults, top.bots, where, base_dir, secret)
     problems += bot_problems
+    if ready and problems:  # otherwise building the bots reports these along with their filters
+        problems += readiness(bots, where)
     if problems:
         raise ConfigError("\n".join(problems))
     return Config(path, top.store, corpora, bots)

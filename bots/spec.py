@@ -179,18 +179,31 @@ def _secret_paths(secret: set[tuple[str, ...]], name: str) -> set[tuple[str, ...
 
 
 def _bot_spec(name: str, raw: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]) -> BotSpec:
+    """One bot's spec, or a ConfigError naming every problem of its options and of its target."""
     prefix = ("bots", name)
     secret = _secret_paths(secret, name)
-    options = validate(BotOptions, raw, where, prefix, base_dir=base_dir, secret=secret)
-    target_values = dict(options.target)
-    kind = target_values.pop("kind", None)
-    if not isinstance(kind, str):
-        raise ConfigError(f"{where}: bots.{name}.target.kind: required key is missing (a target: {', '.join(TARGETS.names())})")
+    problems: list[str] = []
     try:
-        target_cls = TARGETS.get(kind)
-    except BotkitError as exc:
-        raise ConfigError(f"{where}: bots.{name}.target.kind: {exc}") from None
-    target = validate(target_cls.Options, target_values, where, prefix + ("target",), base_dir=base_dir, secret=secret)
+        options = validate(BotOptions, raw, where, prefix, base_dir=base_dir, secret=secret)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    # The target is checked even when other keys are wrong, so one run shows all of a bot's problems
+    # (a target that is not a mapping at all was reported by the options above).
+    raw_target = raw.get("target", {"kind": "outbox"})
+    target_values = dict(raw_target) if isinstance(raw_target, Mapping) else {"kind": "outbox"}
+    kind = target_values.pop("kind", None)
+    try:
+        if not isinstance(kind, str):
+            raise ConfigError(f"{where}: bots.{name}.target.kind: required key is missing (a target: {', '.join(TARGETS.names())})")
+        try:
+            target_cls = TARGETS.get(kind)
+        except BotkitError as exc:
+            raise ConfigError(f"{where}: bots.{name}.target.kind: {exc}") from None
+        target = validate(target_cls.Options, target_values, where, prefix + ("target",), base_dir=base_dir, secret=secret)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
     limits = target.limits.applied_to(target_cls.default_limits)
     return BotSpec(name, options, kind, target_cls, target, limits, base_dir)
 

@@ -407,3 +407,20 @@ def test_db_flag_points_every_command_at_another_ledger(tmp_path: Path, capsys: 
     assert POSTS[0] in capsys.readouterr().out
     assert main(["history", "apple", "-c", str(config)]) == 0
     assert capsys.readouterr().out.strip() == "apple: no posts yet"
+
+
+def test_run_lists_config_mistakes_and_missing_files_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad key in one bot does not hide another bot's missing posts file, nor the bot's own bad target."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "bots:\n"
+        "  a: {posts: posts.txt, target: {kind: nope}, schedule: {cron: 'bad cron'}}\n"
+        "  b: {posts: missing.txt}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "posts.txt").write_text("hello\n", encoding="utf-8")
+    assert main(["run", str(config), "--once"]) == 1
+    err = capsys.readouterr().err
+    assert f"{config}: bots.a.schedule: crontab line 'bad cron'" in err
+    assert f"{config}: bots.a.target.kind: unknown target 'nope'" in err
+    assert f"{config}: bots.b.posts: no such file {tmp_path / 'missing.txt'}" in err
