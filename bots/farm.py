@@ -83,6 +83,20 @@ def build(config: Any, *, dry_run: bool = False) -> Iterator[str]:
         yield from _train(spec, [config.corpora[n].output for n in names], dry_run)
 
 
+def _base_model(spec: BotSpec) -> Path | None:
+    """``train: {from: ...}``: the model to fine-tune from, relative to the config like every path.
+
+    The bare name ``base`` stays as it is: the weights loader finds the model shipped with botkit.
+    """
+    from botkit.model.weights import BASE
+
+    base = spec.options.train.get(FROM)
+    if base is None:
+        return None
+    path = Path(str(base))
+    return path if str(base) == BASE or path.is_absolute() else spec.base_dir / path
+
+
 def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
     from botkit.model.train import TrainConfig, train
 
@@ -96,7 +110,6 @@ def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
     if dry_run:
         yield f"would train {spec.name} into {weights} on {', '.join(str(p) for p in corpora)}"
         return
-    base = settings.get(FROM)  # fine-tune from another model ("base": the shipped one)
     config = TrainConfig(**{k: v for k, v in settings.items() if k != FROM})
-    yield train(corpora, weights, config, base=None if base is None else Path(str(base))).summary()
+    yield train(corpora, weights, config, base=_base_model(spec)).summary()
     (weights / STAMP).write_text(json.dumps({"stamp": _stamp(corpora, settings)}), encoding="utf-8")

@@ -63,3 +63,21 @@ def test_build_names_every_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "bots.pear.corpus: no corpus named pears under corpora:" in err
     assert "bots.plum.corpus: required to build a model" in err
     assert not (tmp_path / "corpora").exists()
+
+
+def test_train_from_is_relative_to_the_config_except_the_shipped_base(tmp_path: Path) -> None:
+    from botkit.bots.farm import _base_model
+    from botkit.config import load_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "bots:\n"
+        "  a: {model: weights/a, train: {from: weights/other}}\n"
+        "  b: {model: weights/b, train: {from: base}}\n"
+        "  c: {model: weights/c}\n",
+        encoding="utf-8",
+    )
+    bots = load_config(config).bots
+    assert _base_model(bots["a"]) == tmp_path / "weights" / "other"
+    assert _base_model(bots["b"]) == Path("base")
+    assert _base_model(bots["c"]) is None
