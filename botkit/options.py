@@ -11,11 +11,18 @@ from __future__ import annotations
 import argparse
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from botkit.errors import ConfigError
 
@@ -86,6 +93,45 @@ def _overlaps(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return a[:n] == b[:n]
 
 
+def _holds_secret(annotation: Any, seen: set[type[BaseModel]]) -> bool:
+    """Whether a field's type is, or contains, a pydantic secret type (directly, in a union or list, or in a nested model)."""
+    if isinstance(annotation, type) and issubclass(annotation, (SecretStr, SecretBytes)):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return False
+        seen.add(annotation)
+        return any(_holds_secret(f.annotation, seen) for f in annotation.model_fields.values())
+    return any(_holds_secret(arg, seen) for arg in get_args(annotation))
+
+
+def _secret_fields(model: type[BaseModel]) -> set[tuple[str, ...]]:
+    """Key paths (names and aliases) of the fields of ``model`` typed as secrets.
+
+    A typo'd value at such a key is still a credential: whatever was written there, from the
+    environment or literally, a message must not show it.
+    """
+    paths: set[tuple[str, ...]] = set()
+    for name, field in model.model_fields.items():
+        if _holds_secret(field.annotation, set()):
+            paths |= {(key,) for key in (name, field.alias) if key}
+    return paths
+
+
+def _got(value: Any) -> str:
+    """How an invalid value is echoed: a scalar as written, a list only by kind, a mapping not at all.
+
+    A mapping can hold keys that only a later check knows to be secret (a bot's ``target:`` is
+    validated by its target's own model after the bot's options), and the key path already says
+    where it is; so no container is ever printed.
+    """
+    if isinstance(value, Mapping):
+        return ""
+    if isinstance(value, (list, tuple, set)):
+        return " (got a list)"
+    return f" (got {value!r})"
+
+
 def describe_error(
     error: ValidationError,
     where: str,
@@ -93,11 +139,14 @@ def describe_error(
     *,
     flags: bool = False,
     secret: set[tuple[str, ...]] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> str:
     """Render a pydantic error as lines of ``WHERE: KEY.PATH: what was expected (got VALUE)``.
 
-    Values at paths in ``secret`` (taken from the environment) are not echoed.
+    Values at paths in ``secret`` (taken from the environment) and in the secret-typed fields of
+    ``model`` (the model that was validated) are not echoed.
     """
+    typed = {path_prefix + p for p in _secret_fields(model)} if model is not None else set()
     lines = []
     for item in error.errors():
         loc = tuple(str(p) for p in item["loc"])
@@ -114,8 +163,10 @@ def describe_error(
             got = ""
         elif secret and any(_overlaps(path_prefix + loc, s) for s in secret):
             got = " (value from the environment not shown)"
+        elif any(_overlaps(path_prefix + loc, s) for s in typed):
+            got = " (a secret: value not shown)"
         else:
-            got = f" (got {item['input']!r})"
+            got = _got(item["input"])
         lines.append(f"{where}: {key}: {message}{got}")
     return "\n".join(lines)
 
@@ -134,4 +185,4 @@ def validate(
     try:
         return model.model_validate(dict(values), context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(describe_error(exc, where, path_prefix, flags=flags, secret=secret)) from None
+        raise ConfigError(describe_error(exc, where, path_prefix, flags=flags, secret=secret, model=model)) from None

@@ -1,11 +1,12 @@
 """Line-delimited corpora: the hand-off between sources and the trainer."""
 
 from botkit.corpus.document import ISO_UTC, REDDIT_GONE, Document, iso_utc
-from botkit.corpus.io import CorpusWriter, read_corpus, read_lines
+from botkit.corpus.io import CorpusWriter, make_folder, read_corpus, read_lines
 from botkit.corpus.normalize import Normalization, Normalizer
 from botkit.corpus.stats import CorpusStats, corpus_stats
 
 __all__ = [
+    "make_folder",
     "ISO_UTC",
     "REDDIT_GONE",
     "iso_utc",

@@ -15,6 +15,7 @@ are already there (same id, else same text) are not added again.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import logging
 import os
@@ -94,9 +95,17 @@ def read_lines(path: str | Path, what: str = "input") -> Iterator[str]:
         raise CorpusError(f"{path}: {what} file not found") from None
     except IsADirectoryError:
         raise CorpusError(f"{path}: is a folder, expected a {what} file") from None
+    except OSError as exc:  # no read permission, a dead mount: the user's to fix, not a crash
+        raise CorpusError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
     replaced = 0
     with handle:
-        for raw in handle:
+        while True:
+            try:
+                raw = handle.readline()
+            except OSError as exc:  # an I/O error part way: stop with the file named, not a traceback
+                raise CorpusError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
+            if not raw:
+                break
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -130,12 +139,15 @@ class CorpusWriter:
 
     Use as a context manager. On a clean exit, or on Ctrl-C (the documents already fetched are
     worth keeping and are all whole), the new file replaces the old one in one rename. On any
-    other error the old file is left exactly as it was.
+    other error, a failed write (disk full, read-only folder) included, the old file is left
+    exactly as it was and the temporary file is removed.
     """
 
     def __init__(self, path: str | Path, *, dedupe_text: bool = True) -> None:
         self.path = Path(path)
         self.format = corpus_format(self.path)
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise CorpusError(f"{self.path}: {self.path.parent} is a file, not a folder")
         if not self.path.parent.is_dir():
             raise CorpusError(f"{self.path}: folder {self.path.parent} does not exist")
         self.dedupe_text = dedupe_text
@@ -147,23 +159,41 @@ class CorpusWriter:
         self._warned_labels = False
 
     def __enter__(self) -> CorpusWriter:
-        self._tmp = tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
-        )
-        if self.path.exists():
-            for doc in read_corpus(self.path):
-                self._remember(doc)
-                self.existing += 1
+        try:
+            self._tmp = tempfile.NamedTemporaryFile(
+                "w", encoding="utf-8", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
+            )
+        except OSError as exc:
+            raise self._failed(f"cannot create a file in {self.path.parent}", exc) from None
+        try:
+            if self.path.exists():
+                self._copy_old()
+        except BaseException:  # __exit__ does not run when __enter__ fails: clean up here
+            self._discard()
+            raise
+        return self
+
+    def _copy_old(self) -> None:
+        for doc in read_corpus(self.path):
+            self._remember(doc)
+            self.existing += 1
+        assert self._tmp is not None
+        try:
             with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as old:
                 shutil.copyfileobj(old, self._tmp)
             if self._tmp.tell() and not self._ends_with_newline():
                 self._tmp.write("\n")
-        return self
+        except OSError as exc:
+            raise self._failed("cannot copy the old corpus", exc) from None
 
     def _ends_with_newline(self) -> bool:
         with open(self.path, "rb") as fh:
             fh.seek(-1, os.SEEK_END)
             return fh.read(1) == b"\n"
+
+    def _failed(self, what: str, exc: OSError) -> CorpusError:
+        kept = "the old corpus is unchanged" if self.path.exists() else "nothing written"
+        return CorpusError(f"{self.path}: {what} ({exc.strerror or exc}); {kept}")
 
     def _remember(self, doc: Document) -> None:
         self._seen.add(doc.key)
@@ -180,27 +210,51 @@ class CorpusWriter:
         if doc.label is not None and self.format == ".txt" and not self._warned_labels:
             log.warning("%s: .txt corpora keep no labels; use .jsonl to keep them", self.path)
             self._warned_labels = True
-        self._tmp.write(encode_line(doc, self.format))
+        try:
+            self._tmp.write(encode_line(doc, self.format))
+        except OSError as exc:
+            raise self._failed("cannot write the corpus", exc) from None
         self.added += 1
         return True
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._tmp is not None
-        tmp_path = Path(self._tmp.name)
         keep = exc_type is None or issubclass(exc_type, KeyboardInterrupt)
         try:
             if keep and self.added:
-                self._tmp.flush()
-                os.fsync(self._tmp.fileno())
-                self._tmp.close()
-                if self.path.exists():
-                    shutil.copymode(self.path, tmp_path)
-                else:
-                    os.chmod(tmp_path, 0o666 & ~_umask())
-                os.replace(tmp_path, self.path)
+                tmp_path = Path(self._tmp.name)
+                try:
+                    self._tmp.flush()
+                    os.fsync(self._tmp.fileno())
+                    self._tmp.close()
+                    if self.path.exists():
+                        shutil.copymode(self.path, tmp_path)
+                    else:
+                        os.chmod(tmp_path, 0o666 & ~_umask())
+                    os.replace(tmp_path, self.path)
+                except OSError as error:
+                    raise self._failed("cannot write the corpus", error) from None
         finally:
+            self._discard()
+
+    def _discard(self) -> None:
+        """Close and remove the temporary file (a no-op once it has been renamed into place)."""
+        assert self._tmp is not None
+        # Closing flushes what is buffered; when a write already failed (disk full) that fails
+        # again, and the error is known: the file is only being thrown away.
+        with contextlib.suppress(OSError):
             self._tmp.close()
-            tmp_path.unlink(missing_ok=True)
+        Path(self._tmp.name).unlink(missing_ok=True)
+
+
+def make_folder(path: Path) -> None:
+    """Create a corpus's folder (``corpora/`` by default) or say in one line why it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CorpusError(f"{path}: cannot create its folder {path.parent}: a file is in the way") from None
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot create its folder {path.parent} ({exc.strerror or type(exc).__name__})") from None
 
 
 def _umask() -> int:
