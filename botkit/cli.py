@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from botkit import __version__
-from botkit.corpus import Normalization, corpus_stats
+from botkit.corpus import Normalization, corpus_stats, make_folder
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import add_arguments, validate
 from botkit.sources import SOURCES
@@ -18,6 +18,7 @@ from botkit.sources import SOURCES
 log = logging.getLogger("botkit")
 
 DEFAULT_CONFIG = "config.yaml"
+DB_ENV = "BOTKIT_DB"
 _FETCH_SHARED = {"output", "source", "config", "corpus", "command", "verbose"}
 
 
@@ -147,7 +148,10 @@ def _bots_parser(commands: argparse._SubParsersAction) -> None:
     ledger = argparse.ArgumentParser(add_help=False)
     ledger.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
     for parser in (run, ledger):
-        parser.add_argument("--db", metavar="URL", help="ledger as a SQLAlchemy URL (e.g. postgresql://...), instead of the config's store:")
+        parser.add_argument(
+            "--db", metavar="URL", default=None,
+            help=f"ledger as a SQLAlchemy URL (e.g. postgresql+psycopg://...), instead of the config's store:; default ${DB_ENV} when set (keeps a password out of ps and crontabs)",
+        )
     commands.add_parser("status", parents=[ledger], help="each bot's last post, next run, queue size and last error")
     history = commands.add_parser("history", parents=[ledger], help="a bot's posts, newest first: time, target, remote id, text")
     history.add_argument("bot", metavar="BOT")
@@ -222,7 +226,7 @@ def cmd_fetch(args: argparse.Namespace) -> None:
         output = Path(args.output)
     else:
         output = Path("corpora") / f"{source.default_name()}.jsonl"
-        output.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(output)
     print(fetch(source, output, normalization, name=args.source).summary())
 
 
@@ -235,7 +239,7 @@ def _fetch_config_corpora(config, only: list[str] | None) -> None:  # noqa: ANN0
         raise ConfigError(f"{config.path}: corpora: no corpus named {', '.join(unknown)} (defined: {', '.join(config.corpora) or 'none'})")
     for name in names:
         spec = config.corpora[name]
-        spec.output.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(spec.output)
         print(fetch(spec.source, spec.output, spec.normalization, name=name).summary())
 
 
@@ -307,26 +311,37 @@ def _bots_config(args: argparse.Namespace, *, ready: bool = False):  # noqa: ANN
     from botkit.config import Config, load_config
 
     path = Path(args.config)
-    if args.db and args.config == DEFAULT_CONFIG and not path.exists():
+    if _db(args) and args.config == DEFAULT_CONFIG and not path.exists():
         return Config(path, "", {})
     return load_config(path, ready=ready)
 
 
+def _db(args: argparse.Namespace) -> str | None:
+    """``--db URL``, else ``$BOTKIT_DB``, else None (the config's ``store:``)."""
+    return args.db or os.environ.get(DB_ENV) or None
+
+
+def _ledger(config, args: argparse.Namespace | None):  # noqa: ANN001, ANN202 - Config and Ledger, imported lazily
+    from botkit.bots.ledger import open_ledger
+
+    return open_ledger(config.store, config.base_dir, _db(args) if args else None, lease=config.lease)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
-    _run_bots(_bots_config(args, ready=True), args.db, once=args.once)
+    _run_bots(_bots_config(args, ready=True), args, once=args.once)
 
 
-def _run_bots(config, db: str | None, *, once: bool) -> None:  # noqa: ANN001 - Config, imported lazily
+def _run_bots(config, args: argparse.Namespace | None, *, once: bool) -> None:  # noqa: ANN001 - Config, imported lazily
     """Start every bot of ``config``: one tick each with ``once``, else the daemon until a signal."""
     import threading
 
     from botkit.bots.bot import build_bots
     from botkit.bots.daemon import Daemon, run_once, start_warnings
-    from botkit.bots.ledger import open_ledger
+    from botkit.bots.workers import describe
 
     if not config.bots:
         raise ConfigError(f"{config.path}: bots: no bots defined (add one under bots:, see the README)")
-    with open_ledger(config.store, config.base_dir, db) as ledger:
+    with _ledger(config, args) as ledger:
         stop = threading.Event()
         bots = build_bots(config.bots, ledger, str(config.path), stop=stop)
         for line in start_warnings(bots):
@@ -335,31 +350,31 @@ def _run_bots(config, db: str | None, *, once: bool) -> None:  # noqa: ANN001 - 
             for result in run_once(bots, ledger):
                 print(result)
             return
-        announce = f"botkit: running {len(bots)} bot(s) from {config.path}; ledger {ledger.safe_url}; stop with Ctrl-C or SIGTERM"
+        announce = (
+            f"botkit: running {len(bots)} bot(s) from {config.path} as worker {describe(bots[0].worker)}; "
+            f"ledger {ledger.safe_url}; stop with Ctrl-C or SIGTERM"
+        )
         Daemon(bots, ledger, lambda result: print(result, flush=True), stop).run(started=lambda: print(announce, flush=True))
         print("botkit: stopped", flush=True)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    from botkit.bots.ledger import open_ledger
     from botkit.bots.report import status
 
     config = _bots_config(args)
-    with open_ledger(config.store, config.base_dir, args.db) as ledger:
+    with _ledger(config, args) as ledger:
         print(status(ledger, config.bots))
 
 
 def cmd_history(args: argparse.Namespace) -> None:
-    from botkit.bots.ledger import open_ledger
     from botkit.bots.report import history
 
     config = _bots_config(args)
-    with open_ledger(config.store, config.base_dir, args.db) as ledger:
+    with _ledger(config, args) as ledger:
         print(history(ledger, args.bot, args.limit or None))
 
 
 def cmd_review(args: argparse.Namespace) -> None:
-    from botkit.bots.ledger import open_ledger
     from botkit.bots.review import review
 
     config = _bots_config(args)
@@ -368,7 +383,7 @@ def cmd_review(args: argparse.Namespace) -> None:
         raise ConfigError(f"{config.path}: bots: no bot named {args.bot} (defined: {', '.join(config.bots) or 'none'})")
     if not spec.options.review:
         raise ConfigError(f"{config.path}: bots.{args.bot}.review: review is off for this bot (set review: true to hold its candidates)")
-    with open_ledger(config.store, config.base_dir, args.db) as ledger:
+    with _ledger(config, args) as ledger:
         print(review(ledger, args.bot, input, print).summary(args.bot))
 
 
@@ -390,7 +405,6 @@ def cmd_import_textgenrnn(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     """The main job on the embedded defaults: files → corpus → model → samples → filters → outbox."""
     from botkit.bots.farm import build
-    from botkit.bots.ledger import open_ledger
     from botkit.bots.report import history
     from botkit.config import load_config
 
@@ -409,7 +423,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"\n== 2/3  generate, filter and post: one tick of every bot (botkit run {config.path} --once)", flush=True)
     _run_bots(config, None, once=True)
     print("\n== 3/3  what the bots have posted (botkit history BOT)")
-    with open_ledger(config.store, config.base_dir, None) as ledger:
+    with _ledger(config, None) as ledger:
         for name in config.bots:
             print(history(ledger, name, 5))
 

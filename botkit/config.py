@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from botkit.bots.durations import Duration
+from botkit.bots.ledger import DEFAULT_LEASE_S
 from botkit.bots.spec import BotSpec, parse_bots, readiness
 from botkit.corpus import Normalization
 from botkit.errors import BotkitError, ConfigError
@@ -33,6 +35,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # `? [a, b]` or `{[x]: 1}`: YAML allows it, a config never means it
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a name, not a list or mapping")
             if key in seen:
                 raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice")
             seen.add(key)
@@ -69,7 +73,10 @@ def interpolate(value: Any, where: str, path: tuple[str, ...] = (), secret: set[
 class _TopLevel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    store: str = Field("botkit.db", description="SQLite file (or SQLAlchemy URL) of the bots' ledger")
+    store: str = Field("botkit.db", description="SQLite file (or SQLAlchemy URL, e.g. ${BOTKIT_DB}) of the bots' ledger")
+    lease: Duration = Field(
+        DEFAULT_LEASE_S, gt=0, description="how long a worker's hold on a bot lasts unrenewed: a dead worker's bots move on after this"
+    )
     corpora: dict[str, dict[str, Any]] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)  # keys every bot gets unless it gives its own
     bots: dict[str, Any] = Field(default_factory=dict)
@@ -91,6 +98,7 @@ class Config:
     store: str
     corpora: dict[str, CorpusSpec]
     bots: dict[str, BotSpec] = field(default_factory=dict)
+    lease: float = DEFAULT_LEASE_S
 
     @property
     def base_dir(self) -> Path:
@@ -126,8 +134,10 @@ def load_config(path: str | Path, *, ready: bool = False) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{where}: config file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: cannot read config file ({exc})") from None
+    except OSError as exc:  # a folder, no read permission, an I/O error: the user's to fix, not a crash
+        raise ConfigError(f"{where}: cannot read config file ({exc.strerror or exc})") from None
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except ConfigError as exc:
@@ -158,4 +168,4 @@ def load_config(path: str | Path, *, ready: bool = False) -> Config:
         problems += readiness(bots, where)
     if problems:
         raise ConfigError("\n".join(problems))
-    return Config(path, top.store, corpora, bots)
+    return Config(path, top.store, corpora, bots, top.lease)

@@ -129,10 +129,26 @@ class Target(ABC):
         return None
 
     def render(self, candidate: Candidate) -> str:
-        """The text to post: the candidate, plus the signature when there is one."""
+        """The text to post: the candidate, plus the signature when there is one.
+
+        Called once, when the candidate is claimed; the ledger keeps the result, and posting and
+        reconciliation use that (:meth:`text_of`), so a changed signature never hides a post.
+        """
         if self.options.signature:
             return f"{candidate.text}\n\n{self.options.signature}"
         return candidate.text
+
+    def text_of(self, candidate: Candidate) -> str:
+        """The exact text claimed for posting (rendered when the candidate was claimed)."""
+        return candidate.rendered if candidate.rendered is not None else self.render(candidate)
+
+    def account(self) -> str:
+        """The service account this bot posts as: bots that share one share its limits.
+
+        A target whose credentials can be shared (one praw site, one set of X keys) returns a key
+        derived from them; the default is one account per bot.
+        """
+        return f"{type(self).__name__}:{self.bot}"
 
     @abstractmethod
     def post(self, candidate: Candidate) -> PostResult:

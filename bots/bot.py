@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from botkit.bots import TARGETS, Disabled, Limits, PostResult, RateLimited, Rejected, Target, Transient
-from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Candidate, Ledger, NewCandidate, utcnow
+from botkit.bots.ledger import APPROVED, EVERY_STATE, QUEUED, REJECTED, Busy, Candidate, Ledger, NewCandidate, Wait, storable, utcnow
 from botkit.bots.spec import BotSpec, readiness
 from botkit.bots.supply import CandidateSupplier, ModelSamples, PostsFile
+from botkit.bots.workers import dead_here, describe, new_worker_id
 from botkit.errors import BotkitError, ConfigError
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DAY = timedelta(days=1)
+#: Why a candidate with a lone surrogate (invalid Unicode, e.g. a bad JSON escape) was never posted.
+BROKEN_TEXT = "invalid Unicode: a lone surrogate (replaced by U+FFFD here); fix the line in the source"
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class TickResult:
     """What one tick did. ``retry_at``: when trying again makes sense (a rate limit, a limit)."""
 
     bot: str
-    outcome: str  # posted | waiting | empty | failed | error | disabled
+    outcome: str  # posted | waiting | empty | skipped | failed | error | disabled
     message: str
     retry_at: datetime | None = None
 
@@ -52,16 +54,21 @@ class TickResult:
 
 
 class Bot:
-    """A bot ready to tick: its spec, its target, its candidate supplier and filter chain."""
+    """A bot ready to tick: its spec, its target, its candidate supplier and filter chain.
+
+    ``worker`` is the process's worker id (see :mod:`botkit.bots.workers`): the bot ticks only
+    while this worker holds its lease, and every claim it makes is owned by that worker.
+    """
 
     def __init__(
         self,
         spec: BotSpec,
         ledger: Ledger,
         target: Target,
-        supplier: Callable[[], CandidateSupplier],
+        supplier: Callable[[int], CandidateSupplier],
         chain: FilterChain,
         *,
+        worker: str,
         stop: threading.Event | None = None,
     ) -> None:
         self.spec = spec
@@ -73,46 +80,63 @@ class Bot:
         self.limits = spec.limits if spec.live else Limits()
         self._supplier = supplier
         self.chain = chain
+        self.worker = worker
         self.stop = stop or threading.Event()
-        self._secrets = [s for s in target.secrets() if s]
+        self._secrets = [s for s in [*target.secrets(), ledger.password] if s]
 
     # -- the tick ----------------------------------------------------------------------------
 
     def tick(self) -> TickResult:
         try:
             result = self._tick()
-        except Exception as exc:  # noqa: BLE001 - the farm boundary: record, report, carry on
+        except Exception as exc:
             message = self.explain(exc)
             log.error("%s: tick failed: %s", self.name, message, exc_info=log.isEnabledFor(logging.DEBUG))
-            self.ledger.record_error(self.name, message)
+            self._record_error(message)
             result = TickResult(self.name, "error", message)
         log.log(logging.WARNING if result.outcome in ("error", "failed", "disabled") else logging.INFO, "%s", result)
         return result
 
+    def _record_error(self, message: str) -> None:
+        """Keep the error in the ledger for botkit status; when the ledger itself fails, the log has it."""
+        try:
+            self.ledger.record_error(self.name, message)
+        except Exception as exc:  # noqa: BLE001 - the ledger is down: nothing more to do in this tick
+            log.error("%s: could not record the error in the ledger either: %s", self.name, self.explain(exc))
+
     def _tick(self) -> TickResult:
+        holder = self.ledger.acquire(self.name, self.worker, dead=dead_here)
+        if holder is not None:
+            return TickResult(self.name, "skipped", f"run by {describe(holder)}")
         state = self.ledger.state(self.name)
         if state.disabled:
             return TickResult(self.name, "disabled", state.disabled)
-        now = utcnow()
-        if state.not_before is not None and now < state.not_before:
+        if state.not_before is not None and utcnow() < state.not_before:
             return TickResult(self.name, "waiting", "the service asked to wait", state.not_before)
-        wait = self._limit(state.last_post_at, now)
-        if wait is not None:
-            return wait
         claimed = self.ledger.claimed(self.name)
-        if claimed is not None:
-            self.ledger.retry_claim(claimed)
-            return self._deliver(claimed, check_first=True)
-        candidate = self.ledger.claim_next(self.name)
-        if candidate is None:  # only a first tick, or a bot that outran its buffer, waits on its supplier
+        if claimed is not None:  # in flight elsewhere, or left by a crash: settled before anything else
+            held = self.ledger.take_over(claimed, self.worker, dead=dead_here)
+            if isinstance(held, Busy):
+                return TickResult(self.name, "waiting", f"candidate {claimed.id} is being posted by {describe(held.owner)}", claimed.lease_until)
+            return self._deliver(held, check_first=True)
+        got = self.claim_next()
+        if got is None:  # only a first tick, or a bot that outran its buffer, waits on its supplier
             self.refill()
-            candidate = self.ledger.claim_next(self.name)
-        if candidate is None:
+            got = self.claim_next()
+        if isinstance(got, Wait):
+            return TickResult(self.name, "waiting", got.reason, got.until)
+        if isinstance(got, Busy):
+            return TickResult(self.name, "skipped", f"run by {describe(got.owner)}")
+        if got is None:
             waiting = "candidates wait for review (botkit review)" if self.ledger.waiting(self.name) else "no candidates left"
             return TickResult(self.name, "empty", waiting)
-        result = self._deliver(candidate, check_first=False)
+        result = self._deliver(got, check_first=False)
         self._top_up()
         return result
+
+    def claim_next(self) -> Candidate | Wait | Busy | None:
+        """Claim the next approved candidate within the account's limits (see :meth:`Ledger.claim_next`)."""
+        return self.ledger.claim_next(self.name, self.worker, account=self.target.account(), limits=self.limits, render=self.target.render)
 
     def _top_up(self) -> None:
         """Refill after posting, so the next post does not wait on generation; a failure here is
@@ -122,20 +146,7 @@ class Bot:
         except Exception as exc:  # noqa: BLE001 - same boundary as tick(), after the post
             message = self.explain(exc)
             log.error("%s: refilling the buffer failed: %s", self.name, message)
-            self.ledger.record_error(self.name, f"refilling the buffer failed: {message}")
-
-    def _limit(self, last_post_at: datetime | None, now: datetime) -> TickResult | None:
-        """A waiting result when the minimum interval or the daily cap holds the bot back."""
-        lim = self.limits
-        if lim.min_interval and last_post_at is not None:
-            ready = last_post_at + timedelta(seconds=lim.min_interval)
-            if now < ready:
-                return TickResult(self.name, "waiting", f"minimum interval {lim.min_interval:g}s since the last post", ready)
-        if lim.daily_cap:
-            nth = self.ledger.nth_latest_post(self.name, lim.daily_cap)
-            if nth is not None and now < nth + DAY:
-                return TickResult(self.name, "waiting", f"daily cap of {lim.daily_cap} posts reached", nth + DAY)
-        return None
+            self._record_error(f"refilling the buffer failed: {message}")
 
     # -- posting -----------------------------------------------------------------------------
 
@@ -146,8 +157,12 @@ class Bot:
         for attempt in range(retry.attempts):
             if attempt and self.stop.wait(self._backoff(attempt)):
                 break  # shutting down: the candidate stays claimed and is reconciled at the next start
+            if not self.ledger.renew_claim(candidate, self.worker):  # our lease ran out and another worker took it
+                return TickResult(self.name, "skipped", f"candidate {candidate.id} was taken over by another worker; not posting it")
             try:
                 result = self.target.reconcile(candidate) if check_first or attempt else None
+                if result is None and (check_first or attempt) and not self.ledger.renew_claim(candidate, self.worker):
+                    return TickResult(self.name, "skipped", f"candidate {candidate.id} was taken over during its lookup; not posting it")
                 if result is None:
                     result = self.target.post(candidate)
             except Transient as exc:
@@ -159,14 +174,14 @@ class Bot:
             except RateLimited as exc:
                 return self._rate_limited(candidate, exc, unsure=check_first or attempt > 0)
             except Rejected as exc:
-                self.ledger.fail(candidate, self.redact(str(exc)))
-                self.ledger.record_error(self.name, f"candidate {candidate.id} refused: {self.redact(str(exc))}")
+                self.ledger.fail(candidate, self.worker, self.redact(str(exc)))
+                self._record_error(f"candidate {candidate.id} refused: {self.redact(str(exc))}")
                 return TickResult(self.name, "failed", f"candidate {candidate.id} refused: {self.redact(str(exc))}")
             except Disabled as exc:
                 return self._disable(candidate, exc, unsure=check_first or attempt > 0)
             return self._posted(candidate, result)
         message = f"candidate {candidate.id} not confirmed ({self.redact(str(last or 'stopped'))}); checked again at the next tick"
-        self.ledger.record_error(self.name, message)
+        self._record_error(message)
         return TickResult(self.name, "error", message)
 
     def _posted(self, candidate: Candidate, result: PostResult) -> TickResult:
@@ -176,16 +191,16 @@ class Bot:
 
     def _rate_limited(self, candidate: Candidate, exc: RateLimited, *, unsure: bool) -> TickResult:
         if not unsure:
-            self.ledger.release(candidate)
+            self.ledger.release(candidate, self.worker)
         until = utcnow() + timedelta(seconds=exc.wait)
         self.ledger.wait_until(self.name, until)
         message = f"rate limited: {self.redact(str(exc))}"
-        self.ledger.record_error(self.name, message)
+        self._record_error(message)
         return TickResult(self.name, "waiting", message, until)
 
     def _disable(self, candidate: Candidate, exc: Disabled, *, unsure: bool) -> TickResult:
         if not unsure:
-            self.ledger.release(candidate)
+            self.ledger.release(candidate, self.worker)
         message = self.redact(str(exc))
         self.ledger.disable(self.name, message)
         return TickResult(self.name, "disabled", message)
@@ -199,22 +214,33 @@ class Bot:
     # -- the buffer --------------------------------------------------------------------------
 
     def refill(self) -> int:
-        """Top the buffer up when it runs low: supply, filter, store. Returns how many were taken."""
+        """Top the buffer up when it runs low: supply, filter, store. Returns how many were taken.
+
+        The supplier's position moves by compare-and-set: if another worker refilled meanwhile,
+        this batch is dropped rather than stored twice.
+        """
         buffer = self.spec.options.buffer
         waiting = self.ledger.waiting(self.name)
         if waiting >= max(buffer.low, 1):
             return 0
-        samples = self._supplier().candidates(buffer.size - waiting)
+        start = self.ledger.state(self.name).supplied
+        samples = self._supplier(start).candidates(buffer.size - waiting)
         if not samples:
             return 0
-        result = self.chain.apply(samples)
+        broken = [s for s in samples if storable(s.text) != s.text]
+        result = self.chain.apply([s for s in samples if storable(s.text) == s.text])
         state = QUEUED if self.spec.options.review else APPROVED
         new = [NewCandidate(s.text, state, s.label, s.score, s.temperature) for s in result.kept]
         new += [
             NewCandidate(r.sample.text, REJECTED, r.sample.label, r.sample.score, r.sample.temperature, f"{r.filter}: {r.reason}")
             for r in result.rejected
         ]
-        self.ledger.add_candidates(self.name, new, supplied=len(samples))
+        new += [NewCandidate(storable(s.text), REJECTED, s.label, s.score, s.temperature, BROKEN_TEXT) for s in broken]
+        for s in broken:
+            log.warning("%s: skipped a candidate with a lone surrogate (invalid Unicode): %r", self.name, storable(s.text)[:80])
+        if not self.ledger.add_candidates(self.name, new, start, len(samples)):
+            log.info("%s: another worker refilled the buffer meanwhile; this batch is dropped", self.name)
+            return 0
         return len(samples)
 
     def explain(self, exc: Exception) -> str:
@@ -231,11 +257,11 @@ class Bot:
 # -- building bots from config ---------------------------------------------------------------
 
 
-def _supplier(spec: BotSpec, ledger: Ledger) -> Callable[[], CandidateSupplier]:
-    """A factory, so every refill starts from the position the ledger holds (another process may have moved it)."""
+def _supplier(spec: BotSpec, ledger: Ledger) -> Callable[[int], CandidateSupplier]:
+    """A factory of suppliers that start from the position the ledger holds (another process may have moved it)."""
     posts, model = spec.options.posts, spec.options.model
-    if posts is not None:
-        return lambda: PostsFile(posts, ledger.state(spec.name).supplied)
+    if posts is not None:  # which lines were taken is known by their content, whatever the position
+        return lambda start: PostsFile(posts, ledger.texts(spec.name, EVERY_STATE))
 
     @functools.cache
     def load() -> Generator:  # once per process, at the first refill: TensorFlow loads, the model compiles
@@ -243,7 +269,7 @@ def _supplier(spec: BotSpec, ledger: Ledger) -> Callable[[], CandidateSupplier]:
 
         return Generator.load(model)
 
-    return lambda: ModelSamples(load, spec.options.generate, ledger.state(spec.name).supplied)
+    return lambda start: ModelSamples(load, spec.options.generate, start)
 
 
 def _target(spec: BotSpec, ledger: Ledger) -> Target:
@@ -271,13 +297,16 @@ def _chain(spec: BotSpec, ledger: Ledger, where: str) -> FilterChain:
     return build_chain(o.filters, context, where=where, path_prefix=("bots", spec.name, "filters"), base_dir=spec.base_dir)
 
 
-def build_bots(specs: Mapping[str, BotSpec], ledger: Ledger, where: str, *, stop: threading.Event | None = None) -> list[Bot]:
-    """Every bot ready to tick, or a :class:`ConfigError` listing every problem of every bot."""
+def build_bots(
+    specs: Mapping[str, BotSpec], ledger: Ledger, where: str, *, worker: str | None = None, stop: threading.Event | None = None
+) -> list[Bot]:
+    """Every bot ready to tick as ``worker`` (a new id by default), or a :class:`ConfigError` listing every problem of every bot."""
+    worker = worker or new_worker_id()
     problems = readiness(specs, where)
     bots = []
     for spec in specs.values():
         try:
-            bots.append(Bot(spec, ledger, _target(spec, ledger), _supplier(spec, ledger), _chain(spec, ledger, where), stop=stop))
+            bots.append(Bot(spec, ledger, _target(spec, ledger), _supplier(spec, ledger), _chain(spec, ledger, where), worker=worker, stop=stop))
         except ConfigError as exc:
             message = str(exc)
             problems.append(message if message.startswith(f"{where}:") else f"{where}: {message}")

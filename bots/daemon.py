@@ -1,9 +1,12 @@
 """``botkit run``: tick every bot once (``--once``), or schedule them with APScheduler until stopped.
 
 The schedule comes from config.yaml at every start; everything else (what was posted, what is
-claimed, rate-limit waits) comes from the ledger, so a restart carries on where the last run
-stopped. One scheduler per ledger: APScheduler 3.x job stores must not be shared between
-processes, so the jobs live in memory and the ledger alone is the shared truth.
+claimed, rate-limit waits, which worker runs which bot) comes from the ledger, so a restart
+carries on where the last run stopped. Several daemons (on one host or many) may run the same
+farm against one ledger: each runs the bots it holds a lease on (:class:`~botkit.bots.workers.Share`)
+and skips the others, and ``--once`` ticks only the bots no daemon holds. APScheduler 3.x job
+stores must not be shared between processes, so the jobs live in memory in each process and the
+ledger alone is the shared truth.
 
 SIGTERM and SIGINT stop the scheduler, let the post in flight finish (its retry backoff is cut
 short: a candidate left claimed is reconciled at the next start) and exit cleanly.
@@ -28,6 +31,8 @@ from typing import Any
 
 from botkit.bots.bot import Bot, TickResult
 from botkit.bots.ledger import Ledger
+from botkit.bots.workers import Share, kept_alive
+from botkit.errors import BotkitError
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +61,35 @@ def start_warnings(bots: Sequence[Bot]) -> list[str]:
 
 
 def run_once(bots: Sequence[Bot], ledger: Ledger) -> list[TickResult]:
-    """One tick of every bot, in config order (the README demo, cron users)."""
-    ledger.enable(bot.name for bot in bots)
-    return [bot.tick() for bot in bots]
+    """One tick of every bot no daemon holds, in config order (the README demo, cron users).
+
+    Each bot is given back right after its tick, and the worker retires at the end, so a daemon
+    can take over at once whatever this run left.
+    """
+    try:
+        ledger.enable(bot.name for bot in bots)
+    except BotkitError as exc:  # the ledger is down or locked: every tick says so in turn
+        log.error("%s", exc)
+    results = []
+    try:
+        for bot in bots:
+            with kept_alive(ledger, bot.worker, bot.name):
+                results.append(bot.tick())
+            try:
+                ledger.release_bot(bot.name, bot.worker)
+            except Exception as exc:  # noqa: BLE001 - the ledger is down: its lease runs out by itself
+                log.error("%s: could not hand the bot back: %s", bot.name, bot.explain(exc))
+    finally:
+        if bots:
+            _retire(ledger, bots[0].worker)
+    return results
+
+
+def _retire(ledger: Ledger, worker: str) -> None:
+    try:
+        ledger.retire(worker)
+    except Exception as exc:  # noqa: BLE001 - leases run out by themselves
+        log.error("could not hand the bots back on the way out (%s); their leases run out in %gs", exc, ledger.lease.total_seconds())
 
 
 class Daemon:
@@ -70,6 +101,7 @@ class Daemon:
 
         self.bots = {bot.name: bot for bot in bots}
         self.ledger = ledger
+        self.worker = bots[0].worker
         self.report = report
         self.stop = stop
         # A regular tick and a retry of the same bot are two jobs: this lock keeps them apart.
@@ -78,6 +110,7 @@ class Daemon:
         self._idle = threading.Condition()
         self._running = 0
         self._signalled: int | None = None
+        self.share = Share(ledger, self.worker, list(self.bots), may_release=self._may_release)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max(1, min(MAX_WORKERS, len(bots))))},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S},
@@ -97,11 +130,17 @@ class Daemon:
             first = {"next_run_time": now} if schedule.every is not None else {}  # intervals start at once
             self.scheduler.add_job(self._tick, schedule.trigger(), args=[name], id=f"bot:{name}", name=name, **first)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        beat_every = self.ledger.lease.total_seconds() / 3
         try:
+            self._beat()  # take this worker's share before the first ticks run
             self.scheduler.start()
             started()
+            next_beat = time.monotonic() + beat_every
             while self._signalled is None:
                 time.sleep(SIGNAL_POLL_S)
+                if time.monotonic() >= next_beat:  # here, not in the pool: busy ticks must not delay the leases
+                    self._beat()
+                    next_beat = time.monotonic() + beat_every
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -111,6 +150,33 @@ class Daemon:
         with self._idle:
             if not self._idle.wait_for(lambda: self._running == 0, timeout=STOP_WAIT_S):
                 log.warning("stopping with posts still in flight; they are reconciled at the next start")
+        _retire(self.ledger, self.worker)
+
+    def _beat(self) -> None:
+        """Renew this worker's leases, take its share of free bots, and tick new ones soon."""
+        try:
+            gained, lost = self.share.beat()
+        except Exception as exc:  # noqa: BLE001 - the ledger is down: try again at the next beat
+            log.error("could not renew this worker's leases: %s", exc)
+            return
+        for name in sorted(lost):
+            log.info("%s: now run by another worker", name)
+        for name in gained:
+            job = self.scheduler.get_job(f"bot:{name}")
+            if job is None:
+                continue
+            # Keep the bot's rhythm: its next run as the last worker planned it; an interval bot
+            # never run before starts at once, a cron bot waits for its time.
+            planned, now = self.ledger.state(name).next_run_at, datetime.now(UTC)
+            if planned is not None:
+                job.modify(next_run_time=max(now, planned))
+            elif self.bots[name].spec.options.schedule.every is not None:
+                job.modify(next_run_time=now)
+
+    def _may_release(self, name: str) -> bool:
+        """Give a bot back between two of its ticks. A tick that starts anyway is safe: its claim
+        checks the lease in the claim's transaction, and a claim made just before stays its own."""
+        return not self._busy[name].locked()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """Only set a flag: anything that takes a lock could deadlock here (see the module docstring)."""
@@ -119,12 +185,14 @@ class Daemon:
             signal.signal(sig, signal.SIG_DFL)
 
     def _tick(self, name: str) -> None:
-        if self.stop.is_set() or not self._busy[name].acquire(blocking=False):
-            return
+        if self.stop.is_set() or name not in self.share.held or not self._busy[name].acquire(blocking=False):
+            return  # stopping, run by another worker, or ticking already
         with self._idle:
             self._running += 1
         try:
             result = self.bots[name].tick()
+            if result.outcome == "skipped":  # the lease moved on meanwhile: the other worker reports
+                return
             if str(result) != self._last.get(name):  # "empty" every 10 s for hours says nothing new
                 self.report(result)
             self._last[name] = str(result)
@@ -148,8 +216,8 @@ class Daemon:
             return
         next_run: Any = job.next_run_time
         if result.retry_at is not None:
-            retry_at = result.retry_at.replace(tzinfo=UTC)
+            retry_at = result.retry_at
             if next_run is None or retry_at < next_run:
                 self.scheduler.add_job(self._tick, "date", run_date=retry_at, args=[name], id=f"retry:{name}", replace_existing=True)
                 next_run = retry_at
-        self.ledger.set_next_run(name, None if next_run is None else next_run.astimezone(UTC).replace(tzinfo=None))
+        self.ledger.set_next_run(name, None if next_run is None else next_run.astimezone(UTC))

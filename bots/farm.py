@@ -62,6 +62,7 @@ def _plan(config: Any) -> list[tuple[BotSpec, list[str]]]:
 
 def build(config: Any, *, dry_run: bool = False) -> Iterator[str]:
     """Fetch, then train what changed; yields one line per step for the CLI to print."""
+    from botkit.corpus import make_folder
     from botkit.fetch import fetch
 
     plan = _plan(config)
@@ -78,7 +79,7 @@ def build(config: Any, *, dry_run: bool = False) -> Iterator[str]:
             if dry_run:
                 yield f"would fetch corpus {name} into {corpus.output}"
                 continue
-            corpus.output.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(corpus.output)
             yield fetch(corpus.source, corpus.output, corpus.normalization, name=name).summary()
         yield from _train(spec, [config.corpora[n].output for n in names], dry_run)
 

@@ -1,57 +1,91 @@
-"""The bots' ledger: every candidate, every post and each bot's state, in one SQL database.
+"""The bots' ledger: every candidate, every post, each bot's state and who runs it, in one SQL database.
 
-SQLAlchemy Core on SQLite (WAL mode, so ``botkit status`` reads while the daemon writes) by
-default, or any SQLAlchemy URL (PostgreSQL) when one machine is not enough: one code path.
+SQLAlchemy Core on SQLite (WAL mode, so ``botkit status`` reads while daemons write) for one host,
+or PostgreSQL for a farm spread over several hosts: one code path, and every decision that two
+processes could race on is one transaction or one conditional ``UPDATE``.
 
 Exactly-once posting rests on the candidate states here::
 
-    approved --claim (committed)--> claimed --post, then mark_posted--> posted
-                                       |--> approved (certainly not posted: rate limit, bad credentials)
-                                       |--> failed   (refused for good)
+    approved --claim (committed, owner + lease)--> claimed --post, then mark_posted--> posted
+                                                      |--> approved (certainly not posted: rate limit, bad credentials)
+                                                      |--> failed   (refused for good)
 
-A candidate left ``claimed`` (a crash, an ambiguous error) is reconciled with the target before
-the bot posts anything else; see ``botkit.bots.bot``.
+* A claim names the worker that holds it and a lease; only the owner moves it on, and another
+  worker takes it over (to reconcile it with the service) only once that lease has run out.
+  Every change is conditional on the state it expects (``WHERE state = 'claimed' AND owner = :me``):
+  a change that finds its row moved on does nothing and says so, it never resurrects a post.
+* The limits (minimum interval, daily cap) are checked and the slot is reserved in the claim's own
+  transaction, under a lock on the service account's row, so they hold across any number of
+  processes and hosts; bots that share one account share its limits.
+* Each bot is run by one worker at a time: ``bot_state.owner`` with a lease the worker renews.
+* Refills advance the supplier's position with compare-and-set.
 
-All times are naive UTC datetimes (SQLite keeps no time zone; PostgreSQL gets the same values).
+Locks: on SQLite every write transaction starts with ``BEGIN IMMEDIATE`` (one writer at a time, so
+a read-check-write inside it is atomic); on PostgreSQL the account row is locked ``FOR UPDATE`` and
+candidates are picked ``FOR UPDATE SKIP LOCKED``; schema creation takes an advisory lock.
+
+Times are aware UTC datetimes everywhere in botkit; the columns hold naive UTC (SQLite keeps no
+zone) and :class:`UTCDateTime` converts at the boundary. Lease and post times come from the
+database server's clock on PostgreSQL, so hosts with slightly different clocks agree.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
-from botkit.errors import ConfigError
+from botkit.errors import BotkitError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine, Table
+    from sqlalchemy import Connection, Engine, Table
+    from sqlalchemy.engine import URL
 
-    from botkit.bots import PostResult
+    from botkit.bots import Limits, PostResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: A worker renews its leases a few times per lease; the default lets a dead worker's bots move in 30 s.
+DEFAULT_LEASE_S = 30.0
+SQLITE_TIMEOUT_S = 30.0
+_SCHEMA_LOCK = 0x626F746B  # pg_advisory_xact_lock key for schema creation and migration ("botk")
 
 # Candidates enter already filtered: rejected (reason: the filter), queued (awaiting review) or approved.
 REJECTED, QUEUED, APPROVED, CLAIMED, POSTED, FAILED = "rejected", "queued", "approved", "claimed", "posted", "failed"
 #: States of a candidate that is still waiting to be posted (the bot's queue).
 WAITING = (QUEUED, APPROVED)
+EVERY_STATE = (REJECTED, QUEUED, APPROVED, CLAIMED, POSTED, FAILED)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+DAY = timedelta(days=1)
+
+
+class LedgerError(BotkitError):
+    """The ledger cannot be opened or used (bad URL, corrupt file, server down)."""
+
+
+def storable(text: str) -> str:
+    """``text`` as the database can hold it: a lone surrogate (from a JSON escape) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 def show_time(when: datetime | None) -> str:
-    return "-" if when is None else when.strftime("%Y-%m-%d %H:%M:%SZ")
+    return "-" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate post, as the ledger holds it."""
+    """One candidate post, as the ledger holds it. ``rendered``: the exact text sent (set at claim)."""
 
     id: int
     bot: str
@@ -62,6 +96,9 @@ class Candidate:
     attempts: int
     claimed_at: datetime | None
     created_at: datetime
+    rendered: str | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +125,8 @@ class BotState:
     not_before: datetime | None = None
     disabled: str | None = None
     supplied: int = 0
+    owner: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +141,60 @@ class PostRecord:
     note: str | None
 
 
+@dataclass(frozen=True)
+class Wait:
+    """A claim refused by the limits: why, and when the slot frees up."""
+
+    reason: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Busy:
+    """A claim refused because another worker holds the bot or its claimed candidate."""
+
+    owner: str
+
+
+# -- URLs ------------------------------------------------------------------------------------
+
+_USERINFO = re.compile(r"^(?P<scheme>[^:/]+://)(?P<userinfo>.*)@(?P<rest>[^@]*)$", re.S)
+
+
+def redact_url(url: str) -> str:
+    """The URL with everything between the user name and the last ``@`` hidden: a password with
+    ``@``, ``:`` or ``/`` in it, quoted or not, never shows in whole or in part."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    user = match["userinfo"].partition(":")[0]
+    return f"{match['scheme']}{user}:***@{match['rest']}" if ":" in match["userinfo"] else f"{match['scheme']}{user}@{match['rest']}"
+
+
+def parse_url(url: str) -> URL:
+    """A SQLAlchemy URL; a password may contain ``@`` and ``:`` without quoting (the user name ends
+    at the first ``:``, the password at the last ``@``). Raises :class:`LedgerError` without the password."""
+    from sqlalchemy.engine import make_url
+
+    match = _USERINFO.match(url)
+    try:
+        if match is None:
+            return make_url(url)
+        user, _, password = match["userinfo"].partition(":")
+        return make_url(match["scheme"] + match["rest"]).set(username=unquote(user), password=unquote(password) if password else None)
+    except Exception as exc:  # noqa: BLE001 - ArgumentError, ValueError (a bad port): say which part, never the password
+        raise LedgerError(f"ledger {redact_url(url)}: not a valid database URL ({_no_secret(exc, url)})") from None
+
+
+def _no_secret(exc: BaseException, url: str) -> str:
+    message = str(exc)
+    match = _USERINFO.match(url)
+    password = match["userinfo"].partition(":")[2] if match else ""
+    for part in {password, unquote(password)} - {""}:
+        message = message.replace(part, "***")
+    return message
+
+
 def store_url(store: str, base_dir: Path) -> str:
     """``store:`` from config as a SQLAlchemy URL: a URL as given, else a SQLite file beside the config."""
     if "://" in store:
@@ -110,14 +203,41 @@ def store_url(store: str, base_dir: Path) -> str:
     return f"sqlite:///{path if path.is_absolute() else base_dir / path}"
 
 
-def open_ledger(store: str, base_dir: Path, db: str | None = None) -> Ledger:
-    """The ledger a config names (``store:``), unless ``--db URL`` points elsewhere."""
-    return Ledger(db or store_url(store, base_dir))
+def open_ledger(store: str, base_dir: Path, db: str | None = None, *, lease: float = DEFAULT_LEASE_S) -> Ledger:
+    """The ledger a config names (``store:``), unless ``--db URL`` (or ``$BOTKIT_DB``) points elsewhere."""
+    return Ledger(db or store_url(store, base_dir), lease=lease)
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+def _utc_type() -> Any:
+    from sqlalchemy import DateTime
+    from sqlalchemy.types import TypeDecorator
+
+    class UTCDateTime(TypeDecorator):
+        """Aware UTC in Python, naive UTC in the column: the same values on SQLite and PostgreSQL."""
+
+        impl = DateTime
+        cache_ok = True
+
+        def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value} given to the ledger: botkit uses aware UTC times")
+            return value.astimezone(UTC).replace(tzinfo=None)
+
+        def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+            return None if value is None else value.replace(tzinfo=UTC)
+
+    return UTCDateTime
 
 
 def _tables() -> tuple[Any, dict[str, Table]]:
-    from sqlalchemy import Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+    from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
+    Time = _utc_type()
     metadata = MetaData()
     t = {
         "schema_version": Table("schema_version", metadata, Column("version", Integer, nullable=False)),
@@ -133,11 +253,16 @@ def _tables() -> tuple[Any, dict[str, Table]]:
             Column("state", String(16), nullable=False),
             Column("reason", Text),  # the filter that rejected it, or why it failed
             Column("attempts", Integer, nullable=False, default=0),
-            Column("created_at", DateTime, nullable=False),
-            Column("updated_at", DateTime, nullable=False),
-            Column("claimed_at", DateTime),
+            Column("created_at", Time, nullable=False),
+            Column("updated_at", Time, nullable=False),
+            Column("claimed_at", Time),
+            Column("owner", String(200)),  # the worker holding the claim
+            Column("lease_until", Time),  # ... until then; after that another worker may reconcile it
+            Column("rendered", Text),  # the exact text sent, signature included: what reconciliation looks for
+            Column("account", String(200)),  # the service account whose limits the claim counts against
             # The bot's queue in order, its claimed candidate, its queue size: all one index range.
             Index("ix_candidates_bot_state_id", "bot", "state", "id"),
+            Index("ix_candidates_account_state", "account", "state"),
         ),
         "posts": Table(
             "posts",
@@ -147,24 +272,40 @@ def _tables() -> tuple[Any, dict[str, Table]]:
             Column("target", String(100), nullable=False),
             Column("remote_id", String(200)),  # NULL when the service confirmed the post but gave no id
             Column("url", Text),
-            Column("posted_at", DateTime, nullable=False),
+            Column("posted_at", Time, nullable=False),
             Column("candidate_id", Integer, ForeignKey("candidates.id"), nullable=False, unique=True),
             Column("note", Text),
-            # Last post, posts in the last 24 h (daily cap), history: newest first per bot.
+            Column("account", String(200)),
+            # Last post, history: newest first per bot. Limits: per account.
             Index("ix_posts_bot_posted_at", "bot", "posted_at"),
+            Index("ix_posts_account_posted_at", "account", "posted_at"),
         ),
         "bot_state": Table(
             "bot_state",
             metadata,
             Column("bot", String(200), primary_key=True),
-            Column("last_post_at", DateTime),
+            Column("last_post_at", Time),
             Column("last_error", Text),
-            Column("last_error_at", DateTime),
-            Column("next_run_at", DateTime),
-            Column("not_before", DateTime),  # a rate limit's "try again after"
+            Column("last_error_at", Time),
+            Column("next_run_at", Time),
+            Column("not_before", Time),  # a rate limit's "try again after"
             Column("disabled", Text),  # why the bot is stopped (bad credentials...)
             Column("supplied", Integer, nullable=False, default=0),  # candidates taken from its supplier so far
+            Column("owner", String(200)),  # the worker that runs this bot now
+            Column("lease_until", Time),
         ),
+        # Live `botkit run` daemons: the bots are shared out among them.
+        "workers": Table(
+            "workers",
+            metadata,
+            Column("id", String(200), primary_key=True),
+            Column("host", String(200), nullable=False),
+            Column("pid", Integer, nullable=False),
+            Column("started_at", Time, nullable=False),
+            Column("seen_at", Time, nullable=False),
+        ),
+        # One row per service account, locked while a claim checks that account's limits.
+        "accounts": Table("accounts", metadata, Column("key", String(200), primary_key=True)),
         # The outbox target's own record of what it delivered: its reconciliation looks here.
         "outbox": Table(
             "outbox",
@@ -173,52 +314,97 @@ def _tables() -> tuple[Any, dict[str, Table]]:
             Column("bot", String(200), nullable=False),
             Column("candidate_id", Integer, nullable=False, unique=True),
             Column("text", Text, nullable=False),
-            Column("posted_at", DateTime, nullable=False),
+            Column("posted_at", Time, nullable=False),
         ),
     }
     return metadata, t
 
 
-#: Upgrades from version N to N+1, run in order inside one transaction when an older ledger opens.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {}
+def _migrate_1_to_2(conn: Connection) -> None:
+    """Owners, leases, rendered texts and accounts; the new tables come from ``create_all``."""
+    for table, column, kind in [
+        ("candidates", "owner", "VARCHAR(200)"), ("candidates", "lease_until", "TIMESTAMP"), ("candidates", "rendered", "TEXT"),
+        ("candidates", "account", "VARCHAR(200)"), ("posts", "account", "VARCHAR(200)"),
+        ("bot_state", "owner", "VARCHAR(200)"), ("bot_state", "lease_until", "TIMESTAMP"),
+    ]:  # fmt: skip
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    conn.exec_driver_sql("UPDATE posts SET account = bot")
+    conn.exec_driver_sql("CREATE INDEX ix_candidates_account_state ON candidates (account, state)")
+    conn.exec_driver_sql("CREATE INDEX ix_posts_account_posted_at ON posts (account, posted_at)")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+#: Upgrades from version N to N+1, run in order inside the schema transaction when an older ledger opens.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2}
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin, not by the driver
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the daemon, and vice versa
+    _wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process; only power loss can drop the last commit
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
+def _wal(cursor: Any) -> None:
+    """WAL mode (readers never block the daemons, and vice versa), set by the first process to open the file.
+
+    Switching modes needs an exclusive lock, and SQLite may answer "locked" at once, without
+    waiting, while several processes create the file together: try again for a while.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Writes take SQLite's write lock at BEGIN, so a read-check-write inside them is atomic."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("botkit_write") else "BEGIN")
+
+
 class Ledger:
     """One database connection pool and the queries the bots need. Safe to share between threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lease: float = DEFAULT_LEASE_S) -> None:
         from sqlalchemy import create_engine, event
-        from sqlalchemy.exc import ArgumentError
 
         self.url = url
+        self.lease = timedelta(seconds=lease)
+        parsed = parse_url(url)
+        self.safe_url = redact_url(url)
+        self.password = parsed.password
+        self.sqlite = parsed.get_backend_name() == "sqlite"
         try:
-            if url.startswith("sqlite"):
-                self.engine: Engine = create_engine(url, connect_args={"timeout": 30})
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self.sqlite:
+                args = {} if "timeout" in parsed.query else {"timeout": SQLITE_TIMEOUT_S}
+                self.engine: Engine = create_engine(parsed, connect_args=args)
+                event.listen(self.engine, "connect", _sqlite_connect)
+                event.listen(self.engine, "begin", _sqlite_begin)
             else:
-                self.engine = create_engine(url, pool_pre_ping=True)
-        except (ArgumentError, ImportError) as exc:
-            raise ConfigError(f"ledger {self.safe_url}: cannot open ({exc})") from None
+                self.engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except Exception as exc:  # noqa: BLE001 - ArgumentError, a missing driver (ImportError)...
+            raise LedgerError(self.describe_error("cannot open", exc)) from None
         self.metadata, self.t = _tables()
         self._migrate()
 
-    @property
-    def safe_url(self) -> str:
-        """The URL with any password hidden: it goes into messages."""
-        from sqlalchemy.engine import make_url
+    def describe_error(self, what: str, exc: BaseException) -> str:
+        from sqlalchemy.exc import DBAPIError
 
-        try:
-            return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparseable URL has no password we could find
-            return "(unparseable URL)"
+        detail = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()
+        message = f"ledger {self.safe_url}: {what} ({detail[0] if detail else type(exc).__name__})"
+        if isinstance(exc, ImportError) and not self.sqlite:
+            message += "; PostgreSQL needs its driver: pip install 'botkit[postgres]'"
+        return message.replace(self.password, "***") if self.password else message
 
     def close(self) -> None:
         self.engine.dispose()
@@ -229,165 +415,363 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- schema ------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (SQLite: holding the write lock from its start)."""
+        with self._errors(), self.engine.connect() as conn:
+            conn.execution_options(botkit_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A database failure (down, locked, full, corrupt) as a one-line :class:`LedgerError`."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise LedgerError(self.describe_error("failed", exc)) from None
+
+    def now(self, conn: Connection) -> datetime:
+        """The time every worker agrees on: the PostgreSQL server's clock, or this host's for SQLite."""
+        if self.sqlite:
+            return utcnow()
+        from sqlalchemy import func, select
+
+        return conn.execute(select(func.now())).scalar_one().astimezone(UTC)
 
     def _migrate(self) -> None:
-        from sqlalchemy import insert, select
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy import insert, select, text
 
         if self.url.startswith("sqlite:///"):
-            folder = Path(self.url.removeprefix("sqlite:///")).parent
+            folder = Path(self.url.removeprefix("sqlite:///").partition("?")[0]).parent
             if not folder.is_dir():
-                raise ConfigError(f"ledger {self.url}: folder {folder} does not exist")
+                raise LedgerError(f"ledger {self.safe_url}: folder {folder} does not exist")
         versions = self.t["schema_version"]
         try:
-            with self.engine.begin() as conn:
-                self.metadata.create_all(conn, checkfirst=True)
-                version = conn.execute(select(versions.c.version)).scalar()
-                if version is None:
-                    conn.execute(insert(versions).values(version=SCHEMA_VERSION))
-                    return
-                if version > SCHEMA_VERSION:
-                    raise ConfigError(f"ledger {self.safe_url}: schema version {version} is newer than this botkit knows ({SCHEMA_VERSION}); upgrade botkit")
-                for step in range(version, SCHEMA_VERSION):
+            with self._write() as conn:
+                if not self.sqlite:  # several processes starting at once: one creates, the others wait and see it
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                version = conn.execute(select(versions.c.version)).scalar() if self._has_schema(conn) else None
+                if version is not None and version > SCHEMA_VERSION:
+                    raise LedgerError(f"ledger {self.safe_url}: schema version {version} is newer than this botkit knows ({SCHEMA_VERSION}); upgrade botkit")
+                for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
                     log.warning("ledger %s: migrating schema %d -> %d", self.safe_url, step, step + 1)
                     MIGRATIONS[step](conn)
-                conn.execute(versions.update().values(version=SCHEMA_VERSION))
-        except OperationalError as exc:
-            raise ConfigError(f"ledger {self.safe_url}: cannot open ({exc.orig})") from None
+                self.metadata.create_all(conn, checkfirst=True)
+                if version is None:
+                    conn.execute(insert(versions).values(version=SCHEMA_VERSION))
+                elif version < SCHEMA_VERSION:
+                    conn.execute(versions.update().values(version=SCHEMA_VERSION))
+        except LedgerError as exc:
+            raise LedgerError(str(exc).replace(": failed (", ": cannot open (", 1)) from None
+
+    @staticmethod
+    def _has_schema(conn: Connection) -> bool:
+        from sqlalchemy import inspect
+
+        return inspect(conn).has_table("schema_version")
+
+    def _insert_missing(self, conn: Connection, table: Table, **values: Any) -> None:
+        """Insert a row unless its key is there already, without a race between two processes."""
+        if self.sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+    # -- workers and bot leases --------------------------------------------------------------
+
+    def heartbeat(self, worker: str, host: str, pid: int) -> int:
+        """Say this worker is alive; forget workers silent for ten leases. Returns the live workers."""
+        from sqlalchemy import func, select
+
+        w = self.t["workers"]
+        with self._write() as conn:
+            now = self.now(conn)
+            self._insert_missing(conn, w, id=worker, host=host, pid=pid, started_at=now, seen_at=now)
+            conn.execute(w.update().where(w.c.id == worker).values(seen_at=now))
+            conn.execute(w.delete().where(w.c.seen_at < now - 10 * self.lease))
+            return conn.execute(select(func.count()).where(w.c.seen_at >= now - self.lease)).scalar_one()
+
+    def acquire(self, bot: str, worker: str, *, dead: Callable[[str], bool] = lambda owner: False) -> str | None:
+        """Take (or keep) the bot for ``worker`` unless another worker's lease on it is running.
+
+        ``dead(owner)`` may declare the holder gone (its process no longer exists) before its lease
+        runs out. Returns None when the bot is now ours, else the worker that holds it.
+        """
+        s = self.t["bot_state"]
+        with self._write() as conn:
+            now = self.now(conn)
+            self._insert_missing(conn, s, bot=bot, supplied=0)
+            owner = self._owner(conn, bot)
+            free = (s.c.owner.is_(None)) | (s.c.owner == worker) | (s.c.lease_until < now)
+            if owner is not None and owner != worker and dead(owner):
+                free |= s.c.owner == owner
+            if conn.execute(s.update().where(s.c.bot == bot, free).values(owner=worker, lease_until=now + self.lease)).rowcount:
+                return None
+            return owner or "another worker"
+
+    def _owner(self, conn: Connection, bot: str) -> str | None:
+        from sqlalchemy import select
+
+        s = self.t["bot_state"]
+        return conn.execute(select(s.c.owner).where(s.c.bot == bot)).scalar()
+
+    def renew(self, worker: str, bots: Iterable[str]) -> set[str]:
+        """Extend the leases ``worker`` still holds on ``bots`` and on their claims in flight (a slow
+        lookup or post must not lose its claim); returns the bots it holds."""
+        from sqlalchemy import select
+
+        s, c, names = self.t["bot_state"], self.t["candidates"], list(bots)
+        if not names:
+            return set()
+        with self._write() as conn:
+            now = self.now(conn)
+            mine = (s.c.owner == worker) & s.c.bot.in_(names)
+            conn.execute(s.update().where(mine).values(lease_until=now + self.lease))
+            claims = (c.c.owner == worker) & (c.c.state == CLAIMED) & c.c.bot.in_(names)
+            conn.execute(c.update().where(claims).values(lease_until=now + self.lease))
+            return set(conn.execute(select(s.c.bot).where(mine)).scalars())
+
+    def release_bot(self, bot: str, worker: str) -> None:
+        s = self.t["bot_state"]
+        with self._write() as conn:
+            conn.execute(s.update().where(s.c.bot == bot, s.c.owner == worker).values(owner=None, lease_until=None))
+
+    def retire(self, worker: str) -> None:
+        """A clean stop: give up the bots, end the leases of claims left unsure, leave the worker list."""
+        s, c, w = self.t["bot_state"], self.t["candidates"], self.t["workers"]
+        with self._write() as conn:
+            now = self.now(conn)
+            conn.execute(s.update().where(s.c.owner == worker).values(owner=None, lease_until=None))
+            conn.execute(c.update().where(c.c.owner == worker, c.c.state == CLAIMED).values(lease_until=now))
+            conn.execute(w.delete().where(w.c.id == worker))
+
+    def workers(self) -> dict[str, tuple[str, int, datetime]]:
+        """Every worker seen recently: id → (host, pid, last seen)."""
+        from sqlalchemy import select
+
+        w = self.t["workers"]
+        with self._read() as conn:
+            return {row.id: (row.host, row.pid, row.seen_at) for row in conn.execute(select(w))}
 
     # -- candidates --------------------------------------------------------------------------
 
-    def add_candidates(self, bot: str, new: Sequence[NewCandidate], supplied: int) -> None:
-        """Insert candidates and advance the bot's supplier position, in one transaction.
-
-        Together these make a prepared-posts file consumed exactly once: after a crash either
-        both happened or neither did.
-        """
+    def add_candidates(self, bot: str, new: Sequence[NewCandidate], start: int, taken: int) -> bool:
+        """Insert candidates and move the bot's supplier position from ``start`` to ``start + taken``,
+        in one transaction, only if nobody moved it meanwhile (compare-and-set). False: discarded."""
         from sqlalchemy import insert
 
-        now = utcnow()
-        rows = [
-            {
-                "bot": bot, "text": c.text, "label": c.label, "score": c.score, "temperature": c.temperature,
-                "state": c.state, "reason": c.reason, "attempts": 0, "created_at": now, "updated_at": now,
-            }
-            for c in new
-        ]  # fmt: skip
-        with self.engine.begin() as conn:
+        s = self.t["bot_state"]
+        with self._write() as conn:
+            now = self.now(conn)
+            self._insert_missing(conn, s, bot=bot, supplied=0)
+            moved = conn.execute(s.update().where(s.c.bot == bot, s.c.supplied == start).values(supplied=start + taken)).rowcount
+            if not moved:
+                return False
+            rows = [
+                {
+                    "bot": bot, "text": c.text, "label": c.label, "score": c.score, "temperature": c.temperature,
+                    "state": c.state, "reason": c.reason, "attempts": 0, "created_at": now, "updated_at": now,
+                }
+                for c in new
+            ]  # fmt: skip
             if rows:
                 conn.execute(insert(self.t["candidates"]), rows)
-            self._ensure_state(conn, bot)
-            state = self.t["bot_state"]
-            conn.execute(state.update().where(state.c.bot == bot).values(supplied=state.c.supplied + supplied))
+        return True
 
     def waiting(self, bot: str) -> int:
         """Candidates queued for review or approved, not yet claimed."""
         from sqlalchemy import func, select
 
         c = self.t["candidates"]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return conn.execute(select(func.count()).where(c.c.bot == bot, c.c.state.in_(WAITING))).scalar_one()
 
-    def _one(self, bot: str, state: str) -> Candidate | None:
+    def claimed(self, bot: str) -> Candidate | None:
+        """The bot's claimed-but-unconfirmed candidate, if one is in flight or a crash left one."""
         from sqlalchemy import select
 
         c = self.t["candidates"]
-        query = select(c).where(c.c.bot == bot, c.c.state == state).order_by(c.c.id).limit(1)
-        with self.engine.connect() as conn:
+        query = select(c).where(c.c.bot == bot, c.c.state == CLAIMED).order_by(c.c.id).limit(1)
+        with self._read() as conn:
             row = conn.execute(query).mappings().first()
         return _candidate(row) if row else None
 
-    def claimed(self, bot: str) -> Candidate | None:
-        """The bot's claimed-but-unconfirmed candidate, if a crash or an error left one."""
-        return self._one(bot, CLAIMED)
+    def claim_next(
+        self, bot: str, worker: str, *, account: str, limits: Limits, render: Callable[[Candidate], str]
+    ) -> Candidate | Wait | Busy | None:
+        """Check the account's limits and claim the bot's oldest approved candidate, in one transaction.
 
-    def claim_next(self, bot: str) -> Candidate | None:
-        """Claim the oldest approved candidate (committed before anything is posted)."""
+        The claim is made only while ``worker`` holds the bot and no other claim of the bot is in
+        flight; the claim itself reserves the limits' slot (it counts as a post until it is
+        released). None: nothing approved to post.
+        """
+        from sqlalchemy import select
+
         c = self.t["candidates"]
-        while True:
-            candidate = self._one(bot, APPROVED)
-            if candidate is None:
+        with self._write() as conn:
+            now = self.now(conn)
+            self._insert_missing(conn, self.t["accounts"], key=account)
+            conn.execute(select(self.t["accounts"]).where(self.t["accounts"].c.key == account).with_for_update()).first()
+            owner = self._owner(conn, bot)
+            if owner != worker:
+                return Busy(owner or "nobody (the bot's lease ran out)")
+            if conn.execute(select(c.c.id).where(c.c.bot == bot, c.c.state == CLAIMED).limit(1)).first() is not None:
+                return Busy("the bot's claimed candidate, which must be reconciled first")
+            wait = self._limits(conn, account, limits, now)
+            if wait is not None:
+                return wait
+            query = select(c).where(c.c.bot == bot, c.c.state == APPROVED).order_by(c.c.id).limit(1).with_for_update(skip_locked=True)
+            row = conn.execute(query).mappings().first()
+            if row is None:
                 return None
-            now = utcnow()
-            with self.engine.begin() as conn:
-                claimed = conn.execute(
-                    c.update()
-                    .where(c.c.id == candidate.id, c.c.state == APPROVED)
-                    .values(state=CLAIMED, claimed_at=now, updated_at=now, attempts=c.c.attempts + 1)
-                ).rowcount
-            if claimed:  # else another process took it first: try the next one
-                return Candidate(**{**candidate.__dict__, "state": CLAIMED, "claimed_at": now, "attempts": candidate.attempts + 1})
+            candidate = _candidate(row)
+            rendered = render(candidate)
+            values = {
+                "state": CLAIMED, "claimed_at": now, "updated_at": now, "attempts": c.c.attempts + 1,
+                "owner": worker, "lease_until": now + self.lease, "rendered": rendered, "account": account,
+            }  # fmt: skip
+            conn.execute(c.update().where(c.c.id == candidate.id, c.c.state == APPROVED).values(**values))
+            return replace(
+                candidate, state=CLAIMED, claimed_at=now, attempts=candidate.attempts + 1, owner=worker, lease_until=now + self.lease, rendered=rendered
+            )
 
-    def retry_claim(self, candidate: Candidate) -> None:
-        """Count one more try of a claimed candidate (reconciled as not posted, posting again)."""
+    def _limits(self, conn: Connection, account: str, limits: Limits, now: datetime) -> Wait | None:
+        """A :class:`Wait` when the account's minimum interval or daily cap holds the claim back.
+
+        Claims in flight count as posts: they hold the slot until they are released.
+        """
+        from sqlalchemy import select, union_all
+
+        c, p = self.t["candidates"], self.t["posts"]
+        recent = union_all(
+            select(p.c.posted_at.label("at")).where(p.c.account == account, p.c.posted_at > now - DAY),
+            select(c.c.claimed_at.label("at")).where(c.c.account == account, c.c.state == CLAIMED),
+        ).subquery()
+        times = sorted(conn.execute(select(recent.c.at)).scalars(), reverse=True)
+        if limits.min_interval:
+            last = max((t for t in (times[0] if times else None, self._last_post(conn, account)) if t is not None), default=None)
+            if last is not None and now < last + timedelta(seconds=limits.min_interval):
+                return Wait(f"minimum interval {limits.min_interval:g}s since the last post", last + timedelta(seconds=limits.min_interval))
+        if limits.daily_cap and len(times) >= limits.daily_cap:
+            return Wait(f"daily cap of {limits.daily_cap} posts reached", times[limits.daily_cap - 1] + DAY)
+        return None
+
+    def _last_post(self, conn: Connection, account: str) -> datetime | None:
+        from sqlalchemy import func, select
+
+        p = self.t["posts"]
+        return conn.execute(select(func.max(p.c.posted_at)).where(p.c.account == account)).scalar()
+
+    def take_over(self, candidate: Candidate, worker: str, *, dead: Callable[[str], bool] = lambda owner: False) -> Candidate | Busy:
+        """Hold a claimed candidate to reconcile it: ours already, or its owner's lease ran out (or it is ``dead``)."""
         c = self.t["candidates"]
-        with self.engine.begin() as conn:
-            conn.execute(c.update().where(c.c.id == candidate.id).values(attempts=c.c.attempts + 1, updated_at=utcnow()))
+        with self._write() as conn:
+            now = self.now(conn)
+            free = (c.c.owner.is_(None)) | (c.c.owner == worker) | (c.c.lease_until < now)
+            if candidate.owner is not None and candidate.owner != worker and dead(candidate.owner):
+                free |= c.c.owner == candidate.owner
+            values = {"owner": worker, "lease_until": now + self.lease, "attempts": c.c.attempts + 1, "updated_at": now}
+            if not conn.execute(c.update().where(c.c.id == candidate.id, c.c.state == CLAIMED, free).values(**values)).rowcount:
+                return Busy(candidate.owner or "another worker")
+        return replace(candidate, owner=worker, lease_until=now + self.lease, attempts=candidate.attempts + 1)
 
-    def mark_posted(self, candidate: Candidate, target: str, result: PostResult, when: datetime | None = None) -> None:
-        """Record a confirmed post: the posts row, the candidate's state and the bot's last post, atomically."""
+    def renew_claim(self, candidate: Candidate, worker: str) -> bool:
+        """Extend our claim before each try; False when it is no longer ours (then we must not post)."""
+        c = self.t["candidates"]
+        with self._write() as conn:
+            now = self.now(conn)
+            mine = (c.c.id == candidate.id) & (c.c.state == CLAIMED) & (c.c.owner == worker)
+            return bool(conn.execute(c.update().where(mine).values(lease_until=now + self.lease)).rowcount)
+
+    def mark_posted(self, candidate: Candidate, target: str, result: PostResult) -> bool:
+        """Record a confirmed post: the posts row, the candidate's state and the bot's last post, atomically.
+
+        A post is a fact about the service, so it is recorded whoever holds the claim now; False
+        (and nothing written) when the candidate was recorded as posted already.
+        """
         from sqlalchemy import insert
 
-        when = when or utcnow()
-        c, state = self.t["candidates"], self.t["bot_state"]
-        with self.engine.begin() as conn:
+        c, s = self.t["candidates"], self.t["bot_state"]
+        with self._write() as conn:
+            when = self.now(conn)
+            moved = conn.execute(
+                c.update().where(c.c.id == candidate.id, c.c.state == CLAIMED).values(state=POSTED, updated_at=when, owner=None, lease_until=None)
+            ).rowcount
+            if not moved:
+                log.warning("%s: candidate %d was no longer claimed when its post was confirmed; recorded already", candidate.bot, candidate.id)
+                return False
             conn.execute(
                 insert(self.t["posts"]).values(
                     bot=candidate.bot, target=target, remote_id=result.remote_id, url=result.url,
-                    posted_at=when, candidate_id=candidate.id, note=result.note,
+                    posted_at=when, candidate_id=candidate.id, note=result.note, account=self._account_of(conn, candidate.id),
                 )
             )  # fmt: skip
-            conn.execute(c.update().where(c.c.id == candidate.id).values(state=POSTED, updated_at=when))
-            self._ensure_state(conn, candidate.bot)
-            conn.execute(state.update().where(state.c.bot == candidate.bot).values(last_post_at=when, last_error=None))
+            conn.execute(s.update().where(s.c.bot == candidate.bot).values(last_post_at=when, last_error=None))
+        return True
 
-    def release(self, candidate: Candidate) -> None:
-        """Give a claimed candidate back to the queue: it was certainly not posted."""
-        self._set_state(candidate.id, APPROVED, None)
+    def _account_of(self, conn: Connection, candidate_id: int) -> str | None:
+        from sqlalchemy import select
 
-    def fail(self, candidate: Candidate, why: str) -> None:
-        """The service refused this candidate for good; keep it, visibly, as failed."""
-        self._set_state(candidate.id, FAILED, why)
-
-    def _set_state(self, candidate_id: int, state: str, reason: str | None) -> None:
         c = self.t["candidates"]
-        with self.engine.begin() as conn:
-            conn.execute(c.update().where(c.c.id == candidate_id).values(state=state, reason=reason, updated_at=utcnow()))
+        return conn.execute(select(c.c.account).where(c.c.id == candidate_id)).scalar()
+
+    def release(self, candidate: Candidate, worker: str) -> bool:
+        """Give our claimed candidate back to the queue: it was certainly not posted."""
+        return self._move_claim(candidate, worker, APPROVED, None)
+
+    def fail(self, candidate: Candidate, worker: str, why: str) -> bool:
+        """The service refused our claimed candidate for good; keep it, visibly, as failed."""
+        return self._move_claim(candidate, worker, FAILED, why)
+
+    def _move_claim(self, candidate: Candidate, worker: str, state: str, reason: str | None) -> bool:
+        c = self.t["candidates"]
+        with self._write() as conn:
+            mine = (c.c.id == candidate.id) & (c.c.state == CLAIMED) & (c.c.owner == worker)
+            moved = conn.execute(
+                c.update().where(mine).values(state=state, reason=reason, owner=None, lease_until=None, updated_at=self.now(conn))
+            ).rowcount
+        if not moved:
+            log.warning("%s: candidate %d is no longer ours to mark %s; left as it is", candidate.bot, candidate.id, state)
+        return bool(moved)
 
     def queued(self, bot: str) -> list[Candidate]:
         """Candidates waiting for review, oldest first."""
         from sqlalchemy import select
 
         c = self.t["candidates"]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(c).where(c.c.bot == bot, c.c.state == QUEUED).order_by(c.c.id)).mappings().all()
         return [_candidate(row) for row in rows]
 
-    def review(self, candidate: Candidate, approve: bool) -> None:
-        """Approve a queued candidate for posting, or reject it as reviewed."""
-        self._set_state(candidate.id, APPROVED if approve else REJECTED, None if approve else "review")
+    def review(self, candidate: Candidate, approve: bool) -> bool:
+        """Approve a queued candidate for posting, or reject it as reviewed; False if it was not queued any more."""
+        c = self.t["candidates"]
+        values = {"state": APPROVED, "reason": None} if approve else {"state": REJECTED, "reason": "review"}
+        with self._write() as conn:
+            return bool(conn.execute(c.update().where(c.c.id == candidate.id, c.c.state == QUEUED).values(updated_at=self.now(conn), **values)).rowcount)
 
     # -- bot state ---------------------------------------------------------------------------
 
-    def _ensure_state(self, conn: Any, bot: str) -> None:
-        from sqlalchemy import insert, select
-
-        state = self.t["bot_state"]
-        if conn.execute(select(state.c.bot).where(state.c.bot == bot)).first() is None:
-            conn.execute(insert(state).values(bot=bot, supplied=0))
-
     def _update_state(self, bot: str, **values: Any) -> None:
         state = self.t["bot_state"]
-        with self.engine.begin() as conn:
-            self._ensure_state(conn, bot)
+        with self._write() as conn:
+            self._insert_missing(conn, state, bot=bot, supplied=0)
             conn.execute(state.update().where(state.c.bot == bot).values(**values))
 
     def state(self, bot: str) -> BotState:
         from sqlalchemy import select
 
         state = self.t["bot_state"]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(state).where(state.c.bot == bot)).mappings().first()
         return BotState(**row) if row else BotState(bot)
 
@@ -403,7 +787,7 @@ class Ledger:
     def enable(self, bots: Iterable[str]) -> None:
         """Clear 'disabled' marks at start: the config (credentials) may have been fixed since."""
         state = self.t["bot_state"]
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(state.update().where(state.c.bot.in_(list(bots)), state.c.disabled.is_not(None)).values(disabled=None))
 
     def set_next_run(self, bot: str, when: datetime | None) -> None:
@@ -411,23 +795,13 @@ class Ledger:
 
     # -- posts -------------------------------------------------------------------------------
 
-    def nth_latest_post(self, bot: str, n: int) -> datetime | None:
-        """When the bot's ``n``-th most recent post was made (the daily cap frees up 24 h after it)."""
-        from sqlalchemy import select
-
-        p = self.t["posts"]
-        query = select(p.c.posted_at).where(p.c.bot == bot).order_by(p.c.posted_at.desc()).offset(n - 1).limit(1)
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
-
-    def texts(self, bot: str) -> list[str]:
-        """Texts the bot has posted or still holds: what a new candidate must not repeat."""
+    def texts(self, bot: str, states: Sequence[str] = (*WAITING, CLAIMED, POSTED)) -> list[str]:
+        """Texts of the bot's candidates in ``states`` (by default: what a new candidate must not repeat)."""
         from sqlalchemy import select
 
         c = self.t["candidates"]
-        query = select(c.c.text).where(c.c.bot == bot, c.c.state.in_((*WAITING, CLAIMED, POSTED)))
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
+        with self._read() as conn:
+            return list(conn.execute(select(c.c.text).where(c.c.bot == bot, c.c.state.in_(states))).scalars())
 
     def history(self, bot: str, limit: int | None = None) -> list[PostRecord]:
         """The bot's posts, newest first."""
@@ -441,7 +815,7 @@ class Ledger:
             .order_by(p.c.posted_at.desc(), p.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [PostRecord(**row) for row in conn.execute(query).mappings()]
 
     def bots(self) -> list[str]:
@@ -449,36 +823,38 @@ class Ledger:
         from sqlalchemy import select
 
         state = self.t["bot_state"]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return list(conn.execute(select(state.c.bot).order_by(state.c.bot)).scalars())
 
     # -- the outbox target's table -----------------------------------------------------------
 
-    def outbox_add(self, bot: str, candidate_id: int, text: str, when: datetime, write: Callable[[], None]) -> bool:
-        """Record an outbox delivery and run ``write`` (the file append) inside the same transaction.
+    def outbox_add(self, bot: str, candidate_id: int, text: str, write: Callable[[datetime], None]) -> bool:
+        """Record an outbox delivery and run ``write(time)`` (the file append) inside the same transaction.
 
         False when this candidate was delivered already (the reconciliation answer).
         """
         from sqlalchemy import insert, select
 
         box = self.t["outbox"]
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             if conn.execute(select(box.c.id).where(box.c.candidate_id == candidate_id)).first() is not None:
                 return False
+            when = self.now(conn)
             conn.execute(insert(box).values(bot=bot, candidate_id=candidate_id, text=text, posted_at=when))
-            write()
+            write(when)
         return True
 
     def outbox_delivered(self, candidate_id: int) -> datetime | None:
         from sqlalchemy import select
 
         box = self.t["outbox"]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return conn.execute(select(box.c.posted_at).where(box.c.candidate_id == candidate_id)).scalar()
 
 
 def _candidate(row: Any) -> Candidate:
     return Candidate(
         id=row["id"], bot=row["bot"], text=row["text"], label=row["label"], score=row["score"], state=row["state"],
-        attempts=row["attempts"], claimed_at=row["claimed_at"], created_at=row["created_at"],
+        attempts=row["attempts"], claimed_at=row["claimed_at"], created_at=row["created_at"], rendered=row["rendered"],
+        owner=row["owner"], lease_until=row["lease_until"],
     )  # fmt: skip

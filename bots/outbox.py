@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from botkit.bots import PostResult, Target, TargetOptions
-from botkit.bots.ledger import Candidate, show_time, utcnow
+from botkit.bots.ledger import Candidate, show_time
 from botkit.corpus.io import encode_txt
 
 _SEP = "  "
@@ -36,9 +36,8 @@ class OutboxTarget(Target):
         return self.options.folder / f"{self.bot}.txt"
 
     def post(self, candidate: Candidate) -> PostResult:
-        when = utcnow()
-        text = self.render(candidate)
-        self.ledger.outbox_add(self.bot, candidate.id, text, when, lambda: self._append(candidate.id, when, text))
+        text = self.text_of(candidate)
+        self.ledger.outbox_add(self.bot, candidate.id, text, lambda when: self._append(candidate.id, when, text))
         return self._result(candidate)
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
@@ -62,10 +61,13 @@ class OutboxTarget(Target):
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(max(fh.seek(0, os.SEEK_END) - _TAIL, 0))
-                lines = fh.read().decode("utf-8", "replace").splitlines()
+                tail = fh.read()
         except FileNotFoundError:
             return None
-        fields = lines[-1].split(_SEP, 2) if lines else []
+        # Lines end in "\n" only: a post may hold U+2028, a form feed or other characters that
+        # str.splitlines() would take for line ends.
+        lines = [line for line in tail.split(b"\n") if line]
+        fields = lines[-1].decode("utf-8", "replace").split(_SEP, 2) if lines else []
         return fields[1] if len(fields) == 3 else None
 
     def describe(self) -> str:

@@ -6,15 +6,19 @@ farm can be a separate account and no secret ever sits in config.yaml. Every pos
 bot: the user agent names botkit and the owner's ``contact`` (unless the site sets its own), and
 ``flair_*`` or ``signature`` can mark posts as generated.
 
-Reconciliation asks Reddit for the account's newest submissions (``/user/ME/submitted``) and looks
-for the claimed candidate's title in the bot's subreddit. For that to be the only path to a second
-try, prawcore must not retry a submission by itself: see :func:`_requestor_class`.
+The text claimed for posting (:meth:`RedditTarget.render`, kept in the ledger) is the title, a
+newline, then the body: titles are one line, so it parses back without ambiguity whatever the
+options say later. Reconciliation asks Reddit for the account's newest submissions
+(``/user/ME/submitted``) and looks for that title (and body) in the bot's subreddit since the
+claim. For that to be the only path to a second try, prawcore must not retry a submission by
+itself: see :func:`_requestor_class`.
 """
 
 from __future__ import annotations
 
 import configparser
 import functools
+import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +48,8 @@ _BOT_ERRORS = {"SUBREDDIT_NOEXIST", "SUBREDDIT_NOTALLOWED", "SUBREDDIT_NOTALLOWE
 NEEDS = ("client_id", "client_secret", "username", "password")
 #: Requests prawcore may repeat on its own: fetching twice changes nothing on Reddit.
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+#: What Reddit shows instead of the body of a post a moderator removed or its author deleted.
+_GONE = frozenset({"[removed]", "[deleted]"})
 
 
 class Unanswered(Exception):
@@ -102,13 +108,25 @@ class RedditTarget(Target):
 
     # -- posting -----------------------------------------------------------------------------
 
-    def title_body(self, candidate: Candidate) -> tuple[str, str]:
-        """Title and body of a candidate's post; the signature, if any, ends the body."""
+    def render(self, candidate: Candidate) -> str:
+        """Title, newline, body (the signature, if any, ends the body); just the title when there is no body.
+
+        In ``title`` mode the whole text is the title, on one line as Reddit shows titles.
+        """
         text = candidate.text.strip()
-        title, body = (text, "") if self.options.mode == "title" else (text.partition("\n")[0], text.partition("\n")[2].strip())
+        if self.options.mode == "title":
+            title, body = " ".join(text.split()), ""
+        else:
+            title, _, body = text.partition("\n")
         if self.options.signature:
-            body = f"{body}\n\n{self.options.signature}".strip()
-        return title.strip(), body
+            body = f"{body.strip()}\n\n{self.options.signature}"
+        body = body.strip()
+        return f"{title.strip()}\n{body}" if body else title.strip()
+
+    def title_body(self, candidate: Candidate) -> tuple[str, str]:
+        """Title and body of the text claimed for posting (see :meth:`render`)."""
+        title, _, body = self.text_of(candidate).partition("\n")
+        return title, body
 
     def post(self, candidate: Candidate) -> PostResult:
         title, body = self.title_body(candidate)
@@ -120,14 +138,33 @@ class RedditTarget(Target):
             return PostResult(submission.id, url=f"https://www.reddit.com/r/{self.options.sub}/comments/{submission.id}/")
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
-        title, _ = self.title_body(candidate)
+        """The claimed post among the account's newest submissions: same subreddit, title and body, made since the claim."""
+        title, body = self.title_body(candidate)
+        # claimed_at is aware UTC (as every ledger time), so its Unix time is right in any local zone.
         since = 0.0 if candidate.claimed_at is None else candidate.claimed_at.timestamp() - CLOCK_SLACK_S
         with self._errors():
             for submission in self.reddit().user.me().submissions.new(limit=RECENT):
-                same_place = submission.subreddit.display_name.lower() == self.options.sub.lower()
-                if same_place and submission.title.strip() == title and submission.created_utc >= since:
+                if (
+                    submission.subreddit.display_name.lower() == self.options.sub.lower()
+                    and submission.created_utc >= since
+                    and _same(submission.title, title)
+                    and (not body or submission.selftext.strip() in _GONE or _same(submission.selftext, body))
+                ):
                     return PostResult(submission.id, url=f"https://www.reddit.com{submission.permalink}", note="found by reconciliation")
         return None
+
+    def account(self) -> str:
+        """``reddit:USERNAME`` (lowercased) of the praw site: bots posting as one user share its limits.
+
+        Falls back on the site's name when the site cannot be read (readiness says why).
+        """
+        if not self.options.site:
+            return super().account()
+        try:
+            username = _praw_config(self.options.site).username
+        except (configparser.Error, ValueError):
+            username = None
+        return f"reddit:{username.lower()}" if username else f"reddit:{self.options.site}"
 
     def reddit(self) -> praw.Reddit:
         """The bot's praw client, made on first use; its settings are praw's own (the praw.ini site)."""
@@ -135,10 +172,15 @@ class RedditTarget(Target):
             import praw
 
             assert self.options.site is not None  # readiness() refused to start without one
+            config = _praw_config(self.options.site)
             settings: dict[str, Any] = {"check_for_updates": False}
-            if not _praw_config(self.options.site).user_agent:
+            if not config.user_agent:
                 settings["user_agent"] = f"botkit/{__version__} (bot {self.bot}; run by {self.options.contact})"
-            self._reddit = praw.Reddit(self.options.site, requestor_class=_requestor_class(), **settings)
+            # praw 8 reads the site's `timeout` (its own default: 16 s) but never hands it to
+            # prawcore; the requestor applies it, so a request ends well inside the claim's lease.
+            self._reddit = praw.Reddit(
+                self.options.site, requestor_class=_requestor_class(), requestor_kwargs={"timeout": config.timeout}, **settings
+            )
         return self._reddit
 
     def secrets(self) -> list[str]:
@@ -194,13 +236,17 @@ def _requestor_class() -> type:
     prawcore RequestException or a response it is handed back with a retry status, so turning
     both into :class:`Unanswered` for unsafe methods surfaces them at once, and the bot's own path
     (claim stays unsure, reconcile by the account's submissions, post again only if not there)
-    decides. GETs (reconciliation, listings) keep prawcore's retries. Built on first use so that
-    importing this module does not import prawcore.
+    decides. GETs (reconciliation, listings) keep prawcore's retries.
+
+    Every request also gets the requestor's own timeout (praw's ``timeout`` setting): prawcore's
+    Session passes its constant (``PRAWCORE_TIMEOUT``, 16 s) otherwise, whatever praw.ini says.
+    Built on first use so that importing this module does not import prawcore.
     """
     from prawcore import RequestException, Requestor, Session
 
     class SubmitOnce(Requestor):
         def request(self, method: str, url: str, **kwargs: Any) -> Any:
+            kwargs["timeout"] = self.timeout
             if method.upper() in SAFE_METHODS:
                 return super().request(method, url, **kwargs)
             what = f"{method.upper()} {urlsplit(url).path}"
@@ -213,6 +259,13 @@ def _requestor_class() -> type:
             return response
 
     return SubmitOnce
+
+
+def _same(shown: str, ours: str) -> bool:
+    """Whether Reddit's copy of a title or body is our text: it trims and collapses whitespace, and
+    its JSON may escape ``&``, ``<``, ``>`` as HTML entities (once)."""
+    words = ours.split()
+    return shown.split() == words or html.unescape(shown).split() == words
 
 
 def _praw_config(site: str) -> Any:

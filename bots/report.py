@@ -7,9 +7,11 @@ so these reports can be pasted into a bug report as they are.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
-from botkit.bots.ledger import Ledger, show_time
+from botkit.bots.ledger import BotState, Ledger, show_time, utcnow
 from botkit.bots.spec import BotSpec
+from botkit.bots.workers import describe
 from botkit.corpus.io import encode_txt
 
 
@@ -23,7 +25,7 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
     names = list(specs) + [name for name in ledger.bots() if name not in specs]
     if not names:
         return "no bots (add some under bots: in the config)"
-    blocks = []
+    blocks, workers = [], ledger.workers()
     for name in names:
         spec = specs.get(name)
         state = ledger.state(name)
@@ -34,12 +36,17 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
         else:
             where = f"outbox (the {spec.target_kind} target is not live)"
         claimed = ledger.claimed(name)
+        in_flight = ""
+        if claimed is not None:
+            live = claimed.lease_until is not None and claimed.lease_until > utcnow()
+            in_flight = f", candidate {claimed.id} " + (f"being posted by {describe(claimed.owner)}" if live and claimed.owner else "claimed (reconciled at the next tick)")
         lines = [
             f"{name}",
             f"  target:     {where}",
             f"  last post:  {show_time(state.last_post_at)}",
             f"  next run:   {show_time(state.not_before or state.next_run_at) if not state.disabled else 'never (disabled)'}",
-            f"  queue:      {ledger.waiting(name)} waiting" + (f", candidate {claimed.id} claimed (reconciled at the next tick)" if claimed else ""),
+            f"  queue:      {ledger.waiting(name)} waiting{in_flight}",
+            f"  run by:     {_holder(state, workers)}",
         ]
         if state.disabled:
             lines.append(f"  disabled:   {state.disabled}")
@@ -47,6 +54,17 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
             lines.append(f"  last error: {show_time(state.last_error_at)} {_one_line(state.last_error, 200)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) -> str:
+    """Which worker runs the bot: host and pid, and whether its lease is still running."""
+    if state.owner is None:
+        return "no worker now (a `botkit run` daemon takes it at its next beat)"
+    lease = state.lease_until
+    if lease is None or lease < utcnow():
+        return f"{describe(state.owner)} until {show_time(lease)} (lease ran out: the next worker takes it)"
+    kind = "daemon" if state.owner in workers else "botkit run --once"
+    return f"{describe(state.owner)} ({kind}, lease until {show_time(lease)})"
 
 
 def history(ledger: Ledger, bot: str, limit: int | None) -> str:

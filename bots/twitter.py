@@ -3,9 +3,14 @@
 The four OAuth 1.0a values come from config.yaml, normally as ``${ENV_VARS}``; they are never
 shown again (pydantic ``SecretStr``, redacted from every error).
 
-Reconciliation posts the claimed text again: X refuses a duplicate with 403 "duplicate content",
-which means the first try did go out. X does not say which tweet it was, so that post is recorded
-with no remote id and a note saying so.
+Reconciliation looks the claimed text up among the account's own posts since the claim
+(``GET /2/users/:id/tweets``), as X shows them: ``&``, ``<``, ``>`` escaped as HTML entities and
+every link replaced by a ``https://t.co/...`` one (see :func:`shown_as`). Found: that post, with
+its id. Not found: the bot posts again; should X then refuse the text as "duplicate content" (its
+timeline lagging behind, say), the first try did go out after all and is recorded with no remote
+id and a note saying so. X does not promise that refusal, so it is only the second line of defence,
+and the only one where X will not list the account's posts (its Free tier serves just posting and
+``/2/users/me``): then the bot says so once and relies on it.
 
 Seam for tests and proxies: the tweepy client is built in :meth:`TwitterTarget.make_client` and
 kept as :attr:`TwitterTarget.client`; tweepy hard-codes ``https://api.twitter.com``, so a test
@@ -14,9 +19,14 @@ mounts a ``requests`` transport adapter on ``target.client.session`` to reach a 
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 import time
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, SecretStr
@@ -27,12 +37,19 @@ from botkit.bots.ledger import Candidate
 if TYPE_CHECKING:
     import tweepy
 
+log = logging.getLogger(__name__)
+
 #: Well inside X's per-user posting limits, and slow enough to stay a welcome bot.
 DEFAULT_LIMITS = Limits(min_interval=300.0, daily_cap=48)
 TWEET_MAX = 280
-TIMEOUT_S = 30.0  # tweepy sets none: a hung connection would hold the bot forever
+TIMEOUT_S = 20.0  # tweepy sets none: a hung connection would hold the bot forever; 20 s ends well inside a claim's 30 s lease
 DEFAULT_WAIT_S = 900.0  # X's windows are 15 minutes; used when a 429 has no reset header
 DUPLICATE = "duplicate content"
+RECENT = 100  # posts to look through when reconciling (X's most per page): far more than one account makes between two ticks
+CLOCK_SLACK = timedelta(seconds=300)  # a post this much older than the claim still counts (clock skew)
+#: A word of ours that X may show as a t.co link: one with a scheme, or a bare domain (X links those too).
+_LINKISH = re.compile(r"://|\w\.[A-Za-z]{2,}")
+_TCO = r"\S*https://t\.co/\w+\S*"  # the link, with whatever punctuation X left outside it
 KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 
 
@@ -50,6 +67,11 @@ class TwitterTarget(Target):
     default_limits: ClassVar[Limits] = DEFAULT_LIMITS
 
     _client: tweepy.Client | None = None
+    _user_id: int | None = None
+    #: False once X refused to list the account's posts: its access level has no timelines.
+    _can_look_up: bool = True
+    #: The candidate a lookup just did not find: a duplicate refusal of its post means it went out.
+    _looked_up: int | None = None
 
     @classmethod
     def max_chars(cls, options: TargetOptions) -> int | None:
@@ -59,6 +81,11 @@ class TwitterTarget(Target):
     @classmethod
     def missing(cls, options: TargetOptions) -> list[str]:
         return [f"{key}: required for a live twitter target (e.g. {key}: ${{X_{key.upper()}}})" for key in KEYS if not getattr(options, key)]
+
+    def account(self) -> str:
+        """``x:`` and a short hash of the access token (one token, one X account): never the token itself."""
+        token = _reveal(self.options.access_token)
+        return f"x:{hashlib.sha256(token.encode()).hexdigest()[:16]}" if token else super().account()
 
     @property
     def client(self) -> tweepy.Client:
@@ -74,25 +101,51 @@ class TwitterTarget(Target):
         return client
 
     def post(self, candidate: Candidate) -> PostResult:
+        unsure, self._looked_up = self._looked_up == candidate.id, None
         with self._errors():
             try:
                 return self._create(candidate)
             except _Duplicate:
+                if unsure:
+                    return PostResult(None, note="X answered 'duplicate content': posted before a crash or lost answer; id unknown")
                 raise Rejected("X refused the text as duplicate content (an earlier post had the same text)") from None
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
-        """Post again: a duplicate answer proves the earlier try went out."""
+        """The claimed text among the account's own posts since the claim, as X shows it; None when it is not there."""
+        found = self._look_up(candidate) if self._can_look_up else None
+        if found is None:
+            self._looked_up = candidate.id
+        return found
+
+    def _look_up(self, candidate: Candidate) -> PostResult | None:
+        import tweepy
+
+        matches = shown_as(self.text_of(candidate))
+        since = None if candidate.claimed_at is None else candidate.claimed_at - CLOCK_SLACK  # aware UTC: tweepy sends it as UTC
         with self._errors():
+            user = self._me()
             try:
-                return self._create(candidate)
-            except _Duplicate:
-                return PostResult(None, note="X answered 'duplicate content': posted before a crash or lost answer; id unknown")
+                response = self.client.get_users_tweets(user, max_results=RECENT, start_time=since, user_auth=True)
+            except tweepy.Forbidden as exc:  # the account's own 403s come from posting; this one is about the access level
+                self._can_look_up = False
+                log.warning("%s: X will not list the account's posts (HTTP 403: %s); only its duplicate-content refusal can tell a post went out", self.bot, _messages(exc))
+                return None
+        for tweet in response.data or []:
+            if matches(tweet.text):
+                return PostResult(str(tweet.id), url=f"https://x.com/i/web/status/{tweet.id}", note="found by reconciliation")
+        return None
+
+    def _me(self) -> int:
+        """The account's user id, asked once: it never changes for one access token."""
+        if self._user_id is None:
+            self._user_id = int(self.client.get_me(user_auth=True).data.id)
+        return self._user_id
 
     def _create(self, candidate: Candidate) -> PostResult:
         import tweepy
 
         try:
-            response = self.client.create_tweet(text=self.render(candidate))
+            response = self.client.create_tweet(text=self.text_of(candidate))
         except tweepy.Forbidden as exc:
             if any(DUPLICATE in message.lower() for message in exc.api_messages):
                 raise _Duplicate from None
@@ -130,7 +183,25 @@ class TwitterTarget(Target):
 
 
 class _Duplicate(Exception):
-    """X's 403 'duplicate content': what it means depends on whether we are reconciling."""
+    """X's 403 'duplicate content': what it means depends on whether a lookup just missed the post."""
+
+
+def shown_as(text: str) -> Callable[[str], bool]:
+    """A test of whether X's copy of a post (``text`` in API v2) is ``text``.
+
+    X escapes ``&``, ``<`` and ``>`` as HTML entities and replaces every link by a t.co link, so a
+    word of ours that looks like a link matches itself or any t.co link; spacing at the ends and
+    between words, and Unicode composition (X counts text in NFC), may differ.
+    """
+    words = unicodedata.normalize("NFC", text).split()
+    parts = [f"(?:{re.escape(word)}|{_TCO})" if _LINKISH.search(word) else re.escape(word) for word in words]
+    pattern = re.compile(r"\s+".join(parts))
+
+    def matches(shown: str) -> bool:
+        plain = shown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        return pattern.fullmatch(unicodedata.normalize("NFC", plain).strip()) is not None
+
+    return matches
 
 
 def _messages(exc: Any) -> str:

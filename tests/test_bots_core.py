@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +14,8 @@ import pytest
 
 from botkit.bots import TARGETS, Limits, PostResult, Target
 from botkit.bots.bot import Bot, build_bots
-from botkit.bots.ledger import SCHEMA_VERSION, Ledger, store_url, utcnow
+from botkit.bots.ledger import SCHEMA_VERSION, Candidate, Ledger, LedgerError, store_url, utcnow
+from botkit.bots.workers import this_host
 from botkit.cli import main
 from botkit.config import load_config
 from botkit.errors import ConfigError
@@ -144,7 +147,7 @@ def test_ledger_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
         assert ledger.state("a").last_error == "boom"
         with ledger.engine.begin() as conn:
             conn.execute(ledger.t["schema_version"].update().values(version=SCHEMA_VERSION + 1))
-    with pytest.raises(ConfigError, match=r"schema version 2 is newer than this botkit knows \(1\); upgrade botkit"):
+    with pytest.raises(LedgerError, match=rf"schema version {SCHEMA_VERSION + 1} is newer than this botkit knows \({SCHEMA_VERSION}\); upgrade botkit"):
         Ledger(url)
 
 
@@ -154,7 +157,7 @@ def test_ledger_uses_wal_and_hides_passwords_in_urls(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert store_url("postgresql://u:pw@host/db", tmp_path) == "postgresql://u:pw@host/db"
     assert store_url("farm.db", tmp_path) == f"sqlite:///{tmp_path / 'farm.db'}"
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(LedgerError) as info:
         Ledger("postgresql+nosuchdriver://bob:hunter2@localhost/botkit")
     assert "hunter2" not in str(info.value) and "bob:***@localhost" in str(info.value)
 
@@ -254,45 +257,75 @@ def test_filters_judge_candidates_as_they_enter_the_buffer(tmp_path: Path) -> No
 # -- exactly once over crashes -----------------------------------------------------------------
 
 
-def one_bot(config: Path, ledger: Ledger) -> Bot:
+def dead_worker() -> str:
+    """The worker id of a process that has exited, as a SIGKILLed daemon leaves it in the ledger."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return f"{this_host()}:{child.pid}:dead"
+
+
+def one_bot(config: Path, ledger: Ledger, worker: str | None = None) -> Bot:
     c = load_config(config)
-    (bot,) = build_bots(c.bots, ledger, str(config))
+    (bot,) = build_bots(c.bots, ledger, str(config), worker=worker)
     return bot
 
 
-def test_a_claim_left_by_a_crash_is_reconciled_not_reposted(tmp_path: Path) -> None:
+def claim(bot: Bot) -> Candidate:
+    """What a tick does before posting: hold the bot, refill, claim the next candidate."""
+    assert bot.ledger.acquire(bot.name, bot.worker) is None
+    bot.refill()
+    candidate = bot.claim_next()
+    assert isinstance(candidate, Candidate)
+    return candidate
+
+
+def test_a_claim_left_by_a_crash_is_reconciled_not_reposted(tmp_path: Path, zone: str) -> None:
     config = write_config(tmp_path, ONE_BOT)
     with ledger_for(config) as ledger:
-        bot = one_bot(config, ledger)
-        bot.refill()
-        candidate = ledger.claim_next("apple")
-        assert candidate is not None
+        bot = one_bot(config, ledger, worker=dead_worker())
+        candidate = claim(bot)
         bot.target.post(candidate)  # ... and the process dies before mark_posted
         assert ledger.claimed("apple") is not None
-        fresh = one_bot(config, ledger)  # the restarted process
+        fresh = one_bot(config, ledger)  # the restarted process: its predecessor's pid is gone, so no wait
         result = fresh.tick()
         assert result.outcome == "posted" and f"candidate {candidate.id}" in result.message
         assert ledger.claimed("apple") is None
         # A claim that never reached the outbox is posted normally after reconciliation.
-        second = ledger.claim_next("apple")
+        second = claim(fresh)
         assert fresh.tick().outcome == "posted"
         assert [r.text for r in ledger.history("apple")] == [second.text, candidate.text]
     assert outbox_lines(tmp_path, "apple") == POSTS[:2]
 
 
+def test_a_claim_of_a_live_worker_is_left_alone_until_its_lease_runs_out(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "    lease: 1s\n" + ONE_BOT)
+    with Ledger(store_url("botkit.db", tmp_path), lease=1.0) as ledger:
+        busy = one_bot(config, ledger)  # alive (this very process), but stalled after its claim
+        candidate = claim(busy)
+        other = one_bot(config, ledger, worker="elsewhere/0:1:other")
+        result = other.tick()
+        assert result.outcome == "skipped" and "run by" in result.message  # the bot's own lease holds
+        time.sleep(1.1)
+        result = other.tick()  # both leases ran out: the other worker reconciles, then posts it once
+        assert result.outcome == "posted" and f"candidate {candidate.id}" in result.message
+        assert busy.tick().outcome == "skipped"  # the stalled worker wakes up: the bot is not its own any more
+        assert not ledger.release(candidate, busy.worker)  # and its late 'not posted' changes nothing
+        assert ledger.history("apple")[0].text == candidate.text
+    assert outbox_lines(tmp_path, "apple") == POSTS[:1]
+
+
 def test_outbox_does_not_repeat_a_line_written_just_before_a_crash(tmp_path: Path) -> None:
     config = write_config(tmp_path, ONE_BOT)
     with ledger_for(config) as ledger:
-        bot = one_bot(config, ledger)
-        bot.refill()
-        candidate = ledger.claim_next("apple")
+        bot = one_bot(config, ledger, worker=dead_worker())
+        candidate = claim(bot)
 
-        def crash() -> None:
-            bot.target._append(candidate.id, utcnow(), candidate.text)
+        def crash(when: datetime) -> None:
+            bot.target._append(candidate.id, when, candidate.text)
             raise KeyboardInterrupt  # the file line is written, the ledger transaction is not
 
         with pytest.raises(KeyboardInterrupt):
-            ledger.outbox_add("apple", candidate.id, candidate.text, utcnow(), crash)
+            ledger.outbox_add("apple", candidate.id, candidate.text, crash)
         assert ledger.outbox_delivered(candidate.id) is None
         assert one_bot(config, ledger).tick().outcome == "posted"
     assert outbox_lines(tmp_path, "apple") == POSTS[:1]

@@ -20,6 +20,7 @@ import pytest
 
 from fakes.reddit import FakeReddit
 from fakes.twitter import FakeX
+from zones import EAST
 
 TESTS = Path(__file__).parent
 POSTS = [f"post number {n} of the queue" for n in range(12)]
@@ -122,7 +123,7 @@ def test_sigkill_at_random_moments_never_posts_twice_nor_loses_a_post(tmp_path: 
         "  o: {}\n",
         encoding="utf-8",
     )
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), **X_KEYS}
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "TZ": EAST, **X_KEYS}  # the concurrency test runs west of UTC
     with FakeReddit(clients={"cid": "cs"}, users={"applebot": "pw"}) as reddit, FakeX({"ck": "at"}, answer_delay=0.05) as x:
         reddit.add_posts("SubredditNN", [])
         reddit.submit_delay = 0.05
@@ -139,8 +140,8 @@ def test_sigkill_at_random_moments_never_posts_twice_nor_loses_a_post(tmp_path: 
         out = stop(proc, config)
         assert done, f"posted {posted(config)}\n{out}"
         assert proc.returncode == 0, out
-    reconciled = sum(r.path.endswith("/submitted") for r in reddit.requests), sum(r.status == 403 for r in x.requests)
-    print(f"reconciliations after kills: reddit lookups {reconciled[0]}, X duplicate answers {reconciled[1]}")
+    reconciled = sum(r.path.endswith("/submitted") for r in reddit.requests), sum(r.path.endswith("/tweets") and r.method == "GET" for r in x.requests)
+    print(f"reconciliations after kills: reddit lookups {reconciled[0]}, X timeline lookups {reconciled[1]}")
     assert Counter(reddit.titles()) == Counter(CRASH_POSTS)  # each exactly once at "Reddit"
     assert Counter(x.texts()) == Counter(CRASH_POSTS)  # and at "X"
     lines = (tmp_path / "outbox" / "o.txt").read_text(encoding="utf-8").splitlines()
@@ -148,3 +149,41 @@ def test_sigkill_at_random_moments_never_posts_twice_nor_loses_a_post(tmp_path: 
     with sqlite3.connect(tmp_path / "botkit.db") as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM candidates GROUP BY state").fetchall())
     assert states == {"posted": 3 * len(CRASH_POSTS)}
+
+
+def owners(config: Path) -> dict[str, str | None]:
+    """Which worker holds each bot, from the ledger."""
+    with sqlite3.connect(config.parent / "botkit.db", timeout=10) as conn:
+        try:
+            return dict(conn.execute("SELECT bot, owner FROM bot_state").fetchall())
+        except sqlite3.OperationalError:
+            return {}
+
+
+def test_two_daemons_share_the_bots_and_a_killed_ones_move_to_the_other(farm: Path) -> None:
+    names = ["a", "b", "c", "d"]
+    config = farm / "config.yaml"
+    config.write_text(
+        "lease: 1s\ndefaults: {posts: posts.txt, filters: none, schedule: {every: 0.1s}}\nbots:\n" + "".join(f"  {n}: {{}}\n" for n in names),
+        encoding="utf-8",
+    )
+    first = daemon(config, {})
+    assert wait_for(lambda: "botkit: running" in output(config), 20)
+    (farm / "daemon.log").rename(farm / "first.log")
+    second = daemon(config, {})
+
+    def split_evenly() -> bool:
+        held = Counter(owner for owner in owners(config).values() if owner is not None)
+        return len(held) == 2 and sorted(held.values()) == [2, 2]
+
+    assert wait_for(split_evenly, 20), owners(config)
+    survivor = next(o for o in owners(config).values() if f":{second.pid}:" in str(o))
+    first.kill()
+    first.wait()
+    assert wait_for(lambda: set(owners(config).values()) == {survivor}, 10), owners(config)  # all four moved over
+    assert wait_for(lambda: sum(posted(config).values()) == len(names) * len(POSTS), 30), posted(config)
+    stop(second, config)
+    assert set(owners(config).values()) == {None}  # a clean stop hands every bot back
+    for name in names:
+        lines = [line.split("  ", 2)[2] for line in (farm / "outbox" / f"{name}.txt").read_text(encoding="utf-8").splitlines()]
+        assert lines == POSTS  # each post once, in order, whichever daemon made it

@@ -4,17 +4,22 @@ talking HTTP to the fake Reddit (``POST /api/submit``, ``/api/v1/me``, ``/user/N
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import praw
 import pytest
+import requests
 
 from botkit.bots.bot import Bot, build_bots
-from botkit.bots.ledger import Ledger, store_url, utcnow
+from botkit.bots.ledger import Candidate, Ledger, store_url, utcnow
+from botkit.bots.workers import this_host
 from botkit.cli import main
 from botkit.config import load_config
+
 from fakes.reddit import FakeReddit
 
 CLIENT, SECRET = "bot-app", "app-secret-value"
@@ -38,6 +43,8 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit
         sites = [server.praw_ini(name, client_id=CLIENT, client_secret=SECRET, username=name, password=pw) for name, pw in ACCOUNTS.items()]
         sites.append(server.praw_ini("wrongpw", client_id=CLIENT, client_secret=SECRET, username="pearbot", password="not-the-password"))
         sites.append(server.praw_ini("nopassword", client_id=CLIENT, client_secret=SECRET, username="pearbot"))
+        sites.append(server.praw_ini("apple2bot", client_id=CLIENT, client_secret=SECRET, username="AppleBot", password=ACCOUNTS["applebot"]))
+        sites.append(server.praw_ini("slowbot", client_id=CLIENT, client_secret=SECRET, username="applebot", password=ACCOUNTS["applebot"], timeout="1"))
         (tmp_path / "xdg" / "praw.ini").write_text("\n".join(sites), encoding="utf-8")
         yield server
 
@@ -54,9 +61,25 @@ def write_config(tmp_path: Path, target: str, *, bots: tuple[str, ...] = ("apple
     return config
 
 
-def make_bots(config: Path) -> tuple[list[Bot], Ledger]:
+def make_bots(config: Path, worker: str | None = None) -> tuple[list[Bot], Ledger]:
     ledger = Ledger(store_url("botkit.db", config.parent))
-    return build_bots(load_config(config).bots, ledger, str(config)), ledger
+    return build_bots(load_config(config).bots, ledger, str(config), worker=worker), ledger
+
+
+def dead_worker() -> str:
+    """The worker id of a process that has exited, as a killed daemon leaves it in the ledger."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return f"{this_host()}:{child.pid}:dead"
+
+
+def claim(bot: Bot) -> Candidate:
+    """What a tick does before posting: hold the bot, refill, claim the next candidate."""
+    assert bot.ledger.acquire(bot.name, bot.worker) is None
+    bot.refill()
+    candidate = bot.claim_next()
+    assert isinstance(candidate, Candidate)
+    return candidate
 
 
 def test_posts_reach_the_subreddit_as_the_bot_account(tmp_path: Path, fake: FakeReddit) -> None:
@@ -116,7 +139,7 @@ def test_server_errors_are_retried_after_checking_nothing_went_out(tmp_path: Pat
     [(lambda fake: fake.fail_submit(500, post_first=True), 500), (lambda fake: fake.drop_submit(post_first=True), 0)],
     ids=["http-500", "dropped-connection"],
 )
-def test_a_post_whose_answer_is_lost_goes_out_once(tmp_path: Path, fake: FakeReddit, fault, status: int) -> None:  # noqa: ANN001
+def test_a_post_whose_answer_is_lost_goes_out_once(tmp_path: Path, fake: FakeReddit, fault, status: int, zone: str) -> None:  # noqa: ANN001
     """prawcore would resend the submission itself (twice): the bot must find it instead."""
     (bot,), ledger = make_bots(write_config(tmp_path, "flair_id: null"))
     fault(fake)
@@ -140,18 +163,105 @@ def test_reads_keep_prawcores_retries(tmp_path: Path, fake: FakeReddit) -> None:
     ledger.close()
 
 
-def test_a_crash_after_submitting_is_reconciled_at_restart(tmp_path: Path, fake: FakeReddit) -> None:
+def test_a_crash_after_submitting_is_reconciled_at_restart(tmp_path: Path, fake: FakeReddit, zone: str) -> None:
     config = write_config(tmp_path, "flair_id: null")
-    (bot,), ledger = make_bots(config)
-    bot.refill()
-    candidate = ledger.claim_next("apple")
+    (bot,), ledger = make_bots(config, worker=dead_worker())
+    candidate = claim(bot)
     bot.target.post(candidate)  # Reddit has it; the process dies before the ledger does
-    (restarted,), _ = make_bots(config)
+    (restarted,), _ = make_bots(config)  # its predecessor's pid is gone: no waiting for its leases
     result = restarted.tick()
     assert result.outcome == "posted" and "s00001" in result.message
     assert restarted.tick().outcome == "posted"
     assert fake.titles() == POSTS[:2]  # nothing twice
     assert [r.remote_id for r in ledger.history("apple")] == ["s00002", "s00001"]
+    ledger.close()
+
+
+def test_a_claim_is_found_with_the_text_it_was_claimed_with(tmp_path: Path, fake: FakeReddit) -> None:
+    """The signature changes between the claim and the restart: reconciliation still looks for what was sent."""
+    posts = ["A title\\nand its body"]
+    config = write_config(tmp_path, "mode: title+body, signature: 'I am a bot (v1).'", posts=posts)
+    (bot,), ledger = make_bots(config, worker=dead_worker())
+    candidate = claim(bot)
+    assert candidate.rendered == "A title\nand its body\n\nI am a bot (v1)."
+    bot.target.post(candidate)
+    config = write_config(tmp_path, "mode: title+body, signature: 'I am a bot (v2).'", posts=posts)
+    (restarted,), _ = make_bots(config)
+    result = restarted.tick()
+    assert result.outcome == "posted" and "found by reconciliation" in ledger.history("apple")[0].note
+    (sub,) = fake.submissions
+    assert (sub.post.title, sub.form["text"]) == ("A title", "and its body\n\nI am a bot (v1).")
+    ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "text", "title", "body"),
+    [
+        ("title", "Apples  &\\n pears <3", "Apples & pears <3", ""),  # one line, as Reddit titles are
+        ("title+body", "Q&A:  <apples>\\nbody & <b>more</b>\\n  and  more", "Q&A:  <apples>", "body & <b>more</b>\n  and  more"),
+    ],
+    ids=["title", "title+body"],
+)
+def test_reconciliation_sees_through_what_reddit_normalises(tmp_path: Path, fake: FakeReddit, mode: str, text: str, title: str, body: str, zone: str) -> None:
+    """Reddit's copy has its whitespace collapsed and ``&<>`` escaped: a lost answer still goes out once."""
+    fake.normalise = True
+    (bot,), ledger = make_bots(write_config(tmp_path, f"mode: {mode}", posts=[text, "next"]))
+    fake.fail_submit(500, post_first=True)
+    result = bot.tick()
+    assert result.outcome == "posted" and "s00001" in result.message
+    (sub,) = fake.submissions
+    assert (sub.post.title, sub.form.get("text", "")) == (title, body)
+    assert api_calls(fake) == [("POST", "/api/submit", 500), *RECONCILE]
+    ledger.close()
+
+
+def test_reconciliation_wants_the_same_body(tmp_path: Path, fake: FakeReddit) -> None:
+    """A post with our title but another body (an earlier candidate's) is not ours: ours goes out."""
+    (bot,), ledger = make_bots(write_config(tmp_path, "mode: title+body", posts=["Same title\\nfirst body", "Same title\\nsecond body"]))
+    assert bot.tick().outcome == "posted"
+    fake.fail_submit(500)  # not posted: the lookup finds only the first post, whose body differs
+    assert bot.tick().outcome == "posted"
+    assert [s.form["text"] for s in fake.submissions] == ["first body", "second body"]
+    ledger.close()
+
+
+def test_bots_of_one_reddit_user_share_its_limits(tmp_path: Path, fake: FakeReddit) -> None:
+    config = write_config(tmp_path, "flair_id: null", bots=("apple", "apple2"))
+    config.write_text(config.read_text().replace("min_interval: 0s", "min_interval: 1h"), encoding="utf-8")
+    (apple, apple2), ledger = make_bots(config)
+    assert apple.target.account() == apple2.target.account() == "reddit:applebot"  # sites applebot and apple2bot, user AppleBot
+    assert apple.tick().outcome == "posted"
+    result = apple2.tick()
+    assert result.outcome == "waiting" and "minimum interval" in result.message
+    assert fake.titles() == POSTS[:1]
+    ledger.close()
+
+
+def test_requests_have_praws_timeout(tmp_path: Path, fake: FakeReddit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """praw's own default (16 s) when the site sets none: well inside the 30 s claim lease."""
+    seen: list[Any] = []
+    send = requests.Session.request
+
+    def spy(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("timeout"))
+        return send(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    (bot,), ledger = make_bots(write_config(tmp_path, "flair_id: null"))
+    assert bot.tick().outcome == "posted"
+    assert seen and set(seen) == {16}
+    ledger.close()
+
+
+def test_a_sites_own_timeout_applies(tmp_path: Path, fake: FakeReddit) -> None:
+    """praw 8 ignores praw.ini's ``timeout``; the target applies it: a submission answered too late is looked up."""
+    config = write_config(tmp_path, "flair_id: null", bots=("slow",))
+    (bot,), ledger = make_bots(config)
+    fake.submit_delay = 1.5  # the site's timeout is 1 s
+    result = bot.tick()
+    assert result.outcome == "posted" and fake.titles() == POSTS[:1]
+    assert api_calls(fake) == [("POST", "/api/submit", 200), *RECONCILE]
+    assert ledger.history("slow")[0].note == "found by reconciliation"
     ledger.close()
 
 

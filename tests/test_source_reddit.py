@@ -13,11 +13,12 @@ from pathlib import Path
 
 import praw.config
 import pytest
-from fakes.reddit import TIME_WINDOWS, FakeReddit, Post
 
 from botkit.cli import main
 from botkit.corpus import read_corpus
 from botkit.sources.reddit import RATE_LIMIT_DEFAULT_WAIT, RATE_LIMIT_MAX_WAIT, RATE_LIMIT_RETRIES, retry_after
+
+from fakes.reddit import TIME_WINDOWS, FakeReddit, Post
 
 CLIENT_ID = "botkit-test-client"
 SECRET = "s3cret-client-XYZ"

@@ -18,6 +18,8 @@ It serves the wire shapes praw 8 / prawcore 4 use (see /work/shared/research/api
   :meth:`FakeReddit.fail_submit` scripts RATELIMIT errors, 5xx and 403 for submissions only,
   :meth:`FakeReddit.drop_submit` closes the connection without any answer, and
   :attr:`FakeReddit.submit_delay` widens the window between making a post and answering.
+  With :attr:`FakeReddit.normalise`, ``/user/{name}/submitted`` shows titles and bodies as Reddit
+  may: whitespace trimmed and collapsed, ``&``, ``<``, ``>`` escaped as HTML entities.
 
 Tests script faults with :meth:`FakeReddit.fail_next` and assert on :attr:`FakeReddit.requests`.
 The class is meant to grow (``POST /api/submit`` for posting bots) without changing its users.
@@ -69,14 +71,16 @@ class Post:
     stickied: bool = False
     author: str = "someone"
 
-    def thing(self) -> dict[str, Any]:
+    def thing(self, *, normalised: bool = False) -> dict[str, Any]:
+        """The listing entry; ``normalised``: title and body as Reddit may show them (see :func:`normalised_text`)."""
+        show = normalised_text if normalised else str
         return {
             "kind": "t3",
             "data": {
                 "id": self.id,
                 "name": f"t3_{self.id}",
-                "title": self.title,
-                "selftext": self.selftext,
+                "title": show(self.title),
+                "selftext": show(self.selftext),
                 "is_self": bool(self.selftext),
                 "score": self.score,
                 "created_utc": self.created_utc,
@@ -168,6 +172,8 @@ class FakeReddit(LocalServer):
         self._used = 0
         self.submissions: list[Submission] = []
         self.submit_delay = 0.0
+        #: Show the account's submissions with whitespace collapsed and HTML entities escaped.
+        self.normalise = False
         self._submit_faults: deque[_SubmitFault] = deque()
         self._token_users: dict[str, str] = {}
 
@@ -318,7 +324,7 @@ class FakeReddit(LocalServer):
         """``GET /user/{name}/submitted``: that account's posts, newest first (one page is enough here)."""
         mine = [s.post for s in reversed(self.submissions) if s.post.author.lower() == user.lower()]
         page = mine[: min(int(query.get("limit", 25)), PAGE_SIZE)]
-        data = {"after": None, "before": None, "dist": len(page), "modhash": None, "children": [p.thing() for p in page]}
+        data = {"after": None, "before": None, "dist": len(page), "modhash": None, "children": [p.thing(normalised=self.normalise) for p in page]}
         return _Answer(200, {"kind": "Listing", "data": data})
 
     def _listing(self, subreddit: str, query: dict[str, str]) -> _Answer:
@@ -392,6 +398,11 @@ class FakeReddit(LocalServer):
         handler.wfile.write(body)
 
 
+def normalised_text(text: str) -> str:
+    """``text`` with whitespace trimmed and collapsed and ``&``, ``<``, ``>`` escaped, as Reddit's JSON may show it."""
+    return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _basic_auth(header: str | None) -> tuple[str | None, str | None]:
     if not header or not header.lower().startswith("basic "):
         return None, None
@@ -409,7 +420,7 @@ def _handler_for(fake: FakeReddit) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as with the real service
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             fake._handle(self)
 
         do_POST = do_GET

@@ -6,24 +6,37 @@ rewrites the URL); a subprocess is routed by starting it through this module::
 
     PYTHONPATH=tests python -m fakes.twitter http://127.0.0.1:PORT -- run config.yaml
 
-It serves ``POST /2/tweets`` as X does: 201 with ``{"data": {"id", "text", ...}}``; 401 for
-unknown OAuth 1.0a keys; 403 "duplicate content" for a text the account already posted; 400 for
-text over 280 characters; and whatever a test scripts with :meth:`FakeX.fail_next` (429 with an
-``x-rate-limit-reset`` header, 5xx, a dropped connection, or a post that is made but answered
-with 500). Every answer carries the three ``x-rate-limit-*`` headers.
+It serves, in X's API v2 shapes (401 for unknown OAuth 1.0a keys on every route):
+
+* ``POST /2/tweets``: 201 with ``{"data": {"id", "text", ...}}``; 403 "duplicate content" for a
+  text the account already posted (unless ``duplicates=False``: X does not promise that check);
+  400 for text over 280 characters; and whatever a test scripts with :meth:`FakeX.fail_next`
+  (429 with an ``x-rate-limit-reset`` header, 5xx, a dropped connection, or a post that is made
+  but answered with 500).
+* ``GET /2/users/me``: ``{"data": {"id", "name", "username"}}`` of the keys' account.
+* ``GET /2/users/:id/tweets?max_results=&start_time=``: that account's posts, newest first,
+  ``{"data": [...], "meta": {"result_count", "newest_id", "oldest_id", "next_token"?}}`` (just
+  ``meta`` when there are none); ``max_results`` 5 to 100 (default 10). ``timeline_lag`` hides
+  posts younger than that many seconds, as X's timelines can lag behind a post; with
+  ``timelines=False`` it answers 403 "client-not-enrolled", as X's Free tier does.
+
+Texts come back as X shows them (:func:`shown`): ``&``, ``<``, ``>`` escaped as HTML entities and
+links replaced by t.co links. Every answer carries the three ``x-rate-limit-*`` headers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fakes import LocalServer
 
@@ -31,15 +44,31 @@ TWEETS_PATH = "/2/tweets"
 TWEET_MAX = 280
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
 REAL_HOST = "https://api.twitter.com"
+#: X's answer to an endpoint the app's access level (the Free tier) does not include.
+NOT_ENROLLED = {
+    "client_id": "27400769", "title": "Client Forbidden", "reason": "client-not-enrolled",
+    "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project. You can create a project via the developer portal.",
+    "registration_url": "https://developer.twitter.com/en/docs/projects/overview", "required_enrollment": "Appropriate Level of API Access",
+    "type": "https://api.twitter.com/2/problems/client-forbidden",
+}  # fmt: skip
 _OAUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_USER_TWEETS = re.compile(r"/2/users/(\d+)/tweets")
+# Links as X finds them: with a scheme, or a bare domain; punctuation at the end stays outside.
+_LINK = re.compile(r"(?<![\w@.])(?:https?://)?(?:[A-Za-z0-9-]+\.)+(?:com|org|net|dev|io|co|me)\b(?:/\S*)?", re.I)
+_TRAILING = ".,;:!?)'\""
 
 
 @dataclass(frozen=True)
 class Tweet:
     id: str
-    text: str
+    text: str  # as it was sent
     consumer_key: str
     access_token: str
+    created_at: float = field(default_factory=time.time)
+
+    def data(self) -> dict[str, Any]:
+        """The tweet object of API v2 (default fields), its text as X shows it."""
+        return {"id": self.id, "text": shown(self.text), "edit_history_tweet_ids": [self.id]}
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,7 @@ class LoggedRequest:
     consumer_key: str | None
     access_token: str | None
     status: int
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,10 +94,24 @@ class FakeX(LocalServer):
     """The fake service: accounts (consumer key → access token), tweets, a request log, a server."""
 
     def __init__(
-        self, accounts: dict[str, str] | None = None, *, window: float = 900.0, limit: int = 10_000, answer_delay: float = 0.0
+        self,
+        accounts: dict[str, str] | None = None,
+        *,
+        window: float = 900.0,
+        limit: int = 10_000,
+        answer_delay: float = 0.0,
+        duplicates: bool = True,
+        timeline_lag: float = 0.0,
+        timelines: bool = True,
     ) -> None:
         super().__init__()
         self.accounts = dict(accounts or {})
+        #: Refuse a text the account already posted with 403 "duplicate content".
+        self.duplicates = duplicates
+        #: Seconds before a new post shows in its account's timeline.
+        self.timeline_lag = timeline_lag
+        #: Serve ``GET /2/users/:id/tweets`` (X's Free tier does not).
+        self.timelines = timelines
         #: Seconds between making a post and answering: widens the window in which a crash
         #: leaves the client not knowing that its post went out.
         self.answer_delay = answer_delay
@@ -97,6 +141,10 @@ class FakeX(LocalServer):
     def texts(self) -> list[str]:
         return [t.text for t in self.tweets]
 
+    def user_id(self, access_token: str) -> str:
+        """The id of the account an access token belongs to (stable, numeric, as X's)."""
+        return str(1_000_000 + list(self.accounts.values()).index(access_token))
+
     # -- server ------------------------------------------------------------------------------
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -108,26 +156,62 @@ class FakeX(LocalServer):
 
     # -- request handling --------------------------------------------------------------------
 
-    def _answer(self, method: str, path: str, body: dict[str, Any], key: str | None, token: str | None) -> tuple[int, dict[str, Any], dict[str, str], bool]:
+    def _answer(
+        self, method: str, path: str, query: dict[str, str], body: dict[str, Any], key: str | None, token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str], bool]:
         """(status, body, headers, drop) for one request."""
-        if method != "POST" or path != TWEETS_PATH:
-            return 404, {"title": "Not Found Error", "detail": f"no route {path}", "type": "about:blank", "status": 404}, {}, False
         if key is None or self.accounts.get(key) != token:
             return 401, {"title": "Unauthorized", "detail": "Unauthorized", "type": "about:blank", "status": 401}, {}, False
+        assert token is not None
+        if method == "POST" and path == TWEETS_PATH:
+            return self._create(body, key, token)
+        if method == "GET" and path == "/2/users/me":
+            user = self.user_id(token)
+            return 200, {"data": {"id": user, "name": f"Bot {user}", "username": f"bot{user}"}}, {}, False
+        timeline = _USER_TWEETS.fullmatch(path)
+        if method == "GET" and timeline and not self.timelines:
+            return 403, NOT_ENROLLED, {}, False
+        if method == "GET" and timeline:
+            return (*self._timeline(timeline[1], query), {}, False)
+        return 404, {"title": "Not Found Error", "detail": f"no route {path}", "type": "about:blank", "status": 404}, {}, False
+
+    def _create(self, body: dict[str, Any], key: str, token: str) -> tuple[int, dict[str, Any], dict[str, str], bool]:
         fault = self._faults.pop(0) if self._faults else None
         if fault is not None and not fault.post_first:
             return fault.status, fault.body, fault.headers, fault.status == 0
         text = str(body.get("text", ""))
-        if any(t.text == text and t.access_token == token for t in self.tweets):
+        if self.duplicates and any(t.text == text and t.access_token == token for t in self.tweets):
             return 403, {"detail": DUPLICATE_DETAIL, "type": "about:blank", "title": "Forbidden", "status": 403}, {}, False
         if not text or len(text) > TWEET_MAX:
             return 400, {"errors": [{"message": f"text must be 1 to {TWEET_MAX} characters"}], "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}, {}, False
         self._next_id += 1
-        tweet = Tweet(str(self._next_id), text, key, token or "")
+        tweet = Tweet(str(self._next_id), text, key, token)
         self.tweets.append(tweet)
         if fault is not None:
             return fault.status, fault.body, fault.headers, fault.status == 0
-        return 201, {"data": {"id": tweet.id, "text": text, "edit_history_tweet_ids": [tweet.id]}}, {}, False
+        return 201, {"data": tweet.data()}, {}, False
+
+    def _timeline(self, user: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``GET /2/users/:id/tweets``: the account's posts since ``start_time``, newest first, one page."""
+        try:
+            size = int(query.get("max_results", "10"))
+            since = datetime.strptime(query["start_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() if "start_time" in query else 0.0
+        except ValueError:
+            size, since = 0, 0.0
+        if not 5 <= size <= 100:
+            return 400, {"errors": [{"parameters": {"max_results": [query.get("max_results")]}, "message": "The `max_results` query parameter value is not between 5 and 100"}], "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}
+        tokens = {self.user_id(token): token for token in self.accounts.values()}
+        if user not in tokens:
+            return 200, {"errors": [{"value": user, "detail": f"Could not find user with id: [{user}].", "title": "Not Found Error", "resource_type": "user", "parameter": "id", "resource_id": user, "type": "https://api.twitter.com/2/problems/resource-not-found"}]}
+        shown_by = time.time() - self.timeline_lag
+        mine = [t for t in reversed(self.tweets) if t.access_token == tokens[user] and since <= t.created_at <= shown_by]
+        page = mine[:size]
+        if not page:
+            return 200, {"meta": {"result_count": 0}}
+        meta: dict[str, Any] = {"result_count": len(page), "newest_id": page[0].id, "oldest_id": page[-1].id}
+        if len(mine) > size:
+            meta["next_token"] = f"page-after-{page[-1].id}"
+        return 200, {"data": [t.data() for t in page], "meta": meta}
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
@@ -137,10 +221,11 @@ class FakeX(LocalServer):
         except json.JSONDecodeError:
             body = {}
         key, token = _oauth1(handler.headers.get("authorization"))
-        path = handler.path.split("?", 1)[0]
+        url = urlsplit(handler.path)
+        query = dict(parse_qsl(url.query))
         with self._lock:
-            status, answer, headers, drop = self._answer(handler.command, path, body, key, token)
-            self.requests.append(LoggedRequest(handler.command, path, body, key, token, status))
+            status, answer, headers, drop = self._answer(handler.command, url.path, query, body, key, token)
+            self.requests.append(LoggedRequest(handler.command, url.path, body, key, token, status, query))
             headers = {"x-rate-limit-limit": str(self.limit), "x-rate-limit-remaining": str(self.limit - 1),
                        "x-rate-limit-reset": str(int(time.time() + self.window)), **headers}  # fmt: skip
         if self.answer_delay:
@@ -162,6 +247,17 @@ class FakeX(LocalServer):
             handler.close_connection = True
 
 
+def shown(text: str) -> str:
+    """A text as X's API v2 shows it: ``&``, ``<``, ``>`` escaped, each link replaced by a t.co link."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _LINK.sub(_tco, escaped)
+
+
+def _tco(match: re.Match[str]) -> str:
+    link = match[0].rstrip(_TRAILING)
+    return "https://t.co/" + hashlib.sha256(link.encode()).hexdigest()[:10] + match[0][len(link) :]
+
+
 def _oauth1(header: str | None) -> tuple[str | None, str | None]:
     """``oauth_consumer_key`` and ``oauth_token`` of an OAuth 1.0a header (the signature is not checked)."""
     if not header or not header.startswith("OAuth "):
@@ -174,7 +270,7 @@ def _handler_for(fake: FakeX) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             fake._handle(self)
 
         do_GET = do_POST
