@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 TARGET_MB = 500
@@ -58,7 +58,7 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
     """A Kaggle-Gitter-shaped CSV (leading index column); about 5% of texts repeat an earlier one."""
     rng = random.Random(seed)
     users = [f"camper{n:04d}" for n in range(2000)] + ["camperbot"]
-    start = datetime(2015, 7, 29, tzinfo=timezone.utc)
+    start = datetime(2015, 7, 29, tzinfo=UTC)
     recent: list[str] = []
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)

@@ -94,7 +94,7 @@ def train(train_txt: Path, seconds: float, workdir: Path) -> dict[str, float]:
     budget = budget_callback(seconds, record)
     fit = tf_keras.Model.fit
 
-    def fit_with_budget(self, *args, callbacks=None, **kwargs):  # noqa: ANN001, ANN202
+    def fit_with_budget(self, *args, callbacks=None, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         return fit(self, *args, callbacks=[*(callbacks or []), budget], **kwargs)
 
     tf_keras.Model.fit = fit_with_budget

@@ -33,7 +33,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from textgenrnn_env import HERE, VENV, python, run_driver
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -4,6 +4,7 @@ its probabilities computed by a NumPy re-implementation of textgenrnn's forward 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,7 +59,9 @@ def cudnn_layout(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray, rn
     Per gate, the input kernel in cuDNN's layout and the recurrent kernel transposed; the bias
     split into an input and a recurrent half that sum to the LSTM bias.
     """
-    per_gate = lambda k, change: np.hstack([change(g) for g in np.hsplit(k, 4)])
+    def per_gate(k: np.ndarray, change: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        return np.hstack([change(g) for g in np.hsplit(k, 4)])
+
     half = rng.normal(0, 0.2, bias.shape)
     return [per_gate(kernel, lambda g: g.T.reshape(g.shape, order="C")), per_gate(recurrent, lambda g: g.T), np.concatenate([bias - half, half])]
 

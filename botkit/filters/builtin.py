@@ -43,7 +43,7 @@ def load_callable(spec: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"cannot import module {module_name!r} ({exc}); is it on PYTHONPATH?") from None
-    except Exception as exc:  # the user's module is broken: say so, without our traceback
+    except Exception as exc:  # noqa: BLE001 - the user's module is broken: say so, without our traceback
         raise ConfigError(f"cannot import module {module_name!r} ({type(exc).__name__}: {exc})") from None
     function = getattr(module, attr, None)
     if not callable(function):
