@@ -6,7 +6,10 @@ The exactly-once rules live here and only here:
 * a candidate left claimed (a crash, or an error after which the service may have posted it) is
   reconciled with the target before the bot posts anything else, and before each retry;
 * a candidate goes back to the queue only when the service certainly did not post it (a rate
-  limit, bad credentials), and is marked failed only when the service refused it for good.
+  limit, bad credentials), and is marked failed only when the service refused it for good;
+* a tick runs only while this worker holds the bot's lease, a claim left by another worker is
+  touched only once that worker's lease on it ran out, and the claim is renewed before every try
+  (a worker that lost it stops without posting). The ledger makes each of these one transaction.
 
 A tick posts at most once. Whatever goes wrong in one bot's tick is recorded in the ledger and
 returned; it never propagates into the daemon, so one bot's failure never stops the farm.

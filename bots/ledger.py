@@ -698,11 +698,14 @@ class Ledger:
         A post is a fact about the service, so it is recorded whoever holds the claim now; False
         (and nothing written) when the candidate was recorded as posted already.
         """
-        from sqlalchemy import insert
+        from sqlalchemy import insert, select
 
         c, s = self.t["candidates"], self.t["bot_state"]
         with self._write() as conn:
             when = self.now(conn)
+            # Rows are locked in one order everywhere (bot_state, then candidates), or PostgreSQL
+            # finds a deadlock between this and a worker renewing its leases.
+            conn.execute(select(s.c.bot).where(s.c.bot == candidate.bot).with_for_update()).first()
             moved = conn.execute(
                 c.update().where(c.c.id == candidate.id, c.c.state == CLAIMED).values(state=POSTED, updated_at=when, owner=None, lease_until=None)
             ).rowcount
