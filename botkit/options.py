@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -140,11 +140,13 @@ def describe_error(
     flags: bool = False,
     secret: set[tuple[str, ...]] | None = None,
     model: type[BaseModel] | None = None,
+    shown_as: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
 ) -> str:
     """Render a pydantic error as lines of ``WHERE: KEY.PATH: what was expected (got VALUE)``.
 
     Values at paths in ``secret`` (taken from the environment) and in the secret-typed fields of
-    ``model`` (the model that was validated) are not echoed.
+    ``model`` (the model that was validated) are not echoed. ``shown_as`` maps a key path to the
+    one to print, for values merged in from elsewhere (a bot's keys that came from ``defaults:``).
     """
     typed = {path_prefix + p for p in _secret_fields(model)} if model is not None else set()
     lines = []
@@ -153,7 +155,8 @@ def describe_error(
         if flags and loc:
             key = "--" + loc[0].replace("_", "-")
         else:
-            key = ".".join(path_prefix + loc) or "(top level)"
+            path = path_prefix + loc
+            key = ".".join(shown_as(path) if shown_as else path) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
@@ -180,9 +183,10 @@ def validate(
     flags: bool = False,
     base_dir: Path | None = None,
     secret: set[tuple[str, ...]] | None = None,
+    shown_as: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
 ) -> M:
     """Validate ``values`` against ``model`` or raise a :class:`ConfigError` naming every problem."""
     try:
         return model.model_validate(dict(values), context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(describe_error(exc, where, path_prefix, flags=flags, secret=secret, model=model)) from None
+        raise ConfigError(describe_error(exc, where, path_prefix, flags=flags, secret=secret, model=model, shown_as=shown_as)) from None

@@ -14,7 +14,7 @@ Both collect every problem, each as ``FILE: bots.NAME.key: what is wrong``, and 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,39 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _origin(defaults: Mapping[str, Any], own: Mapping[str, Any]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """Where a merged bot's key path was written: ``defaults.KEY`` when the bot did not set it.
+
+    A mistake in ``defaults:`` is then reported once, at its own key, instead of once per bot
+    under ``bots.NAME``. Follows :func:`_merge`: a bot's own ``schedule`` (or ``target`` of another
+    kind) replaces the default one whole, so everything under it is the bot's.
+    """
+
+    def shown_as(path: tuple[str, ...]) -> tuple[str, ...]:
+        keys = path[2:]  # path starts with ("bots", name)
+        mine: Any = own
+        theirs: Any = defaults
+        for i, key in enumerate(keys):
+            if not isinstance(mine, Mapping) or key in mine:
+                if not isinstance(mine, Mapping) or i == len(keys) - 1 or not isinstance(mine[key], Mapping) or key == "schedule":
+                    return path
+                if key == "target" and mine[key].get("kind", _kind(theirs)) != _kind(theirs):
+                    return path
+                mine, theirs = mine[key], theirs.get(key) if isinstance(theirs, Mapping) else None
+                continue
+            if isinstance(theirs, Mapping) and key in theirs:
+                return ("defaults", *keys)
+            return path
+        return path
+
+    return shown_as
+
+
+def _kind(defaults: Any) -> Any:
+    target = defaults.get("target") if isinstance(defaults, Mapping) else None
+    return target.get("kind") if isinstance(target, Mapping) else None
+
+
 def _secret_paths(secret: set[tuple[str, ...]], name: str) -> set[tuple[str, ...]]:
     """Secret key paths as seen from ``bots.NAME`` (values from ``defaults:`` included)."""
     paths = set(secret)
@@ -178,13 +211,17 @@ def _secret_paths(secret: set[tuple[str, ...]], name: str) -> set[tuple[str, ...
     return paths
 
 
-def _bot_spec(name: str, raw: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]) -> BotSpec:
+def _bot_spec(
+    name: str, defaults: Mapping[str, Any], own: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]
+) -> BotSpec:
     """One bot's spec, or a ConfigError naming every problem of its options and of its target."""
     prefix = ("bots", name)
     secret = _secret_paths(secret, name)
+    raw = _merge(defaults, own)
+    shown_as = _origin(defaults, own)
     problems: list[str] = []
     try:
-        options = validate(BotOptions, raw, where, prefix, base_dir=base_dir, secret=secret)
+        options = validate(BotOptions, raw, where, prefix, base_dir=base_dir, secret=secret, shown_as=shown_as)
     except ConfigError as exc:
         problems.append(str(exc))
     # The target is checked even when other keys are wrong, so one run shows all of a bot's problems
@@ -199,7 +236,7 @@ def _bot_spec(name: str, raw: Mapping[str, Any], where: str, base_dir: Path, sec
             target_cls = TARGETS.get(kind)
         except BotkitError as exc:
             raise ConfigError(f"{where}: bots.{name}.target.kind: {exc}") from None
-        target = validate(target_cls.Options, target_values, where, prefix + ("target",), base_dir=base_dir, secret=secret)
+        target = validate(target_cls.Options, target_values, where, prefix + ("target",), base_dir=base_dir, secret=secret, shown_as=shown_as)
     except ConfigError as exc:
         problems.append(str(exc))
     if problems:
@@ -219,9 +256,9 @@ def parse_bots(
             problems.append(f"{where}: bots.{name}: expected a mapping of keys (model, target, schedule...)")
             continue
         try:
-            specs[name] = _bot_spec(str(name), _merge(defaults, raw), where, base_dir, secret)
+            specs[name] = _bot_spec(str(name), defaults, raw, where, base_dir, secret)
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems += [line for line in str(exc).splitlines() if line not in problems]  # a defaults: mistake once, not per bot
     return specs, problems
 
 

@@ -111,6 +111,29 @@ def test_bad_bot_configs_name_file_and_key(tmp_path: Path, bot: str, message: st
         load_config(write_config(tmp_path, f"bots:\n  apple:\n    {bot}\n"))
 
 
+def test_a_mistake_in_defaults_is_reported_once_at_its_own_key(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """\
+        defaults: {schedule: {evry: 1s}, buffer: {size: x}, target: {kind: outbox, limits: {daily_cap: 0}}}
+        bots:
+          apple: {posts: posts.txt}
+          pear: {posts: posts.txt, schedule: {every: 2s}, buffer: {size: y}}
+          plum: {posts: posts.txt, target: {kind: reddit, subreddit: x, limts: 1}}
+        """,
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    lines = str(raised.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "defaults.schedule.evry",  # once, though apple and plum both inherit it (pear has its own schedule)
+        "defaults.buffer.size",
+        "defaults.target.limits.daily_cap",  # plum's reddit target replaces the outbox default whole
+        "bots.pear.buffer.size",  # pear's own value
+        "bots.plum.target.limts",
+    ]
+
+
 def test_run_refuses_to_start_and_lists_every_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # no praw.ini anywhere
     monkeypatch.chdir(tmp_path)
