@@ -11,8 +11,8 @@ and then works as ``botkit fetch mysource ...`` and as ``source: mysource`` in c
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import glob
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
