@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: A worker renews its leases a few times per lease; the default lets a dead worker's bots move in 30 s.
 DEFAULT_LEASE_S = 30.0
 SQLITE_TIMEOUT_S = 30.0
@@ -306,15 +306,15 @@ def _tables() -> tuple[Any, dict[str, Table]]:
         ),
         # One row per service account, locked while a claim checks that account's limits.
         "accounts": Table("accounts", metadata, Column("key", String(200), primary_key=True)),
-        # The outbox target's own record of what it delivered: its reconciliation looks here.
-        "outbox": Table(
-            "outbox",
+        # What targets keep for themselves (the outbox: what it delivered, for its reconciliation),
+        # so a target with state of its own needs no table in the core schema.
+        "target_records": Table(
+            "target_records",
             metadata,
-            Column("id", Integer, primary_key=True, autoincrement=True),
-            Column("bot", String(200), nullable=False),
-            Column("candidate_id", Integer, nullable=False, unique=True),
-            Column("text", Text, nullable=False),
-            Column("posted_at", Time, nullable=False),
+            Column("scope", String(100), primary_key=True),  # the target kind, e.g. "outbox"
+            Column("key", String(200), primary_key=True),
+            Column("value", Text, nullable=False),
+            Column("recorded_at", Time, nullable=False),
         ),
     }
     return metadata, t
@@ -333,8 +333,17 @@ def _migrate_1_to_2(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_posts_account_posted_at ON posts (account, posted_at)")
 
 
+def _migrate_2_to_3(conn: Connection) -> None:
+    """The outbox's own table becomes its rows in ``target_records``, which any target can use."""
+    _tables()[1]["target_records"].create(conn, checkfirst=True)
+    conn.exec_driver_sql(
+        "INSERT INTO target_records (scope, key, value, recorded_at) SELECT 'outbox', CAST(candidate_id AS VARCHAR(200)), text, posted_at FROM outbox"
+    )
+    conn.exec_driver_sql("DROP TABLE outbox")
+
+
 #: Upgrades from version N to N+1, run in order inside the schema transaction when an older ledger opens.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -829,30 +838,34 @@ class Ledger:
         with self._read() as conn:
             return list(conn.execute(select(state.c.bot).order_by(state.c.bot)).scalars())
 
-    # -- the outbox target's table -----------------------------------------------------------
+    # -- what targets keep for themselves ----------------------------------------------------
 
-    def outbox_add(self, bot: str, candidate_id: int, text: str, write: Callable[[datetime], None]) -> bool:
-        """Record an outbox delivery and run ``write(time)`` (the file append) inside the same transaction.
+    def record(self, scope: str, key: str, value: str, inside: Callable[[datetime], None] = lambda when: None) -> bool:
+        """Keep ``value`` under ``(scope, key)`` once, running ``inside(time)`` in the same transaction.
 
-        False when this candidate was delivered already (the reconciliation answer).
+        A target makes a side effect exactly-once this way: the outbox appends its file line inside
+        the transaction, so the line and the record commit together (a crash between them is seen
+        by the file's last line). False, and ``inside`` not run, when the key was recorded already.
         """
         from sqlalchemy import insert, select
 
-        box = self.t["outbox"]
+        r = self.t["target_records"]
         with self._write() as conn:
-            if conn.execute(select(box.c.id).where(box.c.candidate_id == candidate_id)).first() is not None:
+            if conn.execute(select(r.c.key).where(r.c.scope == scope, r.c.key == key)).first() is not None:
                 return False
             when = self.now(conn)
-            conn.execute(insert(box).values(bot=bot, candidate_id=candidate_id, text=text, posted_at=when))
-            write(when)
+            conn.execute(insert(r).values(scope=scope, key=key, value=value, recorded_at=when))
+            inside(when)
         return True
 
-    def outbox_delivered(self, candidate_id: int) -> datetime | None:
+    def recorded(self, scope: str, key: str) -> tuple[str, datetime] | None:
+        """The value kept under ``(scope, key)`` and when, or None."""
         from sqlalchemy import select
 
-        box = self.t["outbox"]
+        r = self.t["target_records"]
         with self._read() as conn:
-            return conn.execute(select(box.c.posted_at).where(box.c.candidate_id == candidate_id)).scalar()
+            row = conn.execute(select(r.c.value, r.c.recorded_at).where(r.c.scope == scope, r.c.key == key)).first()
+        return (row[0], row[1]) if row is not None else None
 
 
 def _candidate(row: Any) -> Candidate:

@@ -1,5 +1,8 @@
 """``outbox``: the embedded default target. Posts land in the ledger and a readable file per bot.
 
+What it delivered is kept with :meth:`Ledger.record` under the scope ``outbox`` (the hook any
+target can use for state of its own), and its reconciliation looks there.
+
 It is where a bot posts until its real target is marked ``live: true``, and what the README demo
 uses: no network, no accounts, and the same exactly-once path as Reddit and X.
 """
@@ -37,11 +40,11 @@ class OutboxTarget(Target):
 
     def post(self, candidate: Candidate) -> PostResult:
         text = self.text_of(candidate)
-        self.ledger.outbox_add(self.bot, candidate.id, text, lambda when: self._append(candidate.id, when, text))
+        self.ledger.record("outbox", str(candidate.id), text, lambda when: self._append(candidate.id, when, text))
         return self._result(candidate)
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
-        return self._result(candidate) if self.ledger.outbox_delivered(candidate.id) is not None else None
+        return self._result(candidate) if self.ledger.recorded("outbox", str(candidate.id)) is not None else None
 
     def _result(self, candidate: Candidate) -> PostResult:
         return PostResult(remote_id=f"#{candidate.id}", url=str(self.path))

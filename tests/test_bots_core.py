@@ -348,8 +348,8 @@ def test_outbox_does_not_repeat_a_line_written_just_before_a_crash(tmp_path: Pat
             raise KeyboardInterrupt  # the file line is written, the ledger transaction is not
 
         with pytest.raises(KeyboardInterrupt):
-            ledger.outbox_add("apple", candidate.id, candidate.text, crash)
-        assert ledger.outbox_delivered(candidate.id) is None
+            ledger.record("outbox", str(candidate.id), candidate.text, crash)
+        assert ledger.recorded("outbox", str(candidate.id)) is None
         assert one_bot(config, ledger).tick().outcome == "posted"
     assert outbox_lines(tmp_path, "apple") == POSTS[:1]
 

@@ -111,7 +111,7 @@ def test_processes_that_start_at_once_all_open_the_ledger(tmp_path: Path, backen
         assert conn.exec_driver_sql("SELECT version FROM schema_version").scalars().all() == [SCHEMA_VERSION]
 
 
-def test_a_version_1_ledger_is_migrated(tmp_path: Path) -> None:
+def test_a_version_1_ledger_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     with sqlite3.connect(db) as conn:  # the schema botkit 0.1 wrote
         conn.executescript(
@@ -130,6 +130,7 @@ def test_a_version_1_ledger_is_migrated(tmp_path: Path) -> None:
             INSERT INTO candidates VALUES (1, 'apple', 'old post', NULL, NULL, NULL, 'posted', NULL, 1,
                 '2026-01-01 10:00:00', '2026-01-01 10:00:00', '2026-01-01 10:00:00');
             INSERT INTO posts VALUES (1, 'apple', 'outbox', '#1', NULL, '2026-01-01 10:00:00', 1, NULL);
+            INSERT INTO outbox VALUES (1, 'apple', 1, 'old post', '2026-01-01 10:00:00');
             INSERT INTO bot_state VALUES ('apple', '2026-01-01 10:00:00', NULL, NULL, NULL, NULL, NULL, 1);
             """
         )
@@ -137,6 +138,7 @@ def test_a_version_1_ledger_is_migrated(tmp_path: Path) -> None:
         (record,) = ledger.history("apple")
         assert record.text == "old post" and record.posted_at.isoformat() == "2026-01-01T10:00:00+00:00"
         assert ledger.acquire("apple", "me") is None
+        assert ledger.recorded("outbox", "1") == ("old post", record.posted_at)  # the outbox's table moved to target_records (v3)
 
 
 # -- a broken database ---------------------------------------------------------------------------
