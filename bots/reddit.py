@@ -16,7 +16,6 @@ itself: see :func:`_requestor_class`.
 
 from __future__ import annotations
 
-import configparser
 import functools
 import html
 import re
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from botkit import __version__
+from botkit import __version__, praw_site
 from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
 
@@ -91,11 +90,9 @@ class RedditTarget(Target):
         if not options.site:
             return ["site: required for a live reddit target (a praw.ini section with the bot account's credentials)"]
         try:
-            config = _praw_config(options.site)
-        except configparser.NoSectionError:
-            return [f"site: praw.ini has no [{options.site}] section (praw reads $XDG_CONFIG_HOME/praw.ini or ~/.config/praw.ini, then ./praw.ini)"]
-        except (configparser.Error, ValueError) as exc:  # its text may quote a line holding a password
-            return [f"site: praw site {options.site!r} cannot be read ({type(exc).__name__}); each setting must be 'key = value'"]
+            config = praw_site.read_site(options.site)
+        except praw_site.SiteError as exc:
+            return [f"site: {exc}"]
         problems = []
         lacking = [key for key in NEEDS if not getattr(config, key)]
         if lacking:
@@ -161,32 +158,29 @@ class RedditTarget(Target):
         if not self.options.site:
             return super().account()
         try:
-            username = _praw_config(self.options.site).username
-        except (configparser.Error, ValueError):
+            username = praw_site.read_site(self.options.site).username
+        except praw_site.SiteError:
             username = None
         return f"reddit:{username.lower()}" if username else f"reddit:{self.options.site}"
 
     def reddit(self) -> praw.Reddit:
         """The bot's praw client, made on first use; its settings are praw's own (the praw.ini site)."""
         if self._reddit is None:
-            import praw
-
             assert self.options.site is not None  # readiness() refused to start without one
-            config = _praw_config(self.options.site)
-            settings: dict[str, Any] = {"check_for_updates": False}
-            if not config.user_agent:
-                settings["user_agent"] = f"botkit/{__version__} (bot {self.bot}; run by {self.options.contact})"
             # praw 8 reads the site's `timeout` (its own default: 16 s) but never hands it to
             # prawcore; the requestor applies it, so a request ends well inside the claim's lease.
-            self._reddit = praw.Reddit(
-                self.options.site, requestor_class=_requestor_class(), requestor_kwargs={"timeout": config.timeout}, **settings
+            self._reddit = praw_site.client(
+                self.options.site,
+                f"botkit/{__version__} (bot {self.bot}; run by {self.options.contact})",
+                requestor_class=_requestor_class(),
+                requestor_kwargs={"timeout": praw_site.read_site(self.options.site).timeout},
             )
         return self._reddit
 
     def secrets(self) -> list[str]:
         try:
-            config = _praw_config(self.options.site or "")
-        except (configparser.Error, ValueError):  # no such site: nothing secret to hide (readiness says why)
+            config = praw_site.read_site(self.options.site or "")
+        except praw_site.SiteError:  # no such site: nothing secret to hide (readiness says why)
             return []
         return [str(value) for value in (config.client_secret, config.password) if value]
 
@@ -205,7 +199,7 @@ class RedditTarget(Target):
         except RedditAPIException as exc:
             raise _api_error(exc, sub) from None
         except e.TooManyRequests as exc:
-            wait = _header_wait(exc.response.headers)
+            wait = praw_site.header_wait(exc.response.headers, default=DEFAULT_WAIT_S, least=1.0)
             raise RateLimited(f"{sub}: Reddit answered HTTP 429 (too many requests); waiting {wait:g}s", wait) from None
         except Unanswered as exc:
             raise Transient(f"{sub}: no answer from Reddit to {exc}; it may have gone out, so it is looked up before any retry") from None
@@ -268,12 +262,6 @@ def _same(shown: str, ours: str) -> bool:
     return shown.split() == words or html.unescape(shown).split() == words
 
 
-def _praw_config(site: str) -> Any:
-    from praw.config import Config
-
-    return Config(site)
-
-
 def _what(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     if response is not None:
@@ -299,12 +287,3 @@ def _message_wait(message: str) -> float:
     if match is None:
         return DEFAULT_WAIT_S
     return int(match.group(1)) * _UNITS[match.group(2)[:5]] + 1.0
-
-
-def _header_wait(headers: Any) -> float:
-    for key in ("retry-after", "x-ratelimit-reset"):
-        try:
-            return max(float(headers[key]), 1.0)
-        except (KeyError, TypeError, ValueError):
-            continue
-    return DEFAULT_WAIT_S

@@ -10,12 +10,11 @@ the union over the six time filters to get past that cap.
 
 from __future__ import annotations
 
-import configparser
 import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from botkit import __version__
+from botkit import __version__, praw_site
 from botkit.corpus import REDDIT_GONE, Document, iso_utc
 from botkit.errors import SourceError
 from botkit.options import Options
@@ -143,31 +142,16 @@ def connect(site: str) -> praw.Reddit:
     praw is asked first what the site holds, so botkit's user agent is added only where the
     config has none, and missing credentials are reported before any request is made.
     """
-    import praw
-    from praw.config import Config
-
     try:
-        config = Config(site)
-    except configparser.NoSectionError:
-        raise SourceError(
-            f"praw.ini has no [{site}] site (praw reads $XDG_CONFIG_HOME/praw.ini or ~/.config/praw.ini, "
-            f"then ./praw.ini); add that section or pick another with --site"
-        ) from None
-    except configparser.Error as exc:  # its text may quote a line, and a line may hold a password
-        where = getattr(exc, "source", None) or "a praw.ini file"
-        raise SourceError(
-            f"{where}: malformed praw.ini ({type(exc).__name__}); each setting must be 'key = value' under a [site] header"
-        ) from None
-    except ValueError as exc:  # praw's message names the option and its bad value (a number)
-        raise SourceError(f"praw site {site!r}: {exc}") from None
+        config = praw_site.read_site(site)
+    except praw_site.SiteError as exc:
+        hint = "; add that section or pick another with --site" if "has no [" in str(exc) else ""
+        raise SourceError(f"{exc}{hint}") from None
     if not config.client_id:
         raise SourceError(f"no Reddit API credentials in praw site {site!r}: {CREDENTIALS_HELP}")
     if not config.client_secret:
         raise SourceError(f"praw site {site!r} has a client_id but no client_secret: {CREDENTIALS_HELP}")
-    settings: dict[str, Any] = {"check_for_updates": False}
-    if not config.user_agent:
-        settings["user_agent"] = USER_AGENT
-    return praw.Reddit(site, **settings)
+    return praw_site.client(site, USER_AGENT)
 
 
 def patient(listing: Iterator[Submission], subreddit: str) -> Iterator[Submission]:
@@ -188,7 +172,7 @@ def patient(listing: Iterator[Submission], subreddit: str) -> Iterator[Submissio
             refusals += 1
             if refusals > RATE_LIMIT_RETRIES:
                 raise
-            wait = retry_after(exc.response.headers)
+            wait = praw_site.header_wait(exc.response.headers, default=RATE_LIMIT_DEFAULT_WAIT, most=RATE_LIMIT_MAX_WAIT)
             log.warning(
                 "r/%s: Reddit asks to slow down (HTTP 429); waiting %.1f s (%d/%d)", subreddit, wait, refusals, RATE_LIMIT_RETRIES
             )
@@ -196,16 +180,6 @@ def patient(listing: Iterator[Submission], subreddit: str) -> Iterator[Submissio
             continue
         refusals = 0
         yield post
-
-
-def retry_after(headers: Mapping[str, str]) -> float:
-    """Seconds a 429 asks us to wait: ``retry-after``, else ``x-ratelimit-reset``, capped."""
-    for key in ("retry-after", "x-ratelimit-reset"):
-        try:
-            return min(max(float(headers[key]), 0.0), RATE_LIMIT_MAX_WAIT)
-        except (KeyError, ValueError):  # absent, or an HTTP date: try the next
-            continue
-    return RATE_LIMIT_DEFAULT_WAIT
 
 
 @contextmanager

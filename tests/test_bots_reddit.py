@@ -310,6 +310,6 @@ def test_run_refuses_reddit_bots_without_usable_credentials(tmp_path: Path, fake
     assert main(["run", str(config), "--once"]) == 1
     err = capsys.readouterr().err
     assert "bots.x.target.site: praw site 'nopassword' lacks password" in err
-    assert "bots.y.target.site: praw.ini has no [nosuchsite] section" in err
+    assert "bots.y.target.site: praw.ini has no [nosuchsite] site" in err
     assert "bots.apple.target.contact: required (who runs this bot" in err
     assert fake.requests == []

@@ -16,7 +16,8 @@ import pytest
 
 from botkit.cli import main
 from botkit.corpus import read_corpus
-from botkit.sources.reddit import RATE_LIMIT_DEFAULT_WAIT, RATE_LIMIT_MAX_WAIT, RATE_LIMIT_RETRIES, retry_after
+from botkit.praw_site import header_wait
+from botkit.sources.reddit import RATE_LIMIT_DEFAULT_WAIT, RATE_LIMIT_MAX_WAIT, RATE_LIMIT_RETRIES
 
 from fakes.reddit import TIME_WINDOWS, FakeReddit, Post
 
@@ -329,11 +330,15 @@ def test_bad_options_are_refused_before_any_request(args: list[str], message: st
     assert_clean_failure(code, out, err, message)
 
 
-def test_retry_after_reads_the_headers_and_caps_the_wait() -> None:
+def test_header_wait_reads_the_headers_and_caps_the_wait() -> None:
+    def retry_after(headers: dict[str, str]) -> float:  # as the reddit source asks
+        return header_wait(headers, default=RATE_LIMIT_DEFAULT_WAIT, most=RATE_LIMIT_MAX_WAIT)
+
     assert retry_after({"retry-after": "2.5", "x-ratelimit-reset": "40"}) == 2.5
     assert retry_after({"x-ratelimit-reset": "40"}) == 40.0
     assert retry_after({"retry-after": "86400"}) == RATE_LIMIT_MAX_WAIT
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == RATE_LIMIT_DEFAULT_WAIT
+    assert header_wait({"retry-after": "0"}, default=5.0, least=1.0) == 1.0  # as the reddit target asks
 
 
 def test_installed_command_end_to_end(tmp_path: Path, fake: FakeReddit) -> None:
