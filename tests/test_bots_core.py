@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
 import textwrap
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,11 +13,12 @@ import pytest
 
 from botkit.bots import TARGETS, Limits, PostResult, Target
 from botkit.bots.bot import Bot, build_bots
-from botkit.bots.ledger import SCHEMA_VERSION, Candidate, Ledger, LedgerError, store_url, utcnow
-from botkit.bots.workers import this_host
+from botkit.bots.ledger import SCHEMA_VERSION, Ledger, LedgerError, store_url, utcnow
 from botkit.cli import main
 from botkit.config import load_config
 from botkit.errors import ConfigError
+
+from claims import claim, dead_worker
 
 POSTS = ["the first post", "a second post", "number three", "four", "and five"]
 
@@ -280,26 +280,12 @@ def test_filters_judge_candidates_as_they_enter_the_buffer(tmp_path: Path) -> No
 # -- exactly once over crashes -----------------------------------------------------------------
 
 
-def dead_worker() -> str:
-    """The worker id of a process that has exited, as a SIGKILLed daemon leaves it in the ledger."""
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return f"{this_host()}:{child.pid}:dead"
-
 
 def one_bot(config: Path, ledger: Ledger, worker: str | None = None) -> Bot:
     c = load_config(config)
     (bot,) = build_bots(c.bots, ledger, str(config), worker=worker)
     return bot
 
-
-def claim(bot: Bot) -> Candidate:
-    """What a tick does before posting: hold the bot, refill, claim the next candidate."""
-    assert bot.ledger.acquire(bot.name, bot.worker) is None
-    bot.refill()
-    candidate = bot.claim_next()
-    assert isinstance(candidate, Candidate)
-    return candidate
 
 
 def test_a_claim_left_by_a_crash_is_reconciled_not_reposted(tmp_path: Path, zone: str) -> None:

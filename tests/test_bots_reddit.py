@@ -4,7 +4,6 @@ talking HTTP to the fake Reddit (``POST /api/submit``, ``/api/v1/me``, ``/user/N
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,11 +14,11 @@ import pytest
 import requests
 
 from botkit.bots.bot import Bot, build_bots
-from botkit.bots.ledger import Candidate, Ledger, store_url, utcnow
-from botkit.bots.workers import this_host
+from botkit.bots.ledger import Ledger, store_url, utcnow
 from botkit.cli import main
 from botkit.config import load_config
 
+from claims import claim, dead_worker
 from fakes.reddit import FakeReddit
 
 CLIENT, SECRET = "bot-app", "app-secret-value"
@@ -66,20 +65,6 @@ def make_bots(config: Path, worker: str | None = None) -> tuple[list[Bot], Ledge
     return build_bots(load_config(config).bots, ledger, str(config), worker=worker), ledger
 
 
-def dead_worker() -> str:
-    """The worker id of a process that has exited, as a killed daemon leaves it in the ledger."""
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return f"{this_host()}:{child.pid}:dead"
-
-
-def claim(bot: Bot) -> Candidate:
-    """What a tick does before posting: hold the bot, refill, claim the next candidate."""
-    assert bot.ledger.acquire(bot.name, bot.worker) is None
-    bot.refill()
-    candidate = bot.claim_next()
-    assert isinstance(candidate, Candidate)
-    return candidate
 
 
 def test_posts_reach_the_subreddit_as_the_bot_account(tmp_path: Path, fake: FakeReddit) -> None:

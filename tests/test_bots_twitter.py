@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from botkit.bots.bot import Bot, build_bots
-from botkit.bots.ledger import Candidate, Ledger, store_url, utcnow
+from botkit.bots.ledger import Ledger, store_url, utcnow
 from botkit.bots.report import history, status
 from botkit.bots.twitter import shown_as
-from botkit.bots.workers import this_host
 from botkit.config import load_config
 
+from claims import claim, dead_worker
 from fakes.twitter import FakeX, shown
 
 KEYS = {"X_CONSUMER_KEY": "ck-public", "X_CONSUMER_SECRET": "cs-very-secret", "X_ACCESS_TOKEN": "at-123", "X_ACCESS_TOKEN_SECRET": "ats-very-secret"}
@@ -78,20 +77,6 @@ def make_bots(
     return built, ledger
 
 
-def dead_worker() -> str:
-    """The worker id of a process that has exited, as a killed daemon leaves it in the ledger."""
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return f"{this_host()}:{child.pid}:dead"
-
-
-def claim(bot: Bot) -> Candidate:
-    """What a tick does before posting: hold the bot, refill, claim the next candidate."""
-    assert bot.ledger.acquire(bot.name, bot.worker) is None
-    bot.refill()
-    candidate = bot.claim_next()
-    assert isinstance(candidate, Candidate)
-    return candidate
 
 
 def calls(fake: FakeX) -> list[tuple[str, str, int]]:
