@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from botkit import __version__
+from botkit.console.commands import add_report_parser, add_serve_parser, run_report, run_serve
 from botkit.corpus import Normalization, corpus_stats, make_folder
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import add_arguments, validate
@@ -192,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     _import_parser(commands)
     _generate_parser(commands)
     _bots_parser(commands)
+    add_serve_parser(commands)
+    add_report_parser(commands)
     demo = commands.add_parser(
         "demo", help="the main job end to end on the example config: fetch, train, generate, filter, post to the outbox (no network, no accounts)"
     )
@@ -444,6 +447,8 @@ COMMANDS = {
     "history": cmd_history,
     "review": cmd_review,
     "farm": cmd_farm,
+    "serve": run_serve,
+    "report": run_report,
 }
 
 

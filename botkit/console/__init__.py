@@ -1,0 +1,10 @@
+"""The farm console (``botkit serve``) and its pictures without a browser (``botkit report``).
+
+* :mod:`~botkit.console.farm`: what the pages show, read from the ledger, the config and the
+  weights folders, plus the reviewer's decisions as conditional updates on the ledger.
+* :mod:`~botkit.console.charts`: matplotlib pictures (loss curves, corpus statistics, filter funnel),
+  served as PNG by the console and written to files by ``botkit report``.
+* :mod:`~botkit.console.auth`: the access token, the session cookie and the CSRF token.
+* :mod:`~botkit.console.app`: the Starlette app and its routes.
+* :mod:`~botkit.console.commands`: the ``serve`` and ``report`` command lines.
+"""

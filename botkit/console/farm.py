@@ -1,0 +1,303 @@
+"""What the console shows and the reviewer's decisions, read from and written to the ledger.
+
+Everything here is plain data (dataclasses, lists, numbers): the pages, ``/api/status`` and
+``botkit report`` share it, and none of it holds a target's options, so no credential can reach a
+page. Decisions are single conditional updates (``WHERE state = 'queued'``): two reviewers (two
+tabs, or the console and ``botkit review``) can never both decide one candidate; the second is told
+what the first decided.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Candidate, Ledger, PostRecord, _candidate, storable, utcnow
+from botkit.bots.report import _holder
+from botkit.bots.spec import BotSpec
+from botkit.corpus import CorpusStats, corpus_stats
+from botkit.errors import BotkitError
+
+#: Days of the farm page's posts-per-day chart.
+CHART_DAYS = 14
+#: The funnel counts the bot's most recent candidates: its recent refills, not its whole life.
+FUNNEL_CANDIDATES = 1000
+#: The reason ``Ledger.review`` gives a candidate a reviewer rejected: not a filter.
+REVIEW_REASON = "review"
+# The weights folder layout (botkit/model/weights.py); read as JSON here, so the console starts
+# without importing Keras.
+_MODEL_CONFIG, _RESUME_STATE = "config.json", "resume/state.json"
+
+
+@dataclass(frozen=True)
+class BotView:
+    """One bot as the farm page and ``/api/status`` show it."""
+
+    name: str
+    target: str
+    state: str  # running, waiting, disabled, idle
+    why: str | None  # the disabled reason or the limit waited for
+    last_post: PostRecord | None
+    next_run: datetime | None
+    queue: int
+    to_review: int
+    holder: str
+    last_error: str | None
+    last_error_at: datetime | None
+    per_day: list[tuple[date, int]]
+    in_config: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        post = self.last_post
+        return {
+            "name": self.name, "target": self.target, "state": self.state, "why": self.why, "queue": self.queue,
+            "to_review": self.to_review, "next_run": _iso(self.next_run), "run_by": self.holder,
+            "last_post": None if post is None else {"at": _iso(post.posted_at), "target": post.target, "url": post.url, "text": post.text},
+            "last_error": self.last_error, "last_error_at": _iso(self.last_error_at), "in_config": self.in_config,
+        }  # fmt: skip
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat()
+
+
+def bot_names(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[str]:
+    """The config's bots in its order, then bots only the ledger knows (removed from the config since)."""
+    return list(specs) + [name for name in ledger.bots() if name not in specs]
+
+
+def target_of(spec: BotSpec | None) -> str:
+    """Where posts go, in words; a target's other options (credentials among them) are never shown."""
+    if spec is None:
+        return "(not in this config)"
+    return spec.target_kind if spec.live else f"outbox (the {spec.target_kind} target is not live)"
+
+
+def farm(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[BotView]:
+    """Every bot with its state, last post, next run, queue and worker."""
+    workers, now = ledger.workers(), utcnow()
+    views = []
+    for name in bot_names(ledger, specs):
+        state = ledger.state(name)
+        if state.disabled:
+            kind, why = "disabled", state.disabled
+        elif state.not_before is not None and state.not_before > now:
+            kind, why = "waiting", f"until {state.not_before:%Y-%m-%d %H:%M:%SZ} (a limit of the service)"
+        elif state.owner is not None and state.lease_until is not None and state.lease_until > now:
+            kind, why = "running", None
+        else:
+            kind, why = "idle", None  # "run by" says that no worker holds it
+        history = ledger.history(name, 1)
+        views.append(
+            BotView(
+                name=name, target=target_of(specs.get(name)), state=kind, why=why, last_post=history[0] if history else None,
+                next_run=None if state.disabled else state.not_before or state.next_run_at, queue=ledger.waiting(name),
+                to_review=len(ledger.queued(name)), holder=_holder(state, workers), last_error=state.last_error,
+                last_error_at=state.last_error_at, per_day=posts_per_day(ledger, name), in_config=name in specs,
+            )
+        )  # fmt: skip
+    return views
+
+
+def posts_per_day(ledger: Ledger, bot: str, days: int = CHART_DAYS) -> list[tuple[date, int]]:
+    """Posts of each of the last ``days`` UTC days, oldest first, today included."""
+    from sqlalchemy import select
+
+    today = utcnow().date()
+    first = today - timedelta(days=days - 1)
+    p = ledger.t["posts"]
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    with ledger._read() as conn:
+        counts = Counter(when.date() for when in conn.execute(select(p.c.posted_at).where(p.c.bot == bot, p.c.posted_at >= since)).scalars())
+    return [(first + timedelta(days=i), counts[first + timedelta(days=i)]) for i in range(days)]
+
+
+@dataclass(frozen=True)
+class RejectedCandidate:
+    """A candidate thrown away, with the filter (or reviewer) that did it, as the ledger records it."""
+
+    id: int
+    text: str
+    label: str | None
+    by: str
+    why: str
+    created_at: datetime
+
+
+def rejected(ledger: Ledger, bot: str, limit: int = 50) -> list[RejectedCandidate]:
+    """The bot's latest rejected candidates, newest first."""
+    from sqlalchemy import select
+
+    c = ledger.t["candidates"]
+    query = select(c.c.id, c.c.text, c.c.label, c.c.reason, c.c.created_at).where(c.c.bot == bot, c.c.state == REJECTED)
+    with ledger._read() as conn:
+        rows = conn.execute(query.order_by(c.c.id.desc()).limit(limit)).all()
+    return [RejectedCandidate(row.id, row.text, row.label, *_split_reason(row.reason), row.created_at) for row in rows]
+
+
+def _split_reason(reason: str | None) -> tuple[str, str]:
+    """``"length: too short"`` → ``("length", "too short")``: the filter and what it said."""
+    by, _, why = (reason or "unknown").partition(":")
+    return by.strip(), why.strip()
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """The bot's recent candidates: how many were generated, each filter's rejections, what passed."""
+
+    generated: int = 0
+    by_filter: dict[str, int] = field(default_factory=dict)  # most rejections first
+    passed: int = 0
+    by_review: int = 0  # of those that passed, rejected by a reviewer
+
+    def stages(self) -> list[tuple[str, int]]:
+        """Generated, each filter's rejections, passed: the bars of the funnel chart."""
+        return [("generated", self.generated), *((f"rejected by {name}", n) for name, n in self.by_filter.items()), ("passed the filters", self.passed)]
+
+
+def funnel(ledger: Ledger, bot: str, limit: int = FUNNEL_CANDIDATES) -> Funnel:
+    """The filter funnel of the bot's latest ``limit`` candidates (the ledger keeps each rejection's filter)."""
+    from sqlalchemy import select
+
+    c = ledger.t["candidates"]
+    with ledger._read() as conn:
+        rows = conn.execute(select(c.c.state, c.c.reason).where(c.c.bot == bot).order_by(c.c.id.desc()).limit(limit)).all()
+    filters = Counter(_split_reason(row.reason)[0] for row in rows if row.state == REJECTED and row.reason != REVIEW_REASON)
+    by_review = sum(1 for row in rows if row.state == REJECTED and row.reason == REVIEW_REASON)
+    return Funnel(len(rows), dict(filters.most_common()), len(rows) - sum(filters.values()), by_review)
+
+
+# -- decisions -------------------------------------------------------------------------------
+
+
+def candidate(ledger: Ledger, bot: str, candidate_id: int) -> Candidate | None:
+    """One of the bot's candidates, in whatever state it is now."""
+    from sqlalchemy import select
+
+    c = ledger.t["candidates"]
+    with ledger._read() as conn:
+        row = conn.execute(select(c).where(c.c.id == candidate_id, c.c.bot == bot)).mappings().first()
+    return _candidate(row) if row else None
+
+
+class AlreadyDecided(BotkitError):
+    """Someone else decided the candidate first (another tab, another reviewer, ``botkit review``)."""
+
+
+APPROVE, REJECT, EDIT = "approve", "reject", "edit"
+#: What each decision did, in words.
+PAST = {APPROVE: "approved", REJECT: "rejected", EDIT: "edited and approved"}
+
+
+def decide(ledger: Ledger, bot: str, candidate_id: int, action: str, text: str | None = None) -> str:
+    """Approve, reject, or edit-then-approve one queued candidate; what happened, in words.
+
+    Raises :class:`AlreadyDecided` (saying what it is now) when the candidate is not queued any
+    more: the update is conditional on ``state = 'queued'``, so of two reviewers only one wins.
+    """
+    found = candidate(ledger, bot, candidate_id)
+    if found is None:
+        raise AlreadyDecided(f"{bot} has no candidate {candidate_id}")
+    if action == EDIT:
+        if not (text or "").strip():
+            raise BotkitError(f"candidate {candidate_id}: the edited text is empty; reject it instead")
+        done = approve_edited(ledger, found, text or "")
+    elif action in (APPROVE, REJECT):
+        done = ledger.review(found, approve=action == APPROVE)
+    else:
+        raise BotkitError(f"unknown decision {action!r} (approve, reject or edit)")
+    if not done:
+        now = candidate(ledger, bot, candidate_id)
+        raise AlreadyDecided(f"candidate {candidate_id} was already decided: it is {now.state if now else 'gone'} now")
+    return f"candidate {candidate_id} {PAST[action]}"
+
+
+def approve_edited(ledger: Ledger, queued: Candidate, text: str) -> bool:
+    """Replace a queued candidate's text and approve it, in one conditional update (``Ledger.review``
+    approves only as generated). False when it was not queued any more."""
+    c = ledger.t["candidates"]
+    with ledger._write() as conn:
+        values = {"text": storable(text), "state": APPROVED, "reason": None, "updated_at": ledger.now(conn)}
+        return bool(conn.execute(c.update().where(c.c.id == queued.id, c.c.bot == queued.bot, c.c.state == QUEUED).values(**values)).rowcount)
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A weights folder as the model page and ``botkit report`` show it.
+
+    ``history``: one ``{"epoch", "train_loss", "val_loss", ...}`` per epoch, from the model's
+    ``config.json`` (``training.history``) or else from its ``resume/state.json`` (``history``).
+    """
+
+    folder: Path
+    model: dict[str, Any]
+    training: dict[str, Any]
+    result: dict[str, Any]
+    history: list[dict[str, Any]]
+    corpora: list[CorpusStats]
+    problems: list[str]
+
+
+def resolve_weights(path: Path) -> Path:
+    """A weights folder by path; the bare name ``base`` also finds the model shipped with botkit."""
+    if str(path) == "base" and not path.exists():
+        from importlib.resources import files
+
+        return Path(str(files("botkit.weights"))) / "base"
+    return path
+
+
+def model_view(folder: Path, corpora: Iterable[Path] | None = None) -> ModelView:
+    """What a weights folder records: settings, final and per-epoch losses, and its corpora's statistics.
+
+    ``corpora``: the corpus files (a bot's, from the config); else those the training config names.
+    Raises :class:`BotkitError` when the folder has no readable ``config.json``.
+    """
+    folder = resolve_weights(folder)
+    data = _read_json(folder / _MODEL_CONFIG)
+    if data is None:
+        raise BotkitError(f"{folder}: not a trained model folder (no readable {_MODEL_CONFIG}; train it with botkit train or botkit farm build)")
+    training = dict(data.get("training") or {})
+    result = training.pop("result", None) or {}
+    history = training.pop("history", None) or (_read_json(folder / _RESUME_STATE) or {}).get("history") or []
+    named = training.pop("corpus", None) or []
+    paths = list(corpora) if corpora is not None else [Path(p) for p in (named if isinstance(named, list) else [named])]
+    stats, problems = [], []
+    for path in paths:
+        try:
+            stats.append(_stats(path.resolve(), path.stat().st_mtime_ns))
+        except (OSError, BotkitError) as exc:
+            problems.append(f"corpus {path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+    epochs = [entry for entry in history if isinstance(entry, dict) and "epoch" in entry]
+    return ModelView(folder, dict(data.get("model") or {}), training, result, epochs, stats, problems)
+
+
+@lru_cache(maxsize=32)
+def _stats(path: Path, mtime_ns: int) -> CorpusStats:
+    """Corpus statistics, kept until the file changes: a page view must not re-read a big corpus."""
+    return corpus_stats(path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def bot_corpora(spec: BotSpec, corpora: Mapping[str, Any]) -> list[Path] | None:
+    """The corpus files a model bot learns from (``corpus:`` names in the config); None: not named."""
+    names = spec.options.corpus
+    if names is None:
+        return None
+    return [corpora[name].output for name in ([names] if isinstance(names, str) else names) if name in corpora]

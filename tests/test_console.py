@@ -1,0 +1,331 @@
+"""The farm console over HTTP (Starlette's TestClient), its token, and ``botkit report``'s PNGs.
+
+Security first: no token, no farm data; a wrong token is refused; a POST without the CSRF token is
+403; generated text is escaped; two decisions on one candidate cannot both win; no target secret
+shows. The browser tests are in test_console_browser.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from console_farm import HISTORY, SCRIPT, SECRET, SECRET_ENV, TOKEN, console_app, ledger_of, make_farm, outbox, tick, write_weights
+from starlette.testclient import TestClient
+
+from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
+from botkit.bots.review import review
+from botkit.console.app import SESSION_COOKIE
+from botkit.console.auth import TOKEN_ENV, load_token, token_file
+from botkit.console.commands import add_report_parser, add_serve_parser, announce, listen, run_report
+from botkit.console.farm import APPROVE, EDIT, REJECT, AlreadyDecided, candidate, decide, funnel
+from botkit.console.farm import farm as farm_views
+from botkit.errors import BotkitError, ConfigError
+
+BEARER = {"Authorization": f"Bearer {TOKEN.value}"}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def farm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    return make_farm(tmp_path)
+
+
+@pytest.fixture
+def client(farm: Path) -> TestClient:
+    with console_app(farm) as (app, _ledger):
+        yield TestClient(app)
+
+
+def login_nonce(client: TestClient) -> str:
+    """The login form's own CSRF token (it is also in the cookie the form sets)."""
+    return client.get("/login").text.split('name="login_csrf" value="')[1].split('"')[0]
+
+
+def logged_in(client: TestClient) -> TestClient:
+    """The client with the session cookie the login form sets."""
+    answer = client.post("/login", data={"token": TOKEN.value, "login_csrf": login_nonce(client), "next": "/bots/apple"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/bots/apple"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert TOKEN.value not in cookie  # the cookie is derived from the token, not the token
+    return client
+
+
+def queued_ids(farm: Path) -> list[int]:
+    with ledger_of(farm.parent) as ledger:
+        return [c.id for c in ledger.queued("apple")]
+
+
+# -- authentication --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/api/status", "/bots/apple", "/bots/pear/model", "/bots/pear/loss.png", "/bots/apple/funnel.png", "/nowhere"])
+def test_no_token_is_401_and_shows_no_farm_data(client: TestClient, path: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN.value}, {"Cookie": f"{SESSION_COOKIE}={TOKEN.value}"}):
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 401, headers
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+        assert "apple" not in answer.text and "first post" not in answer.text
+    answer = client.post("/bots/apple/decide", data={"id": "1", "action": "approve"})
+    assert answer.status_code == 401
+
+
+def test_a_browser_is_sent_to_the_login_form(client: TestClient) -> None:
+    answer = client.get("/bots/apple", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login?next=%2Fbots%2Fapple"
+    login = client.get(answer.headers["location"])
+    assert login.status_code == 200 and 'type="password" name="token"' in login.text and "first post" not in login.text
+
+
+def test_bearer_token_works_on_every_route(client: TestClient) -> None:
+    for path in ["/", "/api/status", "/bots/apple", "/bots/pear/model"]:
+        assert client.get(path, headers=BEARER).status_code == 200, path
+    for path in ["/bots/pear/loss.png", "/bots/pear/corpus/0.png", "/bots/apple/funnel.png"]:
+        answer = client.get(path, headers=BEARER)
+        assert answer.status_code == 200 and answer.content.startswith(PNG), path
+    page = client.get("/", headers=BEARER)
+    assert page.headers["x-frame-options"] == "DENY" and "script-src" not in page.headers["content-security-policy"]
+
+
+def test_login_form_checks_token_and_its_own_csrf(client: TestClient) -> None:
+    wrong = client.post("/login", data={"token": "not-the-token-at-all", "login_csrf": login_nonce(client)}, follow_redirects=False)
+    assert wrong.status_code == 401 and "wrong token" in wrong.text and SESSION_COOKIE not in wrong.headers.get("set-cookie", "")
+    foreign = TestClient(client.app).post("/login", data={"token": TOKEN.value, "login_csrf": "guess"}, follow_redirects=False)
+    assert foreign.status_code == 403  # a login posted from another site has no login cookie
+    away = client.post("/login", data={"token": TOKEN.value, "login_csrf": login_nonce(client), "next": "//evil.example/"}, follow_redirects=False)
+    assert away.headers["location"] == "/"  # never an open redirect
+    assert logged_in(client).get("/").status_code == 200
+
+
+def test_post_without_csrf_token_is_403(client: TestClient, farm: Path) -> None:
+    logged_in(client)
+    first = queued_ids(farm)[0]
+    for data in ({"id": str(first), "action": "approve"}, {"id": str(first), "action": "approve", "csrf": "0" * 64}):
+        answer = client.post("/bots/apple/decide", data=data, follow_redirects=False)
+        assert answer.status_code == 403
+    assert client.post("/logout", follow_redirects=False).status_code == 403
+    assert queued_ids(farm)[0] == first  # nothing decided
+
+
+# -- what the pages show ---------------------------------------------------------------------
+
+
+def test_generated_text_is_escaped(client: TestClient) -> None:
+    page = client.get("/bots/apple", headers=BEARER).text
+    assert SCRIPT not in page and "<script>document" not in page
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt; {{ 7*7 }}" in page
+    assert "49" not in page
+    assert client.get("/api/status", headers=BEARER).headers["content-type"] == "application/json"
+
+
+def test_farm_page_and_status_json(client: TestClient, farm: Path) -> None:
+    page = client.get("/", headers=BEARER).text
+    assert 'id="bot-apple"' in page and 'id="bot-pear"' in page and "5 to review" in page
+    bots = {bot["name"]: bot for bot in client.get("/api/status", headers=BEARER).json()["bots"]}
+    assert bots["apple"]["queue"] == 5 and bots["apple"]["to_review"] == 5 and bots["apple"]["last_post"] is None
+    assert bots["pear"]["target"] == "outbox (the twitter target is not live)"
+    for path in ["/", "/api/status", "/bots/pear", "/bots/pear/model"]:
+        assert SECRET not in client.get(path, headers=BEARER).text, path
+
+
+def test_model_page_shows_curves_settings_and_corpus(client: TestClient) -> None:
+    page = client.get("/bots/pear/model", headers=BEARER).text
+    assert 'src="/bots/pear/loss.png"' in page and f"{HISTORY[-1]['val_loss']:.4f}" in page
+    assert "model.rnn_size" in page and "training.window" in page
+    assert "pears.jsonl" in page and "orchard0 (20)" in page and 'src="/bots/pear/corpus/0.png"' in page
+    assert "it has no model" in client.get("/bots/apple/model", headers=BEARER).text
+    assert client.get("/bots/nobody", headers=BEARER).status_code == 404
+
+
+def test_model_without_history_shows_final_losses_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    with console_app(make_farm(tmp_path, history=False)) as (app, _ledger):
+        client = TestClient(app)
+        page = client.get("/bots/pear/model", headers=BEARER).text
+        assert "No per-epoch losses recorded" in page and "0.7400" in page and "loss.png" not in page
+        assert client.get("/bots/pear/loss.png", headers=BEARER).status_code == 404
+
+
+# -- decisions -------------------------------------------------------------------------------
+
+
+def test_approve_reject_edit_then_the_tick_posts_them(client: TestClient, farm: Path) -> None:
+    one, two, three, four, _ = queued_ids(farm)
+    csrf = {"csrf": TOKEN.csrf}
+    logged_in(client)
+    answer = client.post("/bots/apple/decide", data={**csrf, "id": str(one), "action": "approve"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == f"/bots/apple?approve={one}"
+    client.post("/bots/apple/decide", data={**csrf, "id": [str(two), str(four)], "action": "reject"})  # bulk
+    page = client.post("/bots/apple/decide", data={**csrf, "id": str(three), "action": "edit", "text": "three, <b>edited</b>"}).text
+    assert f"candidate {three} edited and approved" in page and "&lt;b&gt;edited&lt;/b&gt;" not in page.split("<h2>Queue")[1].split("<h2>")[0]
+    with ledger_of(farm.parent) as ledger:
+        states = {c: ledger_state(ledger, c) for c in (one, two, three, four)}
+    assert states == {one: APPROVED, two: REJECTED, three: APPROVED, four: REJECTED}
+    tick(farm.parent)
+    tick(farm.parent)
+    assert outbox(farm.parent) == ["the first post", "three, <b>edited</b>"]
+    history = client.get("/bots/apple").text.split("<h2>History")[1]
+    assert "three, &lt;b&gt;edited&lt;/b&gt;" in history
+    rejected = client.get("/bots/apple").text.split("<h2>Rejected")[1]
+    assert "<td>review</td>" in rejected and SCRIPT.replace("<", "&lt;").split(">")[0] in rejected
+
+
+def ledger_state(ledger: Ledger, candidate_id: int) -> str:
+    found = candidate(ledger, "apple", candidate_id)
+    assert found is not None
+    return found.state
+
+
+def test_double_approval_is_refused_and_says_what_happened(client: TestClient, farm: Path) -> None:
+    first, second = queued_ids(farm)[:2]
+    logged_in(client)
+    data = {"csrf": TOKEN.csrf, "id": str(first), "action": "approve"}
+    assert client.post("/bots/apple/decide", data=data, follow_redirects=False).headers["location"] == f"/bots/apple?approve={first}"
+    again = client.post("/bots/apple/decide", data={**data, "action": "reject"}, follow_redirects=False)
+    assert again.headers["location"] == f"/bots/apple?already={first}"
+    assert f"candidate {first} was already decided by someone else: it is approved now" in client.get(again.headers["location"]).text
+    # The terminal review decides the second one first; the console's approval of it is refused.
+    answers = iter(["r", "q"])
+    with ledger_of(farm.parent) as ledger:
+        assert review(ledger, "apple", lambda prompt: next(answers), lambda line: None).rejected == 1
+    refused = client.post("/bots/apple/decide", headers=BEARER, data={"id": str(second), "action": "approve"})
+    assert refused.status_code == 409 and refused.json() == {"decided": [], "action": "approve", "already_decided": [second]}
+    with ledger_of(farm.parent) as ledger:
+        assert ledger_state(ledger, first) == APPROVED and ledger_state(ledger, second) == REJECTED
+    tick(farm.parent)
+    tick(farm.parent)
+    assert outbox(farm.parent) == ["the first post"]  # approved once, posted once
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_racing_reviewers_decide_each_candidate_once(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    actions = [APPROVE, REJECT, EDIT] * 3
+    with Ledger(url) as ledger:
+        assert ledger.add_candidates("apple", [NewCandidate(f"post {i}", QUEUED) for i in range(3)], 0, 3)
+        ids = [c.id for c in ledger.queued("apple")]
+
+        def race(job: tuple[int, str]) -> str | None:
+            candidate_id, action = job
+            try:
+                return decide(ledger, "apple", candidate_id, action, f"edited by {action}")
+            except AlreadyDecided:
+                return None
+
+        with ThreadPoolExecutor(len(actions)) as pool:
+            results = list(pool.map(race, [(candidate_id, action) for candidate_id in ids for action in actions]))
+        wins = [result for result in results if result is not None]
+        assert len(wins) == len(ids) and {win.split()[1] for win in wins} == {str(i) for i in ids}
+        assert ledger.queued("apple") == [] and funnel(ledger, "nobody").generated == 0
+        views = {view.name: view for view in farm_views(ledger, {})}
+        assert views["apple"].queue == sum(1 for c in ids if ledger_state(ledger, c) == APPROVED) and len(views["apple"].per_day) == 14
+
+
+def test_bad_decisions_are_400(client: TestClient, farm: Path) -> None:
+    first = queued_ids(farm)[0]
+    assert client.post("/bots/apple/decide", headers=BEARER, data={"id": str(first), "action": "publish"}).status_code == 400
+    assert client.post("/bots/apple/decide", headers=BEARER, data={"id": str(first), "action": "edit", "text": "  "}).status_code == 400
+    assert queued_ids(farm)[0] == first
+
+
+def test_funnel_counts_each_filters_rejections(farm: Path) -> None:
+    with ledger_of(farm.parent) as ledger:
+        new = [NewCandidate("x", REJECTED, reason="length: too short")] * 3 + [NewCandidate("y", REJECTED, reason="dedupe: seen")]
+        assert ledger.add_candidates("apple", [*new, NewCandidate("z", QUEUED)], ledger.state("apple").supplied, 0)
+        counts = funnel(ledger, "apple")
+    assert counts.stages() == [("generated", 10), ("rejected by length", 3), ("rejected by dedupe", 1), ("passed the filters", 6)]
+
+
+# -- the token -------------------------------------------------------------------------------
+
+
+def test_token_file_is_made_once_with_mode_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    path = token_file(f"sqlite:///{tmp_path / 'botkit.db'}", tmp_path)
+    assert path == tmp_path / "botkit.db.console-token"
+    made = load_token(path)
+    assert made.new and stat.S_IMODE(path.stat().st_mode) == 0o600 and len(made.value) >= 32
+    again = load_token(path)
+    assert not again.new and again.value == made.value
+    lines = announce("127.0.0.1", "http://127.0.0.1:8750/", made, tmp_path / "config.yaml", "sqlite:///x")
+    assert any(made.value in line for line in lines) and not any("warning" in line for line in lines)
+    assert not any(made.value in line for line in announce("127.0.0.1", "http://127.0.0.1:8750/", again, tmp_path, "x"))
+    os.chmod(path, 0o644)
+    with pytest.raises(BotkitError, match="readable by others; run chmod 600"):
+        load_token(path)
+
+
+def test_environment_token_is_used_and_never_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "from-the-environment-0123")
+    token = load_token(tmp_path / "never-made")
+    assert token.value == "from-the-environment-0123" and not (tmp_path / "never-made").exists()
+    lines = announce("0.0.0.0", "http://0.0.0.0:8750/", token, tmp_path, "x")
+    assert not any(token.value in line for line in lines)
+    assert any(line.startswith("botkit: warning: the console listens on 0.0.0.0, beyond this machine") for line in lines)
+    monkeypatch.setenv(TOKEN_ENV, "short")
+    with pytest.raises(BotkitError, match="too short"):
+        load_token(tmp_path / "never-made")
+
+
+def test_serve_parser_defaults_to_loopback_and_a_taken_port_is_one_error(tmp_path: Path) -> None:
+    args = _parse(add_serve_parser, ["serve"])
+    assert (args.config, args.host, args.port) == ("config.yaml", "127.0.0.1", 8750)
+    taken = listen("127.0.0.1", 0)
+    with taken, pytest.raises(BotkitError, match=rf"cannot listen on 127\.0\.0\.1:{taken.getsockname()[1]} \(Address already in use\)"):
+        listen("127.0.0.1", taken.getsockname()[1])
+
+
+# -- botkit report ---------------------------------------------------------------------------
+
+
+def _parse(add: object, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="botkit")
+    add(parser.add_subparsers(dest="command"))  # type: ignore[operator]
+    return parser.parse_args(argv)
+
+
+def report(argv: list[str]) -> None:
+    run_report(_parse(add_report_parser, ["report", *argv]))
+
+
+def test_report_of_a_weights_folder_writes_loss_and_corpus_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "a b", "label": "x"}\n{"text": "a longer one", "label": "y"}\n', encoding="utf-8")
+    write_weights(tmp_path / "weights" / "m", HISTORY, corpus)
+    report([str(tmp_path / "weights" / "m"), "-o", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "loss.png").read_bytes().startswith(PNG) and (tmp_path / "out" / "corpus-c.png").read_bytes().startswith(PNG)
+    assert capsys.readouterr().out.splitlines() == [f"wrote {tmp_path / 'out' / 'loss.png'}", f"wrote {tmp_path / 'out' / 'corpus-c.png'}"]
+    write_weights(tmp_path / "weights" / "old", None, tmp_path / "gone.jsonl")
+    report([str(tmp_path / "weights" / "old"), "-o", str(tmp_path / "old")])
+    out = capsys.readouterr().out
+    assert "no per-epoch losses recorded: no loss.png (final: train_loss 0.6000, val_loss 0.7400)" in out and "gone.jsonl" in out
+
+
+def test_report_reads_the_history_that_resume_state_keeps(tmp_path: Path) -> None:
+    write_weights(tmp_path / "m", None)
+    (tmp_path / "m" / "resume").mkdir()
+    (tmp_path / "m" / "resume" / "state.json").write_text(json.dumps({"epoch": 5, "history": HISTORY}), encoding="utf-8")
+    report([str(tmp_path / "m"), "-o", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "loss.png").exists()
+
+
+def test_report_of_a_bot_writes_its_funnel_and_model_pictures(farm: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = farm.parent / "pictures"
+    report(["--bot", "pear", "-c", str(farm), "-o", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["corpus-pears.png", "loss.png"]
+    assert "pear: no candidates in the ledger yet: no funnel.png" in capsys.readouterr().out
+    report(["--bot", "apple", "-c", str(farm), "-o", str(out)])
+    assert (out / "funnel.png").read_bytes().startswith(PNG)
+    with pytest.raises(ConfigError, match="give exactly one of a weights folder"):
+        report(["weights/x", "--bot", "apple", "-o", str(out)])
+    with pytest.raises(ConfigError, match="no bot named plum"):
+        report(["--bot", "plum", "-c", str(farm), "-o", str(out)])
+    with pytest.raises(BotkitError, match="not a trained model folder"):
+        report([str(farm.parent / "nothing"), "-o", str(out)])
