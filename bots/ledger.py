@@ -61,6 +61,8 @@ _SCHEMA_LOCK = 0x626F746B  # pg_advisory_xact_lock key for schema creation and m
 REJECTED, QUEUED, APPROVED, CLAIMED, POSTED, FAILED = "rejected", "queued", "approved", "claimed", "posted", "failed"
 #: States of a candidate that is still waiting to be posted (the bot's queue).
 WAITING = (QUEUED, APPROVED)
+#: The reason of a candidate a reviewer rejected (filters put their own name there).
+REVIEWED = "review"
 EVERY_STATE = (REJECTED, QUEUED, APPROVED, CLAIMED, POSTED, FAILED)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 DAY = timedelta(days=1)
@@ -99,6 +101,7 @@ class Candidate:
     rendered: str | None = None
     owner: str | None = None
     lease_until: datetime | None = None
+    reason: str | None = None  # rejected: the filter (or "review"); failed: why
 
 
 @dataclass(frozen=True)
@@ -764,12 +767,46 @@ class Ledger:
             rows = conn.execute(select(c).where(c.c.bot == bot, c.c.state == QUEUED).order_by(c.c.id)).mappings().all()
         return [_candidate(row) for row in rows]
 
-    def review(self, candidate: Candidate, approve: bool) -> bool:
-        """Approve a queued candidate for posting, or reject it as reviewed; False if it was not queued any more."""
+    def review(self, candidate: Candidate, approve: bool, *, text: str | None = None) -> bool:
+        """Approve a queued candidate for posting (with ``text`` in place of its own, when the
+        reviewer edited it), or reject it as reviewed; False if it was not queued any more.
+
+        One conditional update: of two reviewers deciding one candidate, only the first wins.
+        """
         c = self.t["candidates"]
-        values = {"state": APPROVED, "reason": None} if approve else {"state": REJECTED, "reason": "review"}
+        values: dict[str, Any] = {"state": APPROVED, "reason": None} if approve else {"state": REJECTED, "reason": REVIEWED}
+        if approve and text is not None:
+            values["text"] = storable(text)
         with self._write() as conn:
-            return bool(conn.execute(c.update().where(c.c.id == candidate.id, c.c.state == QUEUED).values(updated_at=self.now(conn), **values)).rowcount)
+            query = c.update().where(c.c.id == candidate.id, c.c.bot == candidate.bot, c.c.state == QUEUED)
+            return bool(conn.execute(query.values(updated_at=self.now(conn), **values)).rowcount)
+
+    def candidate(self, bot: str, candidate_id: int) -> Candidate | None:
+        """One of the bot's candidates, in whatever state it is now."""
+        from sqlalchemy import select
+
+        c = self.t["candidates"]
+        with self._read() as conn:
+            row = conn.execute(select(c).where(c.c.id == candidate_id, c.c.bot == bot)).mappings().first()
+        return _candidate(row) if row else None
+
+    def latest(self, bot: str, limit: int, states: Sequence[str] = EVERY_STATE) -> list[Candidate]:
+        """The bot's latest ``limit`` candidates in ``states``, newest first (rejected ones carry the
+        filter that rejected them as ``reason``)."""
+        from sqlalchemy import select
+
+        c = self.t["candidates"]
+        with self._read() as conn:
+            rows = conn.execute(select(c).where(c.c.bot == bot, c.c.state.in_(states)).order_by(c.c.id.desc()).limit(limit)).mappings().all()
+        return [_candidate(row) for row in rows]
+
+    def post_times(self, bot: str, since: datetime) -> list[datetime]:
+        """When the bot posted, since ``since``, oldest first."""
+        from sqlalchemy import select
+
+        p = self.t["posts"]
+        with self._read() as conn:
+            return list(conn.execute(select(p.c.posted_at).where(p.c.bot == bot, p.c.posted_at >= since).order_by(p.c.posted_at)).scalars())
 
     # -- bot state ---------------------------------------------------------------------------
 
@@ -872,5 +909,5 @@ def _candidate(row: Any) -> Candidate:
     return Candidate(
         id=row["id"], bot=row["bot"], text=row["text"], label=row["label"], score=row["score"], state=row["state"],
         attempts=row["attempts"], claimed_at=row["claimed_at"], created_at=row["created_at"], rendered=row["rendered"],
-        owner=row["owner"], lease_until=row["lease_until"],
+        owner=row["owner"], lease_until=row["lease_until"], reason=row["reason"],
     )  # fmt: skip

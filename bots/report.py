@@ -46,7 +46,7 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
             f"  last post:  {show_time(state.last_post_at)}",
             f"  next run:   {show_time(state.not_before or state.next_run_at) if not state.disabled else 'never (disabled)'}",
             f"  queue:      {ledger.waiting(name)} waiting{in_flight}",
-            f"  run by:     {_holder(state, workers)}",
+            f"  run by:     {holder(state, workers)}",
         ]
         if state.disabled:
             lines.append(f"  disabled:   {state.disabled}")
@@ -56,7 +56,7 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
     return "\n\n".join(blocks)
 
 
-def _holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) -> str:
+def holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) -> str:
     """Which worker runs the bot: host and pid, and whether its lease is still running."""
     if state.owner is None:
         return "no worker now (a `botkit run` daemon takes it at its next beat)"

@@ -23,7 +23,7 @@ from botkit.bots.review import review
 from botkit.console.app import SESSION_COOKIE
 from botkit.console.auth import TOKEN_ENV, load_token, token_file
 from botkit.console.commands import add_report_parser, add_serve_parser, announce, listen, run_report
-from botkit.console.farm import APPROVE, EDIT, REJECT, AlreadyDecided, candidate, decide, funnel
+from botkit.console.farm import APPROVE, EDIT, REJECT, AlreadyDecided, decide, funnel
 from botkit.console.farm import farm as farm_views
 from botkit.errors import BotkitError, ConfigError
 
@@ -178,7 +178,7 @@ def test_approve_reject_edit_then_the_tick_posts_them(client: TestClient, farm: 
 
 
 def ledger_state(ledger: Ledger, candidate_id: int) -> str:
-    found = candidate(ledger, "apple", candidate_id)
+    found = ledger.candidate("apple", candidate_id)
     assert found is not None
     return found.state
 

@@ -25,7 +25,6 @@ from botkit.console.farm import (
     AlreadyDecided,
     ModelView,
     bot_corpora,
-    candidate,
     decide,
     farm,
     funnel,
@@ -209,7 +208,7 @@ class _Console:
         already = _ids(request.query_params.getlist("already"))
         return self._page(
             "bot.html", bot=name, spec=spec, target=spec and spec.target_kind, messages=messages,
-            already=[(i, getattr(candidate(self.ledger, name, i), "state", "gone")) for i in already],
+            already=[(i, getattr(self.ledger.candidate(name, i), "state", "gone")) for i in already],
             history=self.ledger.history(name, _HISTORY), queue=self.ledger.queued(name), waiting=self.ledger.waiting(name),
             rejected=rejected(self.ledger, name), funnel=funnel(self.ledger, name),
         )  # fmt: skip

@@ -18,8 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Candidate, Ledger, PostRecord, _candidate, storable, utcnow
-from botkit.bots.report import _holder
+from botkit.bots.ledger import REJECTED, REVIEWED, Ledger, PostRecord, utcnow
+from botkit.bots.report import holder
 from botkit.bots.spec import BotSpec
 from botkit.corpus import CorpusStats, corpus_stats
 from botkit.errors import BotkitError
@@ -28,8 +28,6 @@ from botkit.errors import BotkitError
 CHART_DAYS = 14
 #: The funnel counts the bot's most recent candidates: its recent refills, not its whole life.
 FUNNEL_CANDIDATES = 1000
-#: The reason ``Ledger.review`` gives a candidate a reviewer rejected: not a filter.
-REVIEW_REASON = "review"
 # The weights folder layout (botkit/model/weights.py); read as JSON here, so the console starts
 # without importing Keras.
 _MODEL_CONFIG, _RESUME_STATE = "config.json", "resume/state.json"
@@ -98,7 +96,7 @@ def farm(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[BotView]:
             BotView(
                 name=name, target=target_of(specs.get(name)), state=kind, why=why, last_post=history[0] if history else None,
                 next_run=None if state.disabled else state.not_before or state.next_run_at, queue=ledger.waiting(name),
-                to_review=len(ledger.queued(name)), holder=_holder(state, workers), last_error=state.last_error,
+                to_review=len(ledger.queued(name)), holder=holder(state, workers), last_error=state.last_error,
                 last_error_at=state.last_error_at, per_day=posts_per_day(ledger, name), in_config=name in specs,
             )
         )  # fmt: skip
@@ -107,14 +105,9 @@ def farm(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[BotView]:
 
 def posts_per_day(ledger: Ledger, bot: str, days: int = CHART_DAYS) -> list[tuple[date, int]]:
     """Posts of each of the last ``days`` UTC days, oldest first, today included."""
-    from sqlalchemy import select
-
     today = utcnow().date()
     first = today - timedelta(days=days - 1)
-    p = ledger.t["posts"]
-    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    with ledger._read() as conn:
-        counts = Counter(when.date() for when in conn.execute(select(p.c.posted_at).where(p.c.bot == bot, p.c.posted_at >= since)).scalars())
+    counts = Counter(when.date() for when in ledger.post_times(bot, datetime(first.year, first.month, first.day, tzinfo=UTC)))
     return [(first + timedelta(days=i), counts[first + timedelta(days=i)]) for i in range(days)]
 
 
@@ -132,13 +125,7 @@ class RejectedCandidate:
 
 def rejected(ledger: Ledger, bot: str, limit: int = 50) -> list[RejectedCandidate]:
     """The bot's latest rejected candidates, newest first."""
-    from sqlalchemy import select
-
-    c = ledger.t["candidates"]
-    query = select(c.c.id, c.c.text, c.c.label, c.c.reason, c.c.created_at).where(c.c.bot == bot, c.c.state == REJECTED)
-    with ledger._read() as conn:
-        rows = conn.execute(query.order_by(c.c.id.desc()).limit(limit)).all()
-    return [RejectedCandidate(row.id, row.text, row.label, *_split_reason(row.reason), row.created_at) for row in rows]
+    return [RejectedCandidate(c.id, c.text, c.label, *_split_reason(c.reason), c.created_at) for c in ledger.latest(bot, limit, (REJECTED,))]
 
 
 def _split_reason(reason: str | None) -> tuple[str, str]:
@@ -163,27 +150,13 @@ class Funnel:
 
 def funnel(ledger: Ledger, bot: str, limit: int = FUNNEL_CANDIDATES) -> Funnel:
     """The filter funnel of the bot's latest ``limit`` candidates (the ledger keeps each rejection's filter)."""
-    from sqlalchemy import select
-
-    c = ledger.t["candidates"]
-    with ledger._read() as conn:
-        rows = conn.execute(select(c.c.state, c.c.reason).where(c.c.bot == bot).order_by(c.c.id.desc()).limit(limit)).all()
-    filters = Counter(_split_reason(row.reason)[0] for row in rows if row.state == REJECTED and row.reason != REVIEW_REASON)
-    by_review = sum(1 for row in rows if row.state == REJECTED and row.reason == REVIEW_REASON)
-    return Funnel(len(rows), dict(filters.most_common()), len(rows) - sum(filters.values()), by_review)
+    latest = ledger.latest(bot, limit)
+    filters = Counter(_split_reason(c.reason)[0] for c in latest if c.state == REJECTED and c.reason != REVIEWED)
+    by_review = sum(1 for c in latest if c.state == REJECTED and c.reason == REVIEWED)
+    return Funnel(len(latest), dict(filters.most_common()), len(latest) - sum(filters.values()), by_review)
 
 
 # -- decisions -------------------------------------------------------------------------------
-
-
-def candidate(ledger: Ledger, bot: str, candidate_id: int) -> Candidate | None:
-    """One of the bot's candidates, in whatever state it is now."""
-    from sqlalchemy import select
-
-    c = ledger.t["candidates"]
-    with ledger._read() as conn:
-        row = conn.execute(select(c).where(c.c.id == candidate_id, c.c.bot == bot)).mappings().first()
-    return _candidate(row) if row else None
 
 
 class AlreadyDecided(BotkitError):
@@ -201,30 +174,21 @@ def decide(ledger: Ledger, bot: str, candidate_id: int, action: str, text: str |
     Raises :class:`AlreadyDecided` (saying what it is now) when the candidate is not queued any
     more: the update is conditional on ``state = 'queued'``, so of two reviewers only one wins.
     """
-    found = candidate(ledger, bot, candidate_id)
+    found = ledger.candidate(bot, candidate_id)
     if found is None:
         raise AlreadyDecided(f"{bot} has no candidate {candidate_id}")
     if action == EDIT:
         if not (text or "").strip():
             raise BotkitError(f"candidate {candidate_id}: the edited text is empty; reject it instead")
-        done = approve_edited(ledger, found, text or "")
+        done = ledger.review(found, approve=True, text=text)
     elif action in (APPROVE, REJECT):
         done = ledger.review(found, approve=action == APPROVE)
     else:
         raise BotkitError(f"unknown decision {action!r} (approve, reject or edit)")
     if not done:
-        now = candidate(ledger, bot, candidate_id)
+        now = ledger.candidate(bot, candidate_id)
         raise AlreadyDecided(f"candidate {candidate_id} was already decided: it is {now.state if now else 'gone'} now")
     return f"candidate {candidate_id} {PAST[action]}"
-
-
-def approve_edited(ledger: Ledger, queued: Candidate, text: str) -> bool:
-    """Replace a queued candidate's text and approve it, in one conditional update (``Ledger.review``
-    approves only as generated). False when it was not queued any more."""
-    c = ledger.t["candidates"]
-    with ledger._write() as conn:
-        values = {"text": storable(text), "state": APPROVED, "reason": None, "updated_at": ledger.now(conn)}
-        return bool(conn.execute(c.update().where(c.c.id == queued.id, c.c.bot == queued.bot, c.c.state == QUEUED).values(**values)).rowcount)
 
 
 # -- models ----------------------------------------------------------------------------------
