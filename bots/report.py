@@ -27,14 +27,9 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
         return "no bots (add some under bots: in the config)"
     blocks, workers = [], ledger.workers()
     for name in names:
-        spec = specs.get(name)
         state = ledger.state(name)
-        if spec is None:
-            where = "(not in this config)"
-        elif spec.live:
-            where = spec.target_kind
-        else:
-            where = f"outbox (the {spec.target_kind} target is not live)"
+        last = ledger.history(name, 1)
+        link = f"  {last[0].url}" if last and _is_link(last[0].url) else ""
         claimed = ledger.claimed(name)
         in_flight = ""
         if claimed is not None:
@@ -42,8 +37,8 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
             in_flight = f", candidate {claimed.id} " + (f"being posted by {describe(claimed.owner)}" if live and claimed.owner else "claimed (reconciled at the next tick)")
         lines = [
             f"{name}",
-            f"  target:     {where}",
-            f"  last post:  {show_time(state.last_post_at)}",
+            f"  target:     {target_of(specs.get(name))}",
+            f"  last post:  {show_time(state.last_post_at)}{link}",
             f"  next run:   {show_time(state.not_before or state.next_run_at) if not state.disabled else 'never (disabled)'}",
             f"  queue:      {ledger.waiting(name)} waiting{in_flight}",
             f"  run by:     {holder(state, workers)}",
@@ -54,6 +49,17 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
             lines.append(f"  last error: {show_time(state.last_error_at)} {_one_line(state.last_error, 200)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def target_of(spec: BotSpec | None) -> str:
+    """Where a bot's posts go, in words; a target's other options (credentials among them) are never shown."""
+    if spec is None:
+        return "(not in this config)"
+    return spec.target_kind if spec.live else f"outbox (the {spec.target_kind} target is not live)"
+
+
+def _is_link(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("https://", "http://"))
 
 
 def holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) -> str:
@@ -68,12 +74,12 @@ def holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) ->
 
 
 def history(ledger: Ledger, bot: str, limit: int | None) -> str:
-    """The bot's posts, newest first: time, target, remote id, text."""
+    """The bot's posts, newest first: time, target, the post's link (else its remote id), text."""
     records = ledger.history(bot, limit)
     if not records:
         return f"{bot}: no posts yet"
     lines = []
     for r in records:
-        remote = r.remote_id if r.remote_id is not None else f"(id unknown{': ' + r.note if r.note else ''})"
+        remote = r.url if _is_link(r.url) else r.remote_id if r.remote_id is not None else f"(id unknown{': ' + r.note if r.note else ''})"
         lines.append(f"{show_time(r.posted_at)}  {r.target:<8} {remote:<14} {_one_line(r.text, 100)}")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """The daemon as users run it: ``botkit run`` in a subprocess, stopped by SIGTERM, and killed with
-SIGKILL at random moments again and again, against the fake Reddit and X servers.
+SIGKILL at random moments again and again, against the fake Reddit, X, Mastodon and Bluesky servers.
 
 Whatever the kills interrupt, every prepared post must reach each service exactly once.
 """
@@ -14,10 +14,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from fakes.bluesky import FakeBluesky
+from fakes.mastodon import FakeMastodon
 from fakes.reddit import FakeReddit
 from fakes.twitter import FakeX
 from zones import EAST
@@ -25,6 +30,8 @@ from zones import EAST
 TESTS = Path(__file__).parent
 POSTS = [f"post number {n} of the queue" for n in range(12)]
 X_KEYS = {"X_CONSUMER_KEY": "ck", "X_CONSUMER_SECRET": "cs", "X_ACCESS_TOKEN": "at", "X_ACCESS_TOKEN_SECRET": "ats"}
+SOCIAL_KEYS = {"MASTODON_TOKEN": "mt", "BLUESKY_APP_PASSWORD": "app-pw"}
+BLUESKY_HANDLE = "farm.bsky.social"
 FAST = "      limits: {min_interval: 0s, daily_cap: null}\n"
 
 
@@ -103,6 +110,63 @@ CRASH_POSTS = [f"crash test post {n}" for n in range(40)]
 KILLS = 10
 
 
+@dataclass(frozen=True)
+class Services:
+    """The fake services a farm with every target posts to."""
+
+    reddit: FakeReddit
+    x: FakeX
+    mastodon: FakeMastodon
+    bluesky: FakeBluesky
+
+    def texts(self) -> dict[str, Counter[str]]:
+        """What each service holds, by the name of the bot that posts there."""
+        held = [self.reddit.titles(), self.x.texts(), self.mastodon.texts(), self.bluesky.texts()]
+        return {bot: Counter(texts) for bot, texts in zip("rxmb", held, strict=True)}
+
+
+@contextmanager
+def every_target(tmp_path: Path, posts: list[str], *, answer_delay: float) -> Iterator[tuple[Path, dict[str, str], Services]]:
+    """A farm with one bot on each target (o: outbox, r: Reddit, x: X, m: Mastodon, b: Bluesky), the
+    environment ``botkit run`` needs for it, and the fake services, each ``answer_delay`` slow to answer a post."""
+    (tmp_path / "posts.txt").write_text("".join(p + "\n" for p in posts), encoding="utf-8")
+    (tmp_path / "xdg").mkdir()
+    with ExitStack() as stack:
+        reddit = stack.enter_context(FakeReddit(clients={"cid": "cs"}, users={"applebot": "pw"}))
+        x = stack.enter_context(FakeX({"ck": "at"}, answer_delay=answer_delay))
+        mastodon = stack.enter_context(FakeMastodon({SOCIAL_KEYS["MASTODON_TOKEN"]: "toots"}, answer_delay=answer_delay))
+        bluesky = stack.enter_context(FakeBluesky({BLUESKY_HANDLE: SOCIAL_KEYS["BLUESKY_APP_PASSWORD"]}, answer_delay=answer_delay))
+        reddit.add_posts("SubredditNN", [])
+        reddit.submit_delay = answer_delay
+        ini = reddit.praw_ini("applebot", client_id="cid", client_secret="cs", username="applebot", password="pw")
+        (tmp_path / "xdg" / "praw.ini").write_text(ini, encoding="utf-8")
+        fast = "live: true, limits: {min_interval: 0s, daily_cap: null}"
+        x_keys = ", ".join(f"{k.lower().removeprefix('x_')}: '${{{k}}}'" for k in X_KEYS)
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            "defaults: {posts: posts.txt, filters: none, schedule: {every: 0.1s}, retry: {attempts: 2, backoff: 0.05s}}\n"
+            "bots:\n"
+            f"  r: {{target: {{kind: reddit, site: applebot, subreddit: SubredditNN, contact: u/owner, {fast}}}}}\n"
+            f"  x: {{target: {{kind: twitter, {fast}, {x_keys}}}}}\n"
+            f"  m: {{target: {{kind: mastodon, api_base_url: '{mastodon.url}', access_token: '${{MASTODON_TOKEN}}', {fast}}}}}\n"
+            f"  b: {{target: {{kind: bluesky, handle: {BLUESKY_HANDLE}, app_password: '${{BLUESKY_APP_PASSWORD}}', base_url: '{bluesky.url}', {fast}}}}}\n"
+            "  o: {}\n",
+            encoding="utf-8",
+        )
+        env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "TZ": EAST, **X_KEYS, **SOCIAL_KEYS}  # the concurrency test runs west of UTC
+        yield config, env, Services(reddit, x, mastodon, bluesky)
+
+
+def run_to_the_end(config: Path, env: dict[str, str], services: Services, posts: int) -> None:
+    """``botkit run`` until each of the five bots has ``posts`` posts, then SIGTERM: it must stop cleanly."""
+    proc = daemon(config, env, services.x)
+    everything = dict.fromkeys("rxmbo", posts)
+    done = wait_for(lambda: posted(config) == everything, 60)
+    out = stop(proc, config)
+    assert done, f"posted {posted(config)}\n{out}"
+    assert proc.returncode == 0, out
+
+
 def test_sigkill_at_random_moments_never_posts_twice_nor_loses_a_post(tmp_path: Path) -> None:
     """The daemon is killed (SIGKILL) at random moments, restarted each time, then left to finish.
 
@@ -110,45 +174,27 @@ def test_sigkill_at_random_moments_never_posts_twice_nor_loses_a_post(tmp_path: 
     window where the service has the post and the ledger does not: reconciliation must find it.
     """
     rng = random.Random(5)
-    (tmp_path / "posts.txt").write_text("".join(p + "\n" for p in CRASH_POSTS), encoding="utf-8")
-    (tmp_path / "xdg").mkdir()
-    fast = "limits: {min_interval: 0s, daily_cap: null}"
-    x_keys = ", ".join(f"{k.lower().removeprefix('x_')}: '${{{k}}}'" for k in X_KEYS)
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        "defaults: {posts: posts.txt, filters: none, schedule: {every: 0.1s}, retry: {attempts: 2, backoff: 0.05s}}\n"
-        "bots:\n"
-        f"  r: {{target: {{kind: reddit, site: applebot, subreddit: SubredditNN, contact: u/owner, live: true, {fast}}}}}\n"
-        f"  x: {{target: {{kind: twitter, live: true, {fast}, {x_keys}}}}}\n"
-        "  o: {}\n",
-        encoding="utf-8",
-    )
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "TZ": EAST, **X_KEYS}  # the concurrency test runs west of UTC
-    with FakeReddit(clients={"cid": "cs"}, users={"applebot": "pw"}) as reddit, FakeX({"ck": "at"}, answer_delay=0.05) as x:
-        reddit.add_posts("SubredditNN", [])
-        reddit.submit_delay = 0.05
-        ini = reddit.praw_ini("applebot", client_id="cid", client_secret="cs", username="applebot", password="pw")
-        (tmp_path / "xdg" / "praw.ini").write_text(ini, encoding="utf-8")
+    with every_target(tmp_path, CRASH_POSTS, answer_delay=0.05) as (config, env, services):
         for _ in range(KILLS):
-            proc = daemon(config, env, x)
+            proc = daemon(config, env, services.x)
             time.sleep(rng.uniform(0.5, 1.3))  # start-up takes about 0.6 s: some kills land before any post
             proc.kill()
             proc.wait()
-        proc = daemon(config, env, x)
-        everything = {bot: len(CRASH_POSTS) for bot in "rxo"}
-        done = wait_for(lambda: posted(config) == everything, 60)
-        out = stop(proc, config)
-        assert done, f"posted {posted(config)}\n{out}"
-        assert proc.returncode == 0, out
-    reconciled = sum(r.path.endswith("/submitted") for r in reddit.requests), sum(r.path.endswith("/tweets") and r.method == "GET" for r in x.requests)
-    print(f"reconciliations after kills: reddit lookups {reconciled[0]}, X timeline lookups {reconciled[1]}")
-    assert Counter(reddit.titles()) == Counter(CRASH_POSTS)  # each exactly once at "Reddit"
-    assert Counter(x.texts()) == Counter(CRASH_POSTS)  # and at "X"
+        run_to_the_end(config, env, services, len(CRASH_POSTS))
+    lookups = {
+        "reddit": sum(r.path.endswith("/submitted") for r in services.reddit.requests),
+        "X": sum(r.path.endswith("/tweets") and r.method == "GET" for r in services.x.requests),
+        "Mastodon": sum(r.path.endswith("/statuses") and r.method == "GET" for r in services.mastodon.requests),
+        "Bluesky": sum(r.path.endswith("getRecord") for r in services.bluesky.requests),
+    }
+    print(f"reconciliations after kills: {lookups}")
+    assert services.texts() == {bot: Counter(CRASH_POSTS) for bot in "rxmb"}  # each exactly once at each service
+    assert [c[1] for c in services.bluesky.calls()].count("com.atproto.server.createSession") <= 2  # the session outlives the kills
     lines = (tmp_path / "outbox" / "o.txt").read_text(encoding="utf-8").splitlines()
     assert [line.split("  ", 2)[2] for line in lines] == CRASH_POSTS  # in order, once each
     with sqlite3.connect(tmp_path / "botkit.db") as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM candidates GROUP BY state").fetchall())
-    assert states == {"posted": 3 * len(CRASH_POSTS)}
+    assert states == {"posted": 5 * len(CRASH_POSTS)}
 
 
 def owners(config: Path) -> dict[str, str | None]:

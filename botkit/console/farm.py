@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from botkit.bots.ledger import REJECTED, REVIEWED, Ledger, PostRecord, utcnow
-from botkit.bots.report import holder
+from botkit.bots.ledger import REJECTED, REVIEWED, Ledger, NewCandidate, PostRecord, utcnow
+from botkit.bots.report import holder, target_of
 from botkit.bots.spec import BotSpec
 from botkit.corpus import CorpusStats, corpus_stats
 from botkit.errors import BotkitError
@@ -68,13 +68,6 @@ def _iso(when: datetime | None) -> str | None:
 def bot_names(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[str]:
     """The config's bots in its order, then bots only the ledger knows (removed from the config since)."""
     return list(specs) + [name for name in ledger.bots() if name not in specs]
-
-
-def target_of(spec: BotSpec | None) -> str:
-    """Where posts go, in words; a target's other options (credentials among them) are never shown."""
-    if spec is None:
-        return "(not in this config)"
-    return spec.target_kind if spec.live else f"outbox (the {spec.target_kind} target is not live)"
 
 
 def farm(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[BotView]:
@@ -189,6 +182,24 @@ def decide(ledger: Ledger, bot: str, candidate_id: int, action: str, text: str |
         now = ledger.candidate(bot, candidate_id)
         raise AlreadyDecided(f"candidate {candidate_id} was already decided: it is {now.state if now else 'gone'} now")
     return f"candidate {candidate_id} {PAST[action]}"
+
+
+#: Tries to add candidates while refills keep moving the bot's supplier position (see :func:`enqueue`).
+_ENQUEUE_TRIES = 5
+
+
+def enqueue(ledger: Ledger, bot: str, new: Sequence[NewCandidate]) -> None:
+    """Add candidates that did not come from the bot's supplier (the playground's picks).
+
+    :meth:`Ledger.add_candidates` is the one way in, and it moves the supplier position by
+    compare-and-set; taking 0 leaves that position where it is, so the bot's next refill is seeded
+    as it would have been. It fails only when a refill moved the position between reading it and
+    writing: then read it again.
+    """
+    for _ in range(_ENQUEUE_TRIES):
+        if ledger.add_candidates(bot, new, ledger.state(bot).supplied, 0):
+            return
+    raise BotkitError(f"{bot}: its buffer kept being refilled meanwhile; nothing was sent, try again")
 
 
 # -- models ----------------------------------------------------------------------------------

@@ -1,0 +1,271 @@
+"""``mastodon``: post statuses to any Mastodon instance with Mastodon.py (``status_post``).
+
+The access token comes from config.yaml as ``${MASTODON_TOKEN}`` (pydantic ``SecretStr``, redacted
+from every error); it needs the ``write:statuses`` and ``read:accounts`` scopes (and
+``write:accounts`` for ``set_bot_flag``).
+
+Exactly once, two ways:
+
+* every try of one candidate carries the same ``Idempotency-Key`` (a hash of the bot, the
+  candidate and its claimed text): Mastodon keeps keys about an hour and answers a repeat with the
+  status it already made, so a retry after a lost answer can never make a second status;
+* after a crash (or a lost answer older than the key), :meth:`MastodonTarget.reconcile` looks the
+  claimed text up among the account's own newest statuses (``account_statuses`` of ``me``), as
+  Mastodon shows them: HTML, links and mentions marked up (see :func:`plain`).
+
+Mastodon.py is told never to sleep on a rate limit (``ratelimit_method="throw"``) and to give up
+after :data:`TIMEOUT_S`: the bot, not the library, decides when to try again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+
+from botkit import __version__
+from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.bots.bluesky import graphemes
+from botkit.bots.ledger import Candidate
+
+if TYPE_CHECKING:
+    from mastodon import Mastodon
+
+log = logging.getLogger(__name__)
+
+#: Fediverse etiquette: an announcement-style bot posts a few times a day (research notes §10);
+#: Mastodon's own limit (300 requests per 5 minutes) is never the one that binds.
+DEFAULT_LIMITS = Limits(min_interval=3600.0, daily_cap=8)
+DEFAULT_MAX = 500  # stock Mastodon's limit; the instance's own (GET /api/v2/instance) applies at post time
+URL_CHARS = 23  # Mastodon counts every link as this many characters, whatever its length
+TIMEOUT_S = 20.0  # Mastodon.py's default is 300 s: a hung request must end well inside a claim's 30 s lease
+DEFAULT_WAIT_S = 300.0  # Mastodon's windows are 5 minutes; used when a 429 has no usable reset header
+RECENT = 40  # statuses to look through when reconciling (Mastodon's most per page)
+CLOCK_SLACK = timedelta(seconds=300)  # a status this much older than the claim still counts (clock skew)
+_URL = re.compile(r"https?://\S+")
+_REMOTE_MENTION = re.compile(r"^(@[\w.-]+)@[\w.-]+\.\w+")
+
+
+class MastodonTargetOptions(TargetOptions):
+    api_base_url: str = Field(description="the instance, e.g. https://botsin.space")
+    access_token: SecretStr | None = Field(None, description="the bot account's access token (use ${MASTODON_TOKEN})")
+    visibility: Literal["public", "unlisted", "private", "direct"] = Field(
+        "unlisted", description="who sees the posts: unlisted (the default, bot etiquette) keeps them off the public timelines"
+    )
+    spoiler_text: str | None = Field(None, description="a content warning shown before every post")
+    sensitive: bool = Field(False, description="mark every post's media as sensitive")
+    language: str | None = Field(None, description="ISO 639-1 code of the posts' language, e.g. en")
+    set_bot_flag: bool = Field(False, description="flag the account as a bot (bot: true) at start when it is not")
+
+
+class MastodonTarget(Target):
+    summary = "post to a Mastodon instance (Mastodon.py status_post, access token per bot)"
+    Options = MastodonTargetOptions
+    options: MastodonTargetOptions
+    default_limits: ClassVar[Limits] = DEFAULT_LIMITS
+
+    _api: Mastodon | None = None
+    _me: Any = None
+    _max_chars: int | None = None
+
+    @classmethod
+    def max_chars(cls, options: TargetOptions) -> int | None:
+        """Stock Mastodon's limit less the signature: the filters drop longer candidates."""
+        return DEFAULT_MAX - (len(options.signature) + 2 if options.signature else 0)
+
+    @classmethod
+    def missing(cls, options: TargetOptions) -> list[str]:
+        assert isinstance(options, MastodonTargetOptions)
+        return [] if options.access_token else ["access_token: required for a live mastodon target (e.g. access_token: ${MASTODON_TOKEN})"]
+
+    def account(self) -> str:
+        """``mastodon:HOST:`` and a short hash of the access token (one token, one account): never the token itself."""
+        token = self._token()
+        host = urlsplit(self.api_base_url).netloc.lower()
+        return f"mastodon:{host}:{hashlib.sha256(token.encode()).hexdigest()[:16]}" if token else super().account()
+
+    @property
+    def api_base_url(self) -> str:
+        url = self.options.api_base_url.rstrip("/")
+        return url if "://" in url else f"https://{url}"
+
+    @property
+    def api(self) -> Mastodon:
+        if self._api is None:
+            from mastodon import Mastodon
+
+            self._api = Mastodon(
+                access_token=self._token(), api_base_url=self.api_base_url, ratelimit_method="throw",
+                request_timeout=TIMEOUT_S, user_agent=f"botkit/{__version__} (bot {self.bot})",
+            )  # fmt: skip
+        return self._api
+
+    def idempotency_key(self, candidate: Candidate) -> str:
+        """The same for every try of one claimed candidate, different for any other text or candidate (a new ledger reuses ids)."""
+        source = f"botkit\0{self.bot}\0{candidate.id}\0{int(candidate.created_at.timestamp())}\0{self.text_of(candidate)}"
+        return hashlib.sha256(source.encode()).hexdigest()[:32]
+
+    # -- posting -----------------------------------------------------------------------------
+
+    def post(self, candidate: Candidate) -> PostResult:
+        text = self.text_of(candidate)
+        with self._errors():
+            self._start()
+            limit = self._instance_limit()
+            length = count(text)
+            if length > limit:
+                raise Rejected(f"{length} characters; the instance takes at most {limit} (the text is not cut)")
+            status = self.api.status_post(
+                text, visibility=self.options.visibility, spoiler_text=self.options.spoiler_text, sensitive=self.options.sensitive,
+                language=self.options.language, idempotency_key=self.idempotency_key(candidate),
+            )  # fmt: skip
+        return PostResult(str(status["id"]), url=status.get("url") or status.get("uri"))
+
+    def reconcile(self, candidate: Candidate) -> PostResult | None:
+        """The claimed text among the account's newest statuses since the claim, as Mastodon shows it."""
+        words = _words(self.text_of(candidate))
+        since = None if candidate.claimed_at is None else candidate.claimed_at - CLOCK_SLACK
+        with self._errors():
+            self._start()
+            for status in self.api.account_statuses(self._me["id"], limit=RECENT, exclude_reblogs=True):
+                created = status.get("created_at")
+                if (since is None or created is None or created >= since) and _words(plain(status.get("content") or "")) == words:
+                    return PostResult(str(status["id"]), url=status.get("url") or status.get("uri"), note="found by reconciliation")
+        return None
+
+    def _start(self) -> None:
+        """Once per process: who the token belongs to, and the bot flag (set when asked, else a warning)."""
+        if self._me is not None:
+            return
+        me = self.api.account_verify_credentials()
+        if me.get("bot"):
+            self._me = me
+            return
+        who = f"@{me.get('acct')} on {self.api_base_url}"
+        if not self.options.set_bot_flag:
+            log.warning("%s: %s is not flagged as a bot; set it in the profile or with set_bot_flag: true", self.bot, who)
+        else:
+            from mastodon import MastodonAPIError
+
+            try:
+                me = self.api.account_update_credentials(bot=True)
+                log.info("%s: flagged %s as a bot account", self.bot, who)
+            except MastodonAPIError as exc:  # e.g. a token without write:accounts: posting still works
+                log.warning(
+                    "%s: could not flag %s as a bot (HTTP %s: %s); the token needs the write:accounts scope", self.bot, who, _status(exc), _message(exc)
+                )
+        self._me = me
+
+    def _instance_limit(self) -> int:
+        """``configuration.statuses.max_characters`` of ``GET /api/v2/instance``, asked once (default 500)."""
+        if self._max_chars is None:
+            try:
+                configured = self.api.instance_v2()["configuration"]["statuses"]["max_characters"]
+            except (KeyError, TypeError):
+                configured = None
+            self._max_chars = int(configured or DEFAULT_MAX)
+        return self._max_chars
+
+    def secrets(self) -> list[str]:
+        token = self._token()
+        return [token] if token else []
+
+    def describe(self) -> str:
+        return f"Mastodon {self.api_base_url} ({self.options.visibility})"
+
+    def _token(self) -> str | None:
+        return None if self.options.access_token is None else self.options.access_token.get_secret_value()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Mastodon.py's exceptions, sorted into what the bot should do about them."""
+        from mastodon import (
+            MastodonAPIError,
+            MastodonNetworkError,
+            MastodonNotFoundError,
+            MastodonRatelimitError,
+            MastodonServerError,
+            MastodonUnauthorizedError,
+        )
+
+        where = self.api_base_url
+        try:
+            yield
+        except MastodonRatelimitError:
+            reset = self._api.ratelimit_reset if self._api is not None else None
+            wait = DEFAULT_WAIT_S if reset is None else max(reset - time.time(), 0.0) + 1.0
+            raise RateLimited(f"{where} answered HTTP 429 (too many requests); waiting {wait:.0f}s", wait) from None
+        except MastodonNetworkError as exc:
+            raise Transient(f"{where} unreachable or the answer was lost ({_cause(exc)})") from None
+        except MastodonServerError as exc:
+            raise Transient(f"{where} failed with HTTP {_status(exc)}") from None
+        except MastodonUnauthorizedError as exc:
+            raise Disabled(f"{where} refused the access token (HTTP 401: {_message(exc)}); make a new one (Preferences > Development)") from None
+        except MastodonNotFoundError:
+            raise Disabled(f"{where} has no Mastodon API here (HTTP 404); check api_base_url") from None
+        except MastodonAPIError as exc:
+            status = _status(exc)
+            if status == 403:
+                raise Disabled(f"{where} refused the account (HTTP 403: {_message(exc)}); check the token's scopes and the account's standing") from None
+            if status == 422:
+                raise Rejected(f"{where} refused the text (HTTP 422: {_message(exc)})") from None
+            raise Transient(f"unexpected answer from {where} (HTTP {status}: {_message(exc)})") from None
+
+
+def count(text: str) -> int:
+    """Characters as Mastodon counts them: grapheme clusters, every link as 23, a remote mention by its local part."""
+    text = _URL.sub("x" * URL_CHARS, text)
+    return graphemes(" ".join(_REMOTE_MENTION.sub(r"\1", word) for word in text.split(" ")))
+
+
+def plain(content: str) -> str:
+    """A status's HTML ``content`` as text: paragraphs and line breaks kept, tags dropped, entities decoded."""
+    parser = _Text()
+    parser.feed(content)
+    parser.close()
+    return "".join(parser.parts).strip()
+
+
+def _words(text: str) -> list[str]:
+    """Words to compare a status by: Mastodon shows ``@user@host`` as ``@user`` and may respace lines."""
+    return [_REMOTE_MENTION.sub(r"\1", word) for word in text.split()]
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p":
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _status(exc: Exception) -> Any:
+    return exc.args[1] if len(exc.args) > 1 else "?"
+
+
+def _message(exc: Exception) -> str:
+    return str(exc.args[3] if len(exc.args) > 3 and exc.args[3] else "no details")[:200]
+
+
+def _cause(exc: Exception) -> str:
+    """The transport error's kind (Mastodon.py wraps it in a message that may quote the URL)."""
+    cause = exc.__context__ or exc
+    return type(cause).__name__
