@@ -16,6 +16,17 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up mid-answer (a SIGKILLed daemon, a timed-out request) are part of the
+    tests, not errors: no traceback for them on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class LocalServer:
     """A fake service's HTTP server on 127.0.0.1 (a free port), served from a background thread.
 
@@ -38,7 +49,7 @@ class LocalServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self.handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=self.name, daemon=True)
         self._thread.start()
