@@ -7,6 +7,7 @@ these servers. A fake stands in only for the remote service, never for botkit's 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,8 +22,6 @@ class _QuietServer(ThreadingHTTPServer):
     tests, not errors: no traceback for them on stderr."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             super().handle_error(request, client_address)
 
