@@ -284,7 +284,9 @@ def _target(spec: BotSpec, ledger: Ledger) -> Target:
     return outbox(options, bot=spec.name, ledger=ledger)
 
 
-def _chain(spec: BotSpec, ledger: Ledger, where: str) -> FilterChain:
+def filter_chain(spec: BotSpec, ledger: Ledger, where: str) -> FilterChain:
+    """The bot's filter chain with its context (what it posted or holds, the target's length limit, the
+    model's corpus): what its refills judge candidates by, and what the console's playground shows."""
     from botkit.filters import FilterContext, build_chain
 
     o = spec.options
@@ -309,7 +311,7 @@ def build_bots(
     bots = []
     for spec in specs.values():
         try:
-            bots.append(Bot(spec, ledger, _target(spec, ledger), _supplier(spec, ledger), _chain(spec, ledger, where), worker=worker, stop=stop))
+            bots.append(Bot(spec, ledger, _target(spec, ledger), _supplier(spec, ledger), filter_chain(spec, ledger, where), worker=worker, stop=stop))
         except ConfigError as exc:
             message = str(exc)
             problems.append(message if message.startswith(f"{where}:") else f"{where}: {message}")

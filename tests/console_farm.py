@@ -4,6 +4,10 @@
 ``pear`` has a model folder whose ``config.json`` records per-epoch losses and names a labelled
 corpus, and a twitter target (not live) whose key comes from the environment: it must never show.
 Ticks run ``run.yaml`` (apple alone), since pear's model is only the metadata the console reads.
+A client logs in with :func:`logged_in` (the session cookie) or sends :data:`BEARER`.
+
+For the model page's playground, :func:`make_model_farm` writes ``plum``: a bot generating from a
+real model (:func:`train_tiny`, seconds), holding its candidates for review, banning "script".
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from starlette.testclient import TestClient
+
 from botkit.bots.ledger import Ledger, store_url
 from botkit.cli import main
 from botkit.config import load_config
-from botkit.console.app import create_app
+from botkit.console.app import SESSION_COOKIE, create_app
 from botkit.console.auth import Token
 from botkit.console.commands import listen, serve
 
+PLUM_LABELS = ["orchard0", "orchard1", "orchard2"]
 SCRIPT = "<script>document.title='pwned'</script> {{ 7*7 }}"
 POSTS = ["the first post", SCRIPT, "number three", "four", "and five"]
 TOKEN = Token("test-token-0123456789abcdef", "test")
+BEARER = {"Authorization": f"Bearer {TOKEN.value}"}
 SECRET = "tw-key-never-shown-4242"
 SECRET_ENV = "BOTKIT_TEST_TWITTER_KEY"
 HISTORY = [{"epoch": e, "step": 10 * e, "seconds": 1.0 * e, "train_loss": 3.0 / e, "val_loss": 3.2 / e + 0.1} for e in range(1, 6)]
@@ -45,6 +53,17 @@ _PEAR = f"""\
       model: weights/pear
       corpus: pears
       target: {{kind: twitter, consumer_key: "${{{SECRET_ENV}}}"}}
+"""
+
+_PLUM = """\
+store: botkit.db
+bots:
+  plum:
+    model: {model}
+    review: true
+    generate: {{max_length: 40, temperature: 0.8}}
+    filters: [{{length: {{min_chars: 1, min_words: 1}}}}, {{banned: {{words: [script]}}}}, dedupe]
+    target: {{kind: outbox, limits: {{min_interval: 0s, daily_cap: null}}}}
 """
 
 
@@ -73,6 +92,22 @@ def write_weights(folder: Path, history: list[dict[str, Any]] | None, corpus: Pa
         training["corpus"] = [str(corpus)]
     model = {"vocab_size": 40, "num_labels": 1, "embedding_size": 8, "rnn_layers": 1, "rnn_size": 16}
     (folder / "config.json").write_text(json.dumps({"format_version": 1, "level": "char", "model": model, "training": training}), encoding="utf-8")
+
+
+def train_tiny(folder: Path) -> Path:
+    """A tiny labelled char model (one epoch, seconds) in ``folder/weights``: what ``plum`` generates from."""
+    corpus = folder / "plums.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"plum number {i} is ripe", "label": PLUM_LABELS[i % 3]}) + "\n" for i in range(60)), encoding="utf-8")
+    tiny = ["--epochs", "1", "--rnn-size", "16", "--embedding-size", "8", "--window", "16", "--sample-every", "0"]
+    assert main(["train", str(corpus), "-o", str(folder / "weights"), *tiny]) == 0
+    return folder / "weights"
+
+
+def make_model_farm(folder: Path, weights: Path) -> Path:
+    """Write ``plum``'s config into ``folder``, generating from ``weights``; returns the config."""
+    config = folder / "config.yaml"
+    config.write_text(_PLUM.format(model=weights), encoding="utf-8")
+    return config
 
 
 def tick(folder: Path) -> None:
@@ -114,3 +149,18 @@ def live_console(config: Path) -> Iterator[str]:
         finally:
             servers[0].should_exit = True
             thread.join(10)
+
+
+def login_nonce(client: TestClient) -> str:
+    """The login form's own CSRF token (it is also in the cookie the form sets)."""
+    return client.get("/login").text.split('name="login_csrf" value="')[1].split('"')[0]
+
+
+def logged_in(client: TestClient) -> TestClient:
+    """The client with the session cookie the login form sets."""
+    answer = client.post("/login", data={"token": TOKEN.value, "login_csrf": login_nonce(client), "next": "/bots/apple"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/bots/apple"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert TOKEN.value not in cookie  # the cookie is derived from the token, not the token
+    return client

@@ -15,7 +15,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from console_farm import HISTORY, SCRIPT, SECRET, SECRET_ENV, TOKEN, console_app, ledger_of, make_farm, outbox, tick, write_weights
+from console_farm import (
+    BEARER,
+    HISTORY,
+    SCRIPT,
+    SECRET,
+    SECRET_ENV,
+    TOKEN,
+    console_app,
+    ledger_of,
+    logged_in,
+    login_nonce,
+    make_farm,
+    outbox,
+    tick,
+    write_weights,
+)
 from starlette.testclient import TestClient
 
 from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
@@ -27,7 +42,6 @@ from botkit.console.farm import APPROVE, EDIT, REJECT, AlreadyDecided, decide, f
 from botkit.console.farm import farm as farm_views
 from botkit.errors import BotkitError, ConfigError
 
-BEARER = {"Authorization": f"Bearer {TOKEN.value}"}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -41,21 +55,6 @@ def farm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def client(farm: Path) -> TestClient:
     with console_app(farm) as (app, _ledger):
         yield TestClient(app)
-
-
-def login_nonce(client: TestClient) -> str:
-    """The login form's own CSRF token (it is also in the cookie the form sets)."""
-    return client.get("/login").text.split('name="login_csrf" value="')[1].split('"')[0]
-
-
-def logged_in(client: TestClient) -> TestClient:
-    """The client with the session cookie the login form sets."""
-    answer = client.post("/login", data={"token": TOKEN.value, "login_csrf": login_nonce(client), "next": "/bots/apple"}, follow_redirects=False)
-    assert answer.status_code == 303 and answer.headers["location"] == "/bots/apple"
-    cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    assert TOKEN.value not in cookie  # the cookie is derived from the token, not the token
-    return client
 
 
 def queued_ids(farm: Path) -> list[int]:

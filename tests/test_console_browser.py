@@ -2,7 +2,8 @@
 driven by Selenium, against the console served by uvicorn.
 
 A reviewer logs in with the token, approves one candidate with the keyboard, rejects one, edits one,
-and the next ticks post what was approved to the outbox; the loss chart renders. Screenshots are
+and the next ticks post what was approved to the outbox; the loss chart renders. In the model page's
+playground, a reviewer generates samples from a tiny real model and sends a pick to the queue. Screenshots are
 saved as PNG under the test's tmp_path. Skips, saying why, only where Chromium cannot be had
 (install it with: apt-get install -y chromium chromium-driver).
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_farm import POSTS, SCRIPT, SECRET, SECRET_ENV, TOKEN, live_console, make_farm, outbox, tick
+from console_farm import POSTS, SCRIPT, SECRET, SECRET_ENV, TOKEN, live_console, make_farm, make_model_farm, outbox, tick, train_tiny
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -124,3 +125,38 @@ def test_review_in_the_browser_and_post_on_the_next_tick(browser: Any, tmp_path:
         shoot(browser, tmp_path, "4-model")
     artefacts = sorted(p.name for p in (tmp_path / "screenshots").iterdir())
     assert artefacts == ["1-queue.png", "2-reviewed.png", "3-farm.png", "4-model.png"]
+
+
+def test_playground_in_the_browser_sends_a_pick_to_the_queue(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with live_console(make_model_farm(tmp_path, train_tiny(tmp_path))) as url:
+        browser.get(f"{url}/bots/plum/model")
+        browser.find_element(By.ID, "token").send_keys(TOKEN.value)
+        browser.find_element(By.ID, "login").click()
+        wait_until(browser, lambda d: d.current_url == f"{url}/bots/plum/model")
+
+        def generate(n: int, prefix: str) -> None:
+            for name, value in (("n", str(n)), ("prefix", prefix)):
+                field = browser.find_element(By.NAME, name)
+                field.clear()
+                field.send_keys(value)
+            browser.find_element(By.ID, "generate").click()
+
+        generate(3, "<script>x")  # every sample is rejected by the banned word, and shows as text
+        wait_until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.sample.rejected")) == 3)
+        assert all(e.text.startswith("<script>x") for e in browser.find_elements(By.CSS_SELECTOR, "li.sample pre.text"))
+        assert browser.title == "plum: model · botkit console"
+        generate(4, "plum ")
+        wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "li.sample.passed"))
+        first = browser.find_element(By.CSS_SELECTOR, "li.sample.passed")
+        text = first.find_element(By.CSS_SELECTOR, "pre.text").text
+        first.find_element(By.NAME, "pick").click()
+        shoot(browser, tmp_path, "5-playground")
+        browser.find_element(By.ID, "send-picked").click()
+        expect_message(browser, "1 sample(s) from the playground sent to the queue")
+        queued = browser.find_element(By.CSS_SELECTOR, "li.candidate")
+        assert queued.find_element(By.CSS_SELECTOR, "pre.text").text == text
+        candidate = queued.get_attribute("id").split("-")[1]
+        press(browser, "a")  # the last one in the queue: no other is selected after it
+        wait_until(browser, lambda d: f"candidate {candidate} approved" in [e.text for e in d.find_elements(By.CSS_SELECTOR, "p.done")])

@@ -4,6 +4,8 @@
   weights folders, plus the reviewer's decisions as conditional updates on the ledger.
 * :mod:`~botkit.console.charts`: matplotlib pictures (loss curves, corpus statistics, filter funnel),
   served as PNG by the console and written to files by ``botkit report``.
+* :mod:`~botkit.console.playground`: the model page's samples, generated and judged as the bot
+  does it, and the picked ones sent to the bot's queue.
 * :mod:`~botkit.console.auth`: the access token, the session cookie and the CSRF token.
 * :mod:`~botkit.console.app`: the Starlette app and its routes.
 * :mod:`~botkit.console.commands`: the ``serve`` and ``report`` command lines.

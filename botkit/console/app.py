@@ -1,9 +1,10 @@
 """The console's web app: Starlette routes rendering Jinja2 templates, plain forms, no build step.
 
 Pages: the farm (``/``), a bot (``/bots/NAME``: history, review queue, rejections, funnel), its
-model (``/bots/NAME/model``: curves, settings, corpus), and ``/api/status`` (JSON). Every route
-but the login form and the static files needs the token (see :mod:`botkit.console.auth`); every
-POST from the cookie session needs the CSRF token; every value is escaped by Jinja2's autoescape,
+model (``/bots/NAME/model``: curves, settings, corpus, and the playground of
+:mod:`botkit.console.playground`), and ``/api/status`` (JSON). Every route but the login form and
+the static files needs the token (see :mod:`botkit.console.auth`); every POST from the cookie
+session needs the CSRF token; every value is escaped by Jinja2's autoescape,
 so generated text (untrusted input) shows as text, ``<script>`` and ``{{ }}`` included.
 """
 
@@ -16,8 +17,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from botkit.bots.ledger import Ledger, show_time
+from botkit.bots.spec import BotSpec
 from botkit.config import Config
-from botkit.console import charts
+from botkit.console import charts, playground
 from botkit.console.auth import Token
 from botkit.console.farm import (
     EDIT,
@@ -69,6 +71,8 @@ def create_app(config: Config, ledger: Ledger, token: Token) -> Any:
         Route("/bots/{bot}", console.bot_page),
         Route("/bots/{bot}/decide", console.decide, methods=["POST"]),
         Route("/bots/{bot}/model", console.model_page),
+        Route("/bots/{bot}/playground", console.generate_samples, methods=["POST"]),
+        Route("/bots/{bot}/playground/send", console.send_samples, methods=["POST"]),
         Route("/bots/{bot}/funnel.png", console.funnel_png),
         Route("/bots/{bot}/loss.png", console.loss_png),
         Route("/bots/{bot}/corpus/{index:int}.png", console.corpus_png),
@@ -205,9 +209,11 @@ class _Console:
         name = self._bot(request)
         spec = self.config.bots.get(name)
         messages = [f"candidate {i} {PAST[action]}" for action in PAST for i in _ids(request.query_params.getlist(action))]
+        messages += [f"{n} sample(s) from the playground sent to the queue" for n in _ids(request.query_params.getlist("sent"))]
+        problems = [f"{n} picked sample(s) not sent: the bot's filters reject them now" for n in _ids(request.query_params.getlist("refused")) if n]
         already = _ids(request.query_params.getlist("already"))
         return self._page(
-            "bot.html", bot=name, spec=spec, target=spec and spec.target_kind, messages=messages,
+            "bot.html", bot=name, spec=spec, target=spec and spec.target_kind, messages=messages, problems=problems,
             already=[(i, getattr(self.ledger.candidate(name, i), "state", "gone")) for i in already],
             history=self.ledger.history(name, _HISTORY), queue=self.ledger.queued(name), waiting=self.ledger.waiting(name),
             rejected=rejected(self.ledger, name), funnel=funnel(self.ledger, name),
@@ -240,10 +246,64 @@ class _Console:
         return RedirectResponse(f"/bots/{quote(name)}?" + urlencode(done, doseq=True), status_code=303)
 
     def model_page(self, request: Any) -> Any:
-        name = self._bot(request)
+        return self._model_page(self._bot(request))
+
+    def _model_page(self, name: str, status_code: int = 200, **shown: Any) -> Any:
+        """The model page; ``shown``: the playground's request, samples or problem after a POST."""
         spec = self.config.bots.get(name)
         view, problem = (None, "this bot is not in the config") if spec is None else self._model(name)
-        return self._page("model.html", bot=name, spec=spec, model=view, problem=problem)
+        trained = playground.trained_model(spec.options.model) if spec is not None and spec.options.model is not None else None
+        if spec is not None:
+            shown.setdefault("asked", playground.Form.defaults(spec))
+        return self._page(
+            "model.html", status_code, bot=name, spec=spec, model=view, problem=problem, playground=trained, max_samples=playground.MAX_SAMPLES, **shown
+        )
+
+    def _model_spec(self, request: Any) -> BotSpec:
+        """The config's bot a playground URL names, if it has a model; else 404."""
+        from starlette.exceptions import HTTPException
+
+        spec = self.config.bots.get(self._bot(request))
+        if spec is None or spec.options.model is None:
+            raise HTTPException(404, "the playground needs a bot of this config with a model")
+        return spec
+
+    async def generate_samples(self, request: Any) -> Any:
+        """Generate the samples the form asks for, off the event loop, and show each one's verdict."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.exceptions import HTTPException
+        from starlette.responses import JSONResponse
+
+        spec = self._model_spec(request)
+        form = await self._form(request)
+        bearer = authenticated(request, self.token) == "bearer"
+        asked = None
+        try:
+            asked = playground.Form.parse(form)
+            samples = await run_in_threadpool(playground.generate, spec, self.ledger, str(self.config.path), asked)
+        except BotkitError as exc:
+            if bearer:
+                raise HTTPException(400, str(exc)) from None
+            return self._model_page(spec.name, 400, asked=asked or playground.Form.defaults(spec), playground_problem=str(exc))
+        if bearer:
+            return JSONResponse({"samples": [v.as_json() for v in samples]})
+        return self._model_page(spec.name, asked=asked, samples=samples)
+
+    async def send_samples(self, request: Any) -> Any:
+        """Send the picked samples to the bot's queue; the bot's chain judges them again first."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.exceptions import HTTPException
+        from starlette.responses import JSONResponse, RedirectResponse
+
+        spec = self._model_spec(request)
+        form = await self._form(request)
+        try:
+            sent, refused = await run_in_threadpool(playground.send, spec, self.ledger, str(self.config.path), playground.picked(form))
+        except BotkitError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if authenticated(request, self.token) == "bearer":
+            return JSONResponse({"sent": sent, "refused": [v.as_json() for v in refused]})
+        return RedirectResponse(f"/bots/{quote(spec.name)}?" + urlencode({"sent": sent, "refused": len(refused)}), status_code=303)
 
     def _model(self, name: str) -> tuple[ModelView | None, str | None]:
         spec = self.config.bots[name]
