@@ -4,6 +4,11 @@ Both label each message with its sender, so a model can learn who says what, and
 ``--exclude-user`` (drop a bot such as CamperBot) and ``--include-user``. Gitter's history now
 lives on Matrix (Element took it over in February 2023), so new exports come from Element; the
 Gitter reader is for message JSON saved from the old REST API.
+
+A message that replies to another (a Matrix ``m.in_reply_to``, a Gitter thread's ``parentId``)
+gets that message's text as its ``parent`` when it is in the files read. With ``--reply-gap``,
+any other message gets the previous one as parent when someone else wrote it that many seconds
+before or less: a guess that suits a two-person chat more than a busy room, so it is off unless asked.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from botkit.corpus import Document, iso_utc
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source
+from botkit.sources.pairs import PreviousTurn, RecentTexts
 
 _SPACE = re.compile(r"\s*")
 
@@ -35,6 +41,12 @@ class ChatOptions(Options):
     )
     exclude_user: list[str] = Field([], description="drop messages from this user, e.g. camperbot (repeatable)")
     label: str | None = Field(None, description="label every message with this (e.g. the room name) instead of its sender")
+    reply_gap: float | None = Field(
+        None,
+        ge=0,
+        description="a message that replies to nothing gets the previous message as parent when another user "
+        "sent it at most this many seconds before (default off: consecutive chat messages often do not answer each other)",
+    )
 
 
 class ChatSource(Source):
@@ -52,18 +64,30 @@ class ChatSource(Source):
         o = self.options
         include = {user.casefold() for user in o.include_user}
         exclude = {user.casefold() for user in o.exclude_user}
+        texts = RecentTexts()  # the files are read whole anyway; ids are unique across them
         for path in o.paths:
             if not path.is_file():
                 raise SourceError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}; expected {self.expected}")
-            for doc in self.messages(path):
+            for doc in self.paired(self.messages(path), texts):
                 user = (doc.label or "").casefold()
                 if (include and user not in include) or user in exclude:
                     continue
                 yield doc if o.label is None else dataclasses.replace(doc, label=o.label)
 
+    def paired(self, messages: Iterator[tuple[Document, str | None]], texts: RecentTexts) -> Iterator[Document]:
+        """The messages of one file with their parents, found before any user filter: a reply to
+        an excluded bot still answers what the bot said."""
+        turns = PreviousTurn(self.options.reply_gap)  # per file: a file is one room
+        for doc, reply_to in messages:
+            guess = turns.parent(doc.label, doc.created, doc.text)
+            parent = guess if reply_to is None else texts.get(reply_to)
+            if doc.id is not None:
+                texts.add(doc.id, doc.text)
+            yield doc if parent is None else dataclasses.replace(doc, parent=parent)
+
     @abstractmethod
-    def messages(self, path: Path) -> Iterator[Document]:
-        """Every message of one file, labelled with its sender."""
+    def messages(self, path: Path) -> Iterator[tuple[Document, str | None]]:
+        """Every message of one file, labelled with its sender, with the id of the message it replies to."""
 
     def json_values(self, path: Path, raw: bytes) -> Iterator[Any]:
         """The JSON values in ``raw``, one after another: one document, NDJSON, or pages back to back."""
@@ -85,20 +109,21 @@ class GitterSource(ChatSource):
     summary = "Gitter REST message JSON (chatMessages pages: a JSON array, or NDJSON); label = username"
     expected = "Gitter messages as saved from GET /v1/rooms/:roomId/chatMessages (a JSON array, or one per line)"
 
-    def messages(self, path: Path) -> Iterator[Document]:
+    def messages(self, path: Path) -> Iterator[tuple[Document, str | None]]:
         source = f"gitter:{path}"
         for number, message in enumerate(self._items(path), 1):
             if not isinstance(message, dict) or not isinstance(message.get("text"), str):
                 hint = "; this looks like an Element export: use 'botkit fetch matrix'" if _is_element_export(message) else ""
                 raise SourceError(f'{path}: item {number} is not a Gitter message (an object with a "text" string){hint}')
             user = message.get("fromUser")
-            yield Document(
+            doc = Document(
                 message["text"],
                 label=_str_or_none(user.get("username")) if isinstance(user, dict) else None,
                 id=_str_or_none(message.get("id")),
                 source=source,
                 created=_iso_from_text(message.get("sent")),
             )
+            yield doc, _str_or_none(message.get("parentId"))  # set on the messages of a thread
 
     def _items(self, path: Path) -> Iterator[Any]:
         """Messages, whether the file is one array, arrays back to back, or one message a line."""
@@ -120,7 +145,7 @@ class MatrixSource(ChatSource):
     summary = "Matrix/Element 'Export chat' JSON or .zip; text, emote and notice messages; label = sender"
     expected = "an Element 'Export chat' JSON file (or its .zip)"
 
-    def messages(self, path: Path) -> Iterator[Document]:
+    def messages(self, path: Path) -> Iterator[tuple[Document, str | None]]:
         events = self._events(path)
         edits = _latest_edits(events)
         source = f"matrix:{path}"
@@ -129,13 +154,16 @@ class MatrixSource(ChatSource):
                 continue
             sender, event_id = _str_or_none(event.get("sender")), _str_or_none(event.get("event_id"))
             edited = edits.get((event_id, sender))
+            reply = _relation(event).get("m.in_reply_to")
             if edited is not None:
                 body = edited["body"]
-            elif "m.in_reply_to" in _relation(event):
+            elif reply is not None:
                 body = strip_reply_fallback(event["content"]["body"])
             else:
                 body = event["content"]["body"]
-            yield Document(body, label=sender, id=event_id, source=source, created=_iso_from_ms(event.get("origin_server_ts")))
+            reply_to = _str_or_none(reply.get("event_id")) if isinstance(reply, dict) else None
+            doc = Document(body, label=sender, id=event_id, source=source, created=_iso_from_ms(event.get("origin_server_ts")))
+            yield doc, reply_to
 
     def _events(self, path: Path) -> list[Any]:
         values = list(self.json_values(path, _export_bytes(path)))

@@ -6,6 +6,12 @@ the one place Reddit users already keep them, and every praw setting works as pr
 
 Reddit lists at most about 1000 posts per (subreddit, time filter); ``--time all-filters`` takes
 the union over the six time filters to get past that cap.
+
+``--comments`` makes a pair corpus instead: the comments of those posts, each with the text it
+answers as its ``parent`` (the comment above it, or the post's title for a top-level comment).
+One request per post fetches its comment forest; the "load more comments" stubs are dropped
+rather than followed (``replace_more(limit=0)``), since each would cost another request and the
+comments Reddit sends first are its best ones anyway.
 """
 
 from __future__ import annotations
@@ -68,6 +74,17 @@ class RedditOptions(Options):
     selftext: bool = Field(False, description="add a self post's body after its title, separated by a blank line")
     min_score: int | None = Field(None, description="skip posts that score below this")
     over_18: bool = Field(False, description="include NSFW posts (skipped by default)")
+    comments: bool = Field(
+        False,
+        description="fetch the posts' comments instead of the posts: a pair corpus, each comment with the comment "
+        "or post title it answers as parent",
+    )
+    comment_depth: int = Field(
+        3, ge=1, description="with --comments: reply levels to read, 1 = top-level comments only (default 3)"
+    )
+    comments_per_post: int = Field(
+        100, ge=1, description="with --comments: most comments taken from one post, shallowest first (default 100)"
+    )
 
     @field_validator("subreddit")
     @classmethod
@@ -118,7 +135,7 @@ class RedditSource(Source):
                     seen.add(post.id)
                     doc = self.document(post)
                     if doc is not None:
-                        yield doc
+                        yield from self.replies(post, doc.text) if self.options.comments else [doc]
 
     def top_posts(self, reddit: praw.Reddit, name: str) -> Iterator[Submission]:
         """r/name's top posts for each time filter asked for, in Reddit's order."""
@@ -134,6 +151,38 @@ class RedditSource(Source):
             return None
         text = f"{post.title}\n\n{post.selftext}" if o.selftext and post.selftext else post.title
         return Document(text, label=post.subreddit.display_name, id=post.id, source="reddit", created=iso_utc(post.created_utc))
+
+
+    def replies(self, post: Submission, title: str) -> Iterator[Document]:
+        """The post's comments, level by level, each with the text it answers as parent.
+
+        Breadth first, so a per-post limit keeps the top-level comments, which are the most read;
+        a comment whose parent is gone ([deleted]) is skipped, since it answers nothing we have.
+        """
+        o = self.options
+        post.comments.replace_more(limit=0)
+        texts = {f"t3_{post.id}": title}
+        depths = {f"t3_{post.id}": 0}
+        taken = 0
+        for comment in post.comments.list():  # breadth first: a parent always comes before its replies
+            depth = depths[f"t1_{comment.id}"] = depths.get(comment.parent_id, 0) + 1
+            if depth > o.comment_depth or taken >= o.comments_per_post:
+                return
+            if comment.body in REDDIT_GONE or comment.stickied:
+                continue
+            parent = texts.get(comment.parent_id)
+            texts[f"t1_{comment.id}"] = comment.body
+            if parent is None:
+                continue
+            yield Document(
+                comment.body,
+                label=post.subreddit.display_name,
+                id=f"t1_{comment.id}",
+                source="reddit",
+                created=iso_utc(comment.created_utc),
+                parent=parent,
+            )
+            taken += 1
 
 
 def connect(site: str) -> praw.Reddit:

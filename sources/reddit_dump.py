@@ -1,4 +1,4 @@
-"""``reddit-dump``: Reddit submissions from Pushshift / Arctic Shift dump files, streamed.
+"""``reddit-dump``: Reddit submissions and comments from Pushshift / Arctic Shift dump files, streamed.
 
 Dumps are the way past the API's cap of about 1000 posts a listing: monthly ``RS_YYYY-MM.zst``
 files and per-subreddit ``<sub>_submissions.zst`` files, NDJSON (one submission a line)
@@ -8,15 +8,28 @@ lines as *bytes* (a newline byte never occurs inside a UTF-8 sequence, so a char
 cut between two pieces is simply joined again), and each line is parsed and dropped. Python's
 memory stays at a few MB whatever the file size. The zstd window itself (up to 2 GiB for
 ``--long=31`` files, allocated by the C library as the data needs it) is the format's price.
+
+Comment dumps (``RC_YYYY-MM.zst``, ``<sub>_comments.zst``) give pairs: each comment's ``parent``
+is the text its ``parent_id`` names (``t1_...`` a comment, ``t3_...`` a post's title, with its
+body under ``--selftext``) when that is in the dumps read. Joining a month against itself cannot
+hold the month in memory, so the texts are kept in a bounded LRU (:class:`RecentTexts`) of
+``--parent-cache`` entries, most recently added or looked up last out. Dumps are sorted by time
+and a reply comes after its parent, mostly within hours, so a cache of the recent past finds
+nearly all parents; with ``--subreddit`` only that subreddit's texts are kept, so the same cache
+reaches back much further. Give a submissions dump before its comments dump (in a folder they
+are read in that order) to find the titles that top-level comments answer. Comments whose parent
+is not found are skipped, and counted at the end, unless ``--orphans`` keeps them without one.
+The cache costs about 100,000 x (text + ~250 bytes); it is only filled when a comment dump is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from itertools import islice
@@ -29,6 +42,7 @@ from botkit.corpus import REDDIT_GONE, Document, iso_utc
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source, expand_paths, is_glob
+from botkit.sources.pairs import RecentTexts
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +77,15 @@ class RedditDumpOptions(Options):
         False, description="include posts deleted by their author or removed by moderators (dumps keep their titles)"
     )
     limit: int | None = Field(None, ge=1, description="stop after this many documents")
+    parent_cache: int = Field(
+        100_000,
+        ge=0,
+        description="comment dumps: recent post and comment texts kept to find each comment's parent "
+        "(default 100000, some tens of MB; raise it if many parents are not found)",
+    )
+    orphans: bool = Field(
+        False, description="comment dumps: keep comments whose parent is not in the dumps read, without a parent (default: skip them)"
+    )
 
     @field_validator("subreddit")
     @classmethod
@@ -84,7 +107,7 @@ class RedditDumpOptions(Options):
 
 
 class RedditDumpSource(Source):
-    summary = "Reddit submissions from Pushshift / Arctic Shift dumps (RS_*.zst, *_submissions.zst, NDJSON), streamed"
+    summary = "Reddit posts and comments (with parents) from Pushshift / Arctic Shift dumps (RS_*/RC_*.zst, NDJSON), streamed"
     Options = RedditDumpOptions
     options: RedditDumpOptions
 
@@ -104,39 +127,72 @@ class RedditDumpSource(Source):
 
     def documents(self) -> Iterator[Document]:
         wanted = _subreddit_prefilter(self._subreddits)
+        files = dump_files(self.options.paths)
+        # Posts are only worth remembering when comments will look for them.
+        texts = RecentTexts(self.options.parent_cache if any(map(_holds_comments, files)) else 0)
         docs = (
             doc
-            for path in dump_files(self.options.paths)
-            for post in DumpFile(path, wanted).submissions()
-            if (doc := self.document(post)) is not None
+            for path in files
+            for record in DumpFile(path, wanted).records()
+            if (doc := self.document(record, texts)) is not None
         )
-        yield from islice(docs, self.options.limit)
+        try:
+            yield from islice(docs, self.options.limit)
+        finally:
+            if texts.missing:
+                log.warning(
+                    "%d comment(s) answer a parent not in the dumps read (or older than the last --parent-cache %d texts): %s",
+                    texts.missing, self.options.parent_cache, "kept without a parent" if self.options.orphans else "skipped",
+                )
 
-    def document(self, post: dict[str, Any]) -> Document | None:
-        """The post as a document, or None when the options leave it out."""
-        o = self.options
-        subreddit = str(post.get("subreddit") or "")
+    def document(self, record: dict[str, Any], texts: RecentTexts) -> Document | None:
+        """The post or comment as a document, or None when the options leave it out.
+
+        Its text is remembered first, whatever the filters say: a post too old or too low-scoring
+        to keep is still what its comments answer.
+        """
+        subreddit = str(record.get("subreddit") or "")
         if self._subreddits and subreddit.lower() not in self._subreddits:
             return None
+        is_post = isinstance(record.get("title"), str)
+        kind, text = ("t3", self.post_text(record)) if is_post else ("t1", str(record["body"]).strip())
+        if record.get("id") is not None and text.strip() not in {"", *REDDIT_GONE}:
+            texts.add(f"{kind}_{record['id']}", text)
+        min_score = self.options.min_score
+        if record.get("stickied") or (min_score is not None and _integer(record.get("score"), 0) < min_score):
+            return None
+        created = _timestamp(record.get("created_utc"))
+        if not self._in_dates(created):
+            return None
+        doc = self.post(record, text) if is_post else self.comment(record, text, texts)
+        if doc is None:
+            return None
+        return dataclasses.replace(doc, label=subreddit or None, created=None if created is None else iso_utc(created))
+
+    def post_text(self, post: dict[str, Any]) -> str:
+        """The title, and the body after a blank line under ``--selftext``."""
         title, body = post["title"], str(post.get("selftext") or "").strip()
-        if post.get("stickied") or title.strip() in REDDIT_GONE or (post.get("over_18") and not o.over_18):
+        return f"{title}\n\n{body}" if self.options.selftext and body and body not in REDDIT_GONE else title
+
+    def post(self, post: dict[str, Any], text: str) -> Document | None:
+        o = self.options
+        body = str(post.get("selftext") or "").strip()
+        if post["title"].strip() in REDDIT_GONE or (post.get("over_18") and not o.over_18):
             return None
         if (post.get("removed_by_category") or body in REDDIT_GONE) and not o.removed:
             return None
-        if o.min_score is not None and _integer(post.get("score"), 0) < o.min_score:
-            return None
-        created = _timestamp(post.get("created_utc"))
-        if not self._in_dates(created):
-            return None
-        text = f"{title}\n\n{body}" if o.selftext and body and body not in REDDIT_GONE else title
         post_id = post.get("id")
-        return Document(
-            text,
-            label=subreddit or None,
-            id=None if post_id is None else str(post_id),
-            source="reddit-dump",
-            created=None if created is None else iso_utc(created),
-        )
+        return Document(text, id=None if post_id is None else str(post_id), source="reddit-dump")
+
+    def comment(self, comment: dict[str, Any], text: str, texts: RecentTexts) -> Document | None:
+        """A comment with its parent's text; its id is the fullname (``t1_...``), which no post id can equal."""
+        if text in REDDIT_GONE or not text:
+            return None
+        parent = texts.get(str(comment.get("parent_id") or ""))
+        if parent is None and not self.options.orphans:
+            return None
+        comment_id = comment.get("id")
+        return Document(text, id=None if comment_id is None else f"t1_{comment_id}", source="reddit-dump", parent=parent)
 
     def _in_dates(self, created: int | None) -> bool:
         if self._since is None and self._before is None:
@@ -147,19 +203,19 @@ class RedditDumpSource(Source):
 
 
 class DumpFile:
-    """One dump file as a stream of submission objects, keeping count so errors can say where."""
+    """One dump file as a stream of submission and comment objects, keeping count so errors can say where."""
 
     def __init__(self, path: Path, wanted: re.Pattern[bytes] | None = None) -> None:
         self.path = path
         self.wanted = wanted  # a fast byte-level pre-filter: lines it rejects are never parsed
         self.size = 0
         self.lines = 0
-        self.submissions_read = 0
+        self.records_read = 0
         self.bad = 0
         self.first_bad = 0
 
-    def submissions(self) -> Iterator[dict[str, Any]]:
-        """Every submission object in the file; lines that are not JSON are skipped and counted.
+    def records(self) -> Generator[dict[str, Any], None, None]:
+        """Every submission and comment object in the file; lines that are not JSON are skipped and counted.
 
         Dumps have rare broken lines, and one must not abort a 30 GB read, so they are reported
         once at the end. A file in which *every* parsed line is broken is an error instead.
@@ -179,27 +235,24 @@ class DumpFile:
                     if post is not None:
                         yield post
             finally:
-                if self.bad and self.submissions_read:
+                if self.bad and self.records_read:
                     log.warning(
-                        "%s: skipped %d line(s) that are not JSON submissions (the first is line %d)",
+                        "%s: skipped %d line(s) that are not JSON submissions or comments (the first is line %d)",
                         self.path, self.bad, self.first_bad,
                     )
-        if self.bad and not self.submissions_read:
-            raise SourceError(f"{self.path}: no line is a JSON submission (line {self.first_bad} is the first bad one); is this a Reddit dump?")
+        if self.bad and not self.records_read:
+            raise SourceError(
+                f"{self.path}: no line is a JSON submission or comment (line {self.first_bad} is the first bad one); is this a Reddit dump?"
+            )
 
     def _parse(self, line: bytes) -> dict[str, Any] | None:
         try:
             post = json.loads(line)
         except ValueError:  # not JSON, or not UTF-8
             post = None
-        if isinstance(post, dict) and isinstance(post.get("title"), str):
-            self.submissions_read += 1
+        if isinstance(post, dict) and (isinstance(post.get("title"), str) or isinstance(post.get("body"), str)):
+            self.records_read += 1
             return post
-        if isinstance(post, dict) and "body" in post:
-            raise SourceError(
-                f"{self.path}: line {self.lines} is a comment: reddit-dump reads submission dumps "
-                "(RS_*.zst, *_submissions.zst), not comment dumps (RC_*.zst, *_comments.zst)"
-            )
         self.bad += 1
         self.first_bad = self.first_bad or self.lines
         return None
@@ -263,8 +316,27 @@ class DumpFile:
 
 
 def dump_files(paths: Iterable[Path]) -> list[Path]:
-    """Every dump file the paths name, in order (so RS_2023-01 comes before RS_2023-02)."""
-    return expand_paths(paths, lambda folder: (p for p in folder.iterdir() if p.suffix.lower() in DUMP_SUFFIXES), "dump file")
+    """Every dump file the paths name, in order: RS_2023-01 before RS_2023-02, and a month's or a
+    subreddit's submissions before its comments, whose parents they are."""
+    return expand_paths(
+        paths, lambda folder: (p for p in folder.iterdir() if p.suffix.lower() in DUMP_SUFFIXES), "dump file", order=_submissions_first
+    )
+
+
+def _submissions_first(path: Path) -> tuple[str, bool]:
+    name = path.name
+    comments = name.startswith("RC_") or "_comments" in name
+    return name.replace("RC_", "RS_", 1).replace("_comments", "_submissions", 1), comments
+
+
+def _holds_comments(path: Path) -> bool:
+    """Whether the file's first record is a comment (dumps hold one kind), read without the rest."""
+    dump = DumpFile(path)
+    records = dump.records()
+    first = next(records, None)
+    dump.bad = 0  # bad lines before it are reported by the real read, not twice
+    records.close()
+    return first is not None and not isinstance(first.get("title"), str)
 
 
 def _subreddit_prefilter(names: frozenset[str]) -> re.Pattern[bytes] | None:

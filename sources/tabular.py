@@ -6,6 +6,11 @@ guessing, no "NA" turned into NaN); invalid UTF-8 bytes become U+FFFD instead of
 
 Unnamed columns (the pandas index that Kaggle files start with, read as ``Unnamed: 0``) are never
 read and never taken as the default text column, so such files need no extra flag.
+
+Pairs: ``--parent-column`` names a column holding the text each row answers (prompt/response
+datasets); with ``--reply-gap``, a row without one gets the previous row as parent when another
+author (``--author-column``, else ``--label-column``) wrote it at most that many seconds earlier
+(``--created-column``). Only the previous row is kept for that, so streaming stays bounded.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from botkit.corpus import ISO_UTC, Document
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source
+from botkit.sources.pairs import PreviousTurn
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,6 +66,18 @@ class CsvOptions(Options):
     created_column: str | None = Field(
         None, description="column holding the creation time (ISO-8601 or Unix seconds/milliseconds), kept as UTC"
     )
+    parent_column: str | None = Field(
+        None, description="column holding the text each row answers (its parent), for pair corpora"
+    )
+    author_column: str | None = Field(
+        None, description="column naming each row's author, for --reply-gap (default: the --label-column)"
+    )
+    reply_gap: float | None = Field(
+        None,
+        ge=0,
+        description="a row with no parent gets the previous row as parent when another author wrote it at most "
+        "this many seconds before (needs --created-column and an author; default off: a guess, not data)",
+    )
     include: list[str] = Field(
         [],
         description="keep only rows where COLUMN=VALUE (repeatable; several values for one column are OR-ed)",
@@ -78,6 +96,15 @@ class CsvOptions(Options):
     def _check_conditions(cls, items: list[str]) -> list[str]:
         parse_conditions(items)
         return items
+
+    @field_validator("reply_gap")
+    @classmethod
+    def _gap_needs_times_and_authors(cls, gap: float | None, info: ValidationInfo) -> float | None:
+        """Refuse a gap that could pair nothing, rather than fetch a corpus without pairs."""
+        columns = info.data
+        if gap is not None and (columns.get("created_column") is None or (columns.get("author_column") or columns.get("label_column")) is None):
+            raise ValueError("needs created_column and author_column (or label_column): who wrote each row, and when")
+        return gap
 
     @field_validator("sep")
     @classmethod
@@ -105,9 +132,13 @@ class CsvSource(Source):
         roles = self._roles(self._header())
         usecols = list(dict.fromkeys([*roles.values(), *self.include, *self.exclude]))
         source = f"csv:{self.options.path}"
+        turns = PreviousTurn(self.options.reply_gap)
         with self._csv_errors():
             for chunk in self._read(usecols=usecols, chunksize=self.options.chunk_size):
-                yield from self._rows(self._keep(chunk, roles["text"]), roles, source)
+                chunk = chunk[chunk[roles["text"]] != ""]
+                # Paired before --include/--exclude, so a reply to a dropped bot still answers what it said.
+                docs = self._rows(chunk, roles, source, turns)
+                yield from (doc for doc, keep in zip(docs, self._keep(chunk).tolist()) if keep)
 
     @contextmanager
     def _csv_errors(self) -> Iterator[None]:
@@ -139,7 +170,7 @@ class CsvSource(Source):
             return [str(c) for c in self._read(nrows=0).columns]
 
     def _roles(self, header: list[str]) -> dict[str, str]:
-        """The file's column for each role (text, label, id, created), checked against the header."""
+        """The file's column for each role (text, label, id, created, parent, author), checked against the header."""
         o = self.options
         named = [c for c in header if not _UNNAMED.match(c)]
         listing = f"the file's columns: {', '.join(named) or '(none)'}"
@@ -148,7 +179,14 @@ class CsvSource(Source):
             text = named[0]
         if text is None:
             raise SourceError(f"{o.path}: no 'text' or 'title' column; choose one with --text-column ({listing})")
-        roles = {"text": text, "label": o.label_column, "id": o.id_column, "created": o.created_column}
+        roles = {
+            "text": text,
+            "label": o.label_column,
+            "id": o.id_column,
+            "created": o.created_column,
+            "parent": o.parent_column,
+            "author": (o.author_column or o.label_column) if o.reply_gap is not None else o.author_column,
+        }
         used = [(f"--{role}-column", column) for role, column in roles.items() if column is not None]
         used += [("--include", c) for c in self.include] + [("--exclude", c) for c in self.exclude]
         for flag, column in used:
@@ -156,23 +194,26 @@ class CsvSource(Source):
                 raise SourceError(f"{o.path}: no column {column!r} (from {flag}); {listing}")
         return {role: column for role, column in roles.items() if column is not None}
 
-    def _keep(self, chunk: pd.DataFrame, text: str) -> pd.DataFrame:
-        """Rows with text that pass --include (every column named) and --exclude (any column named)."""
-        mask = chunk[text] != ""
+    def _keep(self, chunk: pd.DataFrame) -> pd.Series:
+        """Which rows pass --include (every column named) and --exclude (any column named)."""
+        import pandas as pd
+
+        mask = pd.Series(True, index=chunk.index)
         for column, values in self.include.items():
             mask &= chunk[column].isin(values)
         for column, values in self.exclude.items():
             mask &= ~chunk[column].isin(values)
-        return chunk[mask]
+        return mask
 
     @staticmethod
-    def _rows(chunk: pd.DataFrame, roles: dict[str, str], source: str) -> Iterator[Document]:
+    def _rows(chunk: pd.DataFrame, roles: dict[str, str], source: str, turns: PreviousTurn) -> Iterator[Document]:
         # Whole columns to lists first: per-row pandas access would cost more than the rest of the fetch.
         missing = [None] * len(chunk)
-        labels, ids = (_cells(chunk[roles[r]]) if r in roles else missing for r in ("label", "id"))
+        labels, ids, parents, authors = (_cells(chunk[roles[r]]) if r in roles else missing for r in ("label", "id", "parent", "author"))
         times = iso_utc(chunk[roles["created"]]) if "created" in roles else missing
-        for text, label, id_, created in zip(chunk[roles["text"]].tolist(), labels, ids, times):
-            yield Document(text, label=label, id=id_, source=source, created=created)
+        for text, label, id_, created, parent, author in zip(chunk[roles["text"]].tolist(), labels, ids, times, parents, authors):
+            guess = turns.parent(author, created, text)
+            yield Document(text, label=label, id=id_, source=source, created=created, parent=parent or guess)
 
 
 def _cells(column: pd.Series) -> list[str | None]:

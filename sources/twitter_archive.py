@@ -5,6 +5,11 @@ split into ``tweets-part1.js`` ... for big accounts. These are JavaScript, not J
 assignment ``window.YTD.tweets.part0 = [...]`` whose right-hand side is a JSON array of
 ``{"tweet": {...}}`` objects. Users get the archive as a .zip and may or may not unpack it, so a
 path may be the .zip, the unpacked folder, its ``data/`` folder, or tweets files themselves.
+
+A reply to a tweet that is also in the archive (a thread of your own) gets that tweet's text as
+its ``parent``. The archive lists newest first, so replies come before what they answer: the
+files are read twice, first for the text of every tweet by id (tens of MB for 100,000 tweets),
+then for the documents, rather than holding every parsed tweet at once.
 """
 
 from __future__ import annotations
@@ -61,34 +66,45 @@ class TwitterArchiveSource(Source):
         return self.options.label or "tweets"
 
     def documents(self) -> Iterator[Document]:
+        texts = {_id(tweet): self.text(tweet) for tweet, _ in self.tweets()} if self.options.replies else {}
+        for tweet, name in self.tweets():
+            doc = self.document(tweet, name, texts)
+            if doc is not None:
+                yield doc
+
+    def tweets(self) -> Iterator[tuple[dict[str, Any], str]]:
+        """Every tweet of every path, with the name of its file for messages."""
         for path in self.options.paths:
             for name, text in tweets_files(path):
                 for index, item in enumerate(parse_tweets_js(name, text)):
-                    doc = self.document(_tweet(item, name, index), name)
-                    if doc is not None:
-                        yield doc
+                    yield _tweet(item, name, index), name
 
-    def document(self, tweet: dict[str, Any], name: str) -> Document | None:
-        """The tweet as a document, or None when the options leave it out."""
+    def text(self, tweet: dict[str, Any]) -> str:
+        """The tweet's words as a corpus holds them."""
+        text = html.unescape(tweet["full_text"])  # the archive stores &amp; &lt; &gt; as the web page shows them
+        if tweet.get("in_reply_to_status_id_str") and self.options.strip_mentions:
+            text = _LEADING_MENTIONS.sub("", text)
+        return text
+
+    def document(self, tweet: dict[str, Any], name: str, texts: dict[str | None, str]) -> Document | None:
+        """The tweet as a document, or None when the options leave it out; ``texts``: every tweet's text by id."""
         o = self.options
         raw: str = tweet["full_text"]
-        reply = bool(tweet.get("in_reply_to_status_id_str"))
-        if (raw.startswith("RT @") and not o.retweets) or (reply and not o.replies):
+        reply_to = tweet.get("in_reply_to_status_id_str")
+        if (raw.startswith("RT @") and not o.retweets) or (reply_to and not o.replies):
             return None
         if o.lang and tweet.get("lang") not in o.lang:
             return None
-        text = html.unescape(raw)  # the archive stores &amp; &lt; &gt; as the web page shows them
-        if reply and o.strip_mentions:
-            text = _LEADING_MENTIONS.sub("", text)
+        text = self.text(tweet)
         if not text.strip():
             return None
-        tweet_id = tweet.get("id_str") or tweet.get("id")
         return Document(
             text,
             label=o.label,
-            id=None if tweet_id is None else str(tweet_id),
+            id=_id(tweet),
             source="twitter-archive",
             created=_created(tweet, name),
+            parent=(texts.get(str(reply_to)) or None) if reply_to else None,  # a parent of mentions only is no text
         )
 
 
@@ -189,6 +205,11 @@ def _tweet(item: Any, name: str, index: int) -> dict[str, Any]:
     if not isinstance(tweet, dict) or not isinstance(tweet.get("full_text"), str):
         raise SourceError(f'{name}: item {index} is not a tweet (no "full_text")')
     return tweet
+
+
+def _id(tweet: dict[str, Any]) -> str | None:
+    tweet_id = tweet.get("id_str") or tweet.get("id")
+    return None if tweet_id is None else str(tweet_id)
 
 
 def _created(tweet: dict[str, Any], name: str) -> str | None:

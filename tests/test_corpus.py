@@ -137,3 +137,44 @@ def test_stats(tmp_path: Path) -> None:
     assert stats.percentiles()[50] == 50 and stats.percentiles()[100] == 100
     text = stats.format()
     assert "documents:           101" in text and "1 documents unlabelled" in text and "p50=50" in text
+    assert "with parents:        0" in text
+
+
+def test_pairs_round_trip_and_old_corpora_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "from before parents existed", "label": "old"}\n', encoding="utf-8")
+    reply = Document("Fine, thanks.", label="bob", id="2", parent="How are you?\nAll well?")
+    with CorpusWriter(path) as writer:
+        assert writer.add(reply)
+    assert json.loads(path.read_text().splitlines()[1])["parent"] == "How are you?\nAll well?"
+    assert list(read_corpus(path)) == [Document("from before parents existed", label="old"), reply]
+    stats = corpus_stats(path)
+    assert stats.parents == 1 and "with parents:        1 (50% of documents)" in stats.format()
+
+
+def test_same_reply_to_another_parent_is_a_new_pair(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    with CorpusWriter(path) as writer:
+        assert writer.add(Document("Thanks!", parent="Here is the fix."))
+        assert writer.add(Document("Thanks!", parent="Merged."))
+        assert writer.add(Document("Thanks!"))
+        assert not writer.add(Document("Thanks!", parent="Merged."))
+        assert not writer.add(Document("Thanks!"))
+    assert [d.parent for d in read_corpus(path)] == ["Here is the fix.", "Merged.", None]
+
+
+def test_txt_corpus_warns_once_that_parents_are_lost(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.txt"
+    with caplog.at_level(logging.WARNING), CorpusWriter(path) as writer:
+        for i in range(3):
+            writer.add(Document(f"reply {i}", parent="question"))
+    assert caplog.text.count(".txt corpora keep no parents; use .jsonl to keep them") == 1
+    assert "labels" not in caplog.text
+    assert [d.parent for d in read_corpus(path)] == [None] * 3
+
+
+def test_normalizer_cleans_parents_but_limits_only_the_reply() -> None:
+    normalize = Normalizer(Normalization(lowercase=True, strip_urls=True, max_length=10))
+    assert normalize(Document("  Sure  ", parent=" A  LONG question, longer than ten ")) == Document("sure", parent="a long question, longer than ten")
+    assert normalize(Document("Sure", parent="https://example.org/only-a-link")) == Document("sure")
+    assert normalize(Document("x" * 11, parent="short")) is None

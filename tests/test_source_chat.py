@@ -160,3 +160,38 @@ def test_a_zip_without_an_export_is_an_error(tmp_path: Path) -> None:
 def test_a_missing_file_says_what_was_expected(tmp_path: Path, source: type[GitterSource | MatrixSource]) -> None:
     with pytest.raises(SourceError, match=r"gone\.json: file not found; expected "):
         list(source.from_mapping({"paths": [tmp_path / "gone.json"]}, "test").documents())
+
+
+def test_matrix_reply_gets_the_message_it_answers_and_the_gap_rule_is_opt_in() -> None:
+    hello, reply = MATRIX_MESSAGES[0][2], MATRIX_MESSAGES[1][2]
+    assert [d.parent for d in matrix(MATRIX_EXPORT)] == [None, hello, None, None, None]  # the explicit reply only
+    # Within 60 s and by someone else: ann's emote answers bob, bob's edited message answers ann;
+    # the notice came 5 minutes after the last message, so it answers nothing.
+    paired = matrix(MATRIX_EXPORT, reply_gap=60)
+    assert [d.parent for d in paired] == [None, hello, reply, "sighs at the tiny corpus", None]
+
+
+def write_gitter(path: Path, messages: list[tuple[str, str, str, str | None]]) -> Path:
+    """Messages as (id, user, seconds past 12:00, parentId)."""
+    path.write_text(json.dumps([
+        {"id": id_, "text": f"{user} says {id_}", "sent": f"2021-05-01T12:00:{sec}.000Z", "fromUser": {"username": user}}
+        | ({"parentId": parent} if parent else {})
+        for id_, user, sec, parent in messages
+    ]))
+    return path
+
+
+def test_gitter_thread_messages_answer_the_thread_root_before_any_user_filter(tmp_path: Path) -> None:
+    path = write_gitter(tmp_path / "room.json", [
+        ("m1", "camperbot", "00", None),
+        ("m2", "ann", "05", "m1"),  # in the thread of the bot's message
+        ("m3", "ann", "06", None),  # same author as the message before: never its reply
+        ("m4", "bob", "09", None),
+        ("m5", "ann", "50", None),  # 41 s later: past the gap
+        ("m6", "bob", "51", "gone"),  # a thread whose root is not in the file: no parent, no guess
+    ])
+    got = gitter(path, exclude_user=["camperbot"], reply_gap=30)
+    assert [(d.id, d.parent) for d in got] == [
+        ("m2", "camperbot says m1"), ("m3", None), ("m4", "ann says m3"), ("m5", None), ("m6", None),
+    ]
+    assert [d.parent for d in gitter(path)] == [None, "camperbot says m1", None, None, None, None]

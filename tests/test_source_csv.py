@@ -187,3 +187,39 @@ def test_unix_times_in_seconds_or_milliseconds(tmp_path: Path) -> None:
     path.write_text("text,s,ms\na,1500000000,1709337720000\nb,,1709337780000\n")
     assert [d.created for d in docs(path=path, created_column="s")] == ["2017-07-14T02:40:00Z", None]
     assert [d.created for d in docs(path=path, created_column="ms")] == ["2024-03-02T00:02:00Z", "2024-03-02T00:03:00Z"]
+
+
+def test_parent_column_gives_pairs_and_stats_count_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pairs.csv"
+    path.write_text("prompt,response\nHow are you?,Fine.\n,A row answering nothing\nAnd you?,Also fine.\n")
+    got = docs(path=path, text_column="response", parent_column="prompt")
+    assert [(d.text, d.parent) for d in got] == [("Fine.", "How are you?"), ("A row answering nothing", None), ("Also fine.", "And you?")]
+    out = tmp_path / "pairs.jsonl"
+    assert fetch_cli(capsys, str(path), "--text-column", "response", "--parent-column", "prompt", "-o", str(out))[0] == 0
+    assert corpus_stats(out).parents == 2
+
+
+def test_reply_gap_pairs_turns_across_chunks_before_filters(tmp_path: Path) -> None:
+    path = tmp_path / "chat.csv"
+    path.write_text(
+        "text,user,room,sent\n"
+        "hi all,ann,r,1000\n"
+        "hey ann,bob,r,1010\n"  # another author, 10 s later: a reply
+        "how are things,bob,r,1012\n"  # same author again: not a reply
+        "build passed,ci,r,1015\n"  # dropped by --exclude, but still the previous turn
+        "great,ann,r,1020\n"
+        ",bob,r,1021\n"  # an empty row is no turn
+        "much later,bob,r,2000\n"  # past the gap
+    )
+    got = docs(path=path, author_column="user", created_column="sent", reply_gap=30, exclude=["user=ci"], chunk_size=2)
+    assert [(d.text, d.parent) for d in got] == [
+        ("hi all", None), ("hey ann", "hi all"), ("how are things", None), ("great", "build passed"), ("much later", None),
+    ]
+    by_label = docs(path=path, label_column="user", created_column="sent", reply_gap=30)
+    assert [d.parent for d in by_label][1] == "hi all"  # the label column names the author when no author column is given
+
+
+def test_reply_gap_without_times_or_authors_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = fetch_cli(capsys, str(KAGGLE_SAMPLE), "--reply-gap", "60", "--label-column", "fromUser.username")
+    assert code == 1
+    assert "--reply-gap: needs created_column and author_column (or label_column)" in error_line(err)

@@ -19,7 +19,7 @@ from botkit.corpus import read_corpus
 from botkit.praw_site import header_wait
 from botkit.sources.reddit import RATE_LIMIT_DEFAULT_WAIT, RATE_LIMIT_MAX_WAIT, RATE_LIMIT_RETRIES
 
-from fakes.reddit import TIME_WINDOWS, FakeReddit, Post
+from fakes.reddit import TIME_WINDOWS, Comment, FakeReddit, Post
 
 CLIENT_ID = "botkit-test-client"
 SECRET = "s3cret-client-XYZ"
@@ -166,6 +166,40 @@ def test_filters_can_be_relaxed_and_tightened(xdg: Path, fake: FakeReddit, capsy
     assert list(docs) == ["p1", "p2", "p6", "p8"]  # NSFW in; low score, sticky, [removed], [deleted] out
     assert docs["p2"] == "Ask: how do primaries work?\n\nGenuinely curious."
     assert docs["p1"] == "Senate passes the budget"  # a link post has no body to add
+
+
+def test_comments_make_a_pair_corpus_within_depth_and_count_limits(xdg: Path, fake: FakeReddit, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each comment answers its parent comment, or the post's title; gone and sticky ones answer nothing."""
+    post = Post("q1", "What should a bot say first?", "bots", NOW - DAY, score=80)
+    post.comments = [
+        Comment("c1", "Hello, world.", created_utc=NOW - 3600),
+        Comment("c2", "[deleted]"),
+        Comment("c3", "Rules: be kind", stickied=True),
+        Comment("c4", "Something unexpected", created_utc=NOW - 3000),
+        Comment("r1", "Too plain.", parent="c1"),
+        Comment("r2", "orphaned reply", parent="c2"),
+        Comment("rr1", "Plain is good.", parent="r1"),
+        Comment("rrr1", "deeper than asked", parent="rr1"),
+        Comment("c5", "folded into a more stub"),
+    ]
+    fake.add_posts("bots", [post, Post("q2", "An NSFW post", "bots", NOW - DAY, score=70, over_18=True, comments=[Comment("n1", "skipped")])])
+    fake.comment_page = 4  # c5 comes as a "more" stub, which is dropped, not followed
+    read_only(xdg, fake)
+    code, _, err = fetch(capsys, "--subreddit", "bots", "--site", "botkit", "--comments")
+    assert code == 0, err
+    docs = list(read_corpus(Path("corpora/bots.jsonl")))
+    assert [(d.id, d.text, d.parent) for d in docs] == [  # breadth first, three levels by default
+        ("t1_c1", "Hello, world.", "What should a bot say first?"),
+        ("t1_c4", "Something unexpected", "What should a bot say first?"),
+        ("t1_r1", "Too plain.", "Hello, world."),
+        ("t1_rr1", "Plain is good.", "Too plain."),
+    ]
+    assert (docs[0].label, docs[0].source, docs[0].created) == ("bots", "reddit", "2025-06-15T14:06:40Z")
+    assert [r.path for r in fake.api_requests()] == ["/r/bots/top", "/comments/q1/"]
+
+    code, _, err = fetch(capsys, "--subreddit", "bots", "--site", "botkit", "--comments", "--comment-depth", "1", "--comments-per-post", "1", "-o", "top.jsonl")
+    assert code == 0, err
+    assert [d.id for d in read_corpus(Path("top.jsonl"))] == ["t1_c1"]
 
 
 def test_time_filter_and_limit_reach_the_api(xdg: Path, fake: FakeReddit, capsys: pytest.CaptureFixture[str]) -> None:

@@ -179,7 +179,7 @@ def test_bad_lines_are_skipped_and_reported_once(tmp_path: Path, caplog: pytest.
     with caplog.at_level(logging.WARNING):
         assert fetch(str(path), "-o", str(out)) == 0
     warnings = [r.getMessage() for r in caplog.records if r.name == reddit_dump.__name__]
-    assert warnings == [f"{path}: skipped 3 line(s) that are not JSON submissions (the first is line 5)"]
+    assert warnings == [f"{path}: skipped 3 line(s) that are not JSON submissions or comments (the first is line 5)"]
     assert len(list(read_corpus(out))) == sum(kept(i) for i in range(40))
 
 
@@ -206,18 +206,13 @@ def _empty(path: Path) -> tuple[Path, str]:
     return path, "not zstd-compressed (the file is empty)"
 
 
-def _comments(path: Path) -> tuple[Path, str]:
-    write_zst(path, [b'{"id": "c1", "body": "a comment", "subreddit": "pics"}\n'])
-    return path, "line 1 is a comment: reddit-dump reads submission dumps"
-
-
 def _garbage(path: Path) -> tuple[Path, str]:
     path = path.with_suffix(".ndjson")
     path.write_bytes(b"\x00\x01 binary\n" * 3)
     return path, "no line is a JSON submission"
 
 
-@pytest.mark.parametrize("damage", [_truncated, _corrupted, _not_zstd, _empty, _comments, _garbage])
+@pytest.mark.parametrize("damage", [_truncated, _corrupted, _not_zstd, _empty, _garbage])
 def test_broken_files_fail_with_one_line_naming_the_file(damage: Any, dump: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, expected = damage(dump)
     out = dump.parent / "out.jsonl"
@@ -286,3 +281,61 @@ def test_memory_stays_bounded_on_a_large_dump(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == lines
     assert peak < written / 8, f"peak {peak:,} bytes for {written:,} bytes of NDJSON"
+
+
+def make_comment(id_: str, body: str, parent_id: str, *, created: int = BASE, subreddit: str = "pics", score: int = 1) -> dict[str, Any]:
+    return {"id": id_, "body": body, "parent_id": parent_id, "link_id": "t3_p0", "subreddit": subreddit, "score": score, "created_utc": created}
+
+
+def test_comment_dump_pairs_each_comment_with_the_post_or_comment_it_answers(
+    tmp_path: Path, small_reads: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In a folder the submissions are read first, whatever the names sort as, so titles are found."""
+    write_zst(tmp_path / "pics_submissions.zst", ndjson([make_post(0), make_post(3) | {"min": 1}]))
+    comments = [
+        make_comment("c1", "nice café 🐶", "t3_p0"),
+        make_comment("c2", "[deleted]", "t3_p0"),
+        make_comment("c3", "agreed", "t1_c1", score=-5),  # too low to keep with --min-score 0, still a parent
+        make_comment("c4", "replying to a gone comment", "t1_c2"),
+        make_comment("c5", "and to the low one", "t1_c3"),
+        make_comment("c6", "answers a post from another month", "t3_old"),
+        make_comment("c7", "elsewhere", "t3_p0", subreddit="aww"),
+    ]
+    write_zst(tmp_path / "pics_comments.zst", ndjson(comments))
+    options = {"paths": [tmp_path], "min_score": 0, "subreddit": ["pics"]}
+    with caplog.at_level(logging.WARNING):
+        docs = list(RedditDumpSource(RedditDumpOptions(**options)).documents())
+    assert [(d.id, d.text, d.parent) for d in docs] == [
+        ("p0", make_post(0)["title"], None),
+        ("p3", make_post(3)["title"], None),
+        ("t1_c1", "nice café 🐶", make_post(0)["title"]),
+        ("t1_c5", "and to the low one", "agreed"),
+    ]
+    assert (docs[2].label, docs[2].source, docs[2].created) == ("pics", "reddit-dump", "2020-09-13T12:26:40Z")
+    assert "2 comment(s) answer a parent not in the dumps read" in caplog.text and "skipped" in caplog.text
+    orphans = [d for d in RedditDumpSource(RedditDumpOptions(**options, orphans=True)).documents() if d.parent is None]
+    assert [d.id for d in orphans] == ["p0", "p3", "t1_c4", "t1_c6"]
+
+
+def test_the_parent_cache_bounds_memory_and_keeps_busy_parents(tmp_path: Path) -> None:
+    """40,000 comments in a chain (each answers the one before) plus one old post that every
+    hundredth comment answers: with a cache of 150 texts all parents are found, the old post
+    stays because it is used, and the heap stays small."""
+    lines = 40_000
+
+    def chain() -> Iterator[dict[str, Any]]:
+        for i in range(lines):
+            parent = "t3_p0" if i % 100 == 0 else f"t1_c{i - 1}"
+            yield make_comment(f"c{i}", f"comment {i} " + hashlib.sha256(b"%d" % i).hexdigest(), parent, created=BASE + i)
+
+    write_zst(tmp_path / "RS_2020-09.zst", ndjson([make_post(0)]))
+    write_zst(tmp_path / "RC_2020-09.zst", ndjson(chain()))
+    tracemalloc.start()
+    try:
+        docs = RedditDumpSource(RedditDumpOptions(paths=[tmp_path], parent_cache=150)).documents()
+        found = sum(d.parent is not None for d in docs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found == lines
+    assert peak < 2_000_000, f"peak {peak:,} bytes"

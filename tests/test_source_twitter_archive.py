@@ -124,6 +124,18 @@ def test_a_reply_that_is_only_mentions_is_skipped(tmp_path: Path) -> None:
     assert texts(tmp_path) == ["kept"]
 
 
+def test_a_reply_to_a_tweet_in_the_archive_gets_it_as_parent_across_parts(tmp_path: Path) -> None:
+    """Archives list newest first, so the reply comes before its parent, here even in an earlier part."""
+    (tmp_path / "tweets.js").write_text(tweets_js([
+        tweet("12", "@me and the third", reply_to="11"),
+        tweet("11", "@me then the second &amp; more", reply_to="10"),
+        tweet("13", "@someone_else a reply to a tweet that is not mine", reply_to="777"),
+    ]))
+    (tmp_path / "tweets-part1.js").write_text(tweets_js([tweet("10", "first, a thread 🧵")], part=1))
+    got = {d.id: d.parent for d in documents(tmp_path)}
+    assert got == {"12": "then the second & more", "11": "first, a thread 🧵", "13": None, "10": None}
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

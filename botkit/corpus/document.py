@@ -32,7 +32,9 @@ class Document:
     """One document: a title, a chat message, a tweet, or a whole text in single-text mode.
 
     ``label`` is the optional context label (a subreddit, a chat user); ``id`` is the source's own
-    id when it has one; ``created`` is an ISO-8601 UTC timestamp.
+    id when it has one; ``created`` is an ISO-8601 UTC timestamp. ``parent`` is the text this
+    document answers (the comment or message it replies to), for pair corpora that teach a model
+    to reply rather than only to post.
     """
 
     text: str
@@ -40,6 +42,7 @@ class Document:
     id: str | None = None
     source: str | None = None
     created: str | None = None
+    parent: str | None = None
 
     @property
     def key(self) -> int:
@@ -48,7 +51,11 @@ class Document:
 
     @property
     def text_key(self) -> int:
-        return _digest(b"text:", self.text)
+        """Identity for text dedupe. A reply is kept once per parent: "Thanks!" answering two
+        different comments is two lessons for a reply model, not a repeat."""
+        if self.parent is None:
+            return _digest(b"text:", self.text)
+        return _digest(b"pair:", f"{len(self.parent)}:{self.parent}{self.text}")
 
     def to_json(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v is not None}

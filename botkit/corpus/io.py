@@ -2,9 +2,10 @@
 
 Two formats, chosen by the file suffix:
 
-* ``.jsonl``: ``{"text": ..., "label": ..., "id": ..., "source": ..., "created": ...}`` a line;
-  only ``text`` is required. JSON escapes newlines inside a document.
-* ``.txt``: the bare text a line, no labels. Newlines, carriage returns and backslashes inside a
+* ``.jsonl``: ``{"text": ..., "label": ..., "id": ..., "source": ..., "created": ..., "parent": ...}``
+  a line; only ``text`` is required (corpora from before ``parent`` existed simply lack the key).
+  JSON escapes newlines inside a document.
+* ``.txt``: the bare text a line, no labels and no parents. Newlines, carriage returns and backslashes inside a
   document are written as ``\\n``, ``\\r`` and ``\\\\`` so one line stays one document.
 
 Writes are atomic and incremental (:class:`CorpusWriter`): the new file is built beside the old
@@ -32,7 +33,9 @@ from botkit.errors import CorpusError
 log = logging.getLogger(__name__)
 
 FORMATS = (".jsonl", ".txt")
-_FIELDS = ("text", "label", "id", "source", "created")
+_FIELDS = ("text", "label", "id", "source", "created", "parent")
+#: What a .txt corpus cannot hold, each worth one warning per write: (field, its plural for the message).
+_NOT_IN_TXT = (("label", "labels"), ("parent", "parents"))
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
 _ESCAPE_RE = re.compile(r"[\\\n\r]")
 _UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
@@ -156,7 +159,7 @@ class CorpusWriter:
         self.existing = 0
         self._seen: set[int] = set()
         self._tmp: tempfile._TemporaryFileWrapper[str] | None = None
-        self._warned_labels = False
+        self._warned: set[str] = set()
 
     def __enter__(self) -> CorpusWriter:
         try:
@@ -207,15 +210,21 @@ class CorpusWriter:
             self.skipped += 1
             return False
         self._remember(doc)
-        if doc.label is not None and self.format == ".txt" and not self._warned_labels:
-            log.warning("%s: .txt corpora keep no labels; use .jsonl to keep them", self.path)
-            self._warned_labels = True
+        if self.format == ".txt":
+            self._warn_lost(doc)
         try:
             self._tmp.write(encode_line(doc, self.format))
         except OSError as exc:
             raise self._failed("cannot write the corpus", exc) from None
         self.added += 1
         return True
+
+    def _warn_lost(self, doc: Document) -> None:
+        """Say once per field that a .txt corpus drops it, rather than losing it silently."""
+        for name, plural in _NOT_IN_TXT:
+            if getattr(doc, name) is not None and name not in self._warned:
+                log.warning("%s: .txt corpora keep no %s; use .jsonl to keep them", self.path, plural)
+                self._warned.add(name)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._tmp is not None

@@ -50,8 +50,14 @@ class Normalizer:
         return text
 
     def __call__(self, doc: Document) -> Document | None:
+        """The cleaned document. A parent is cleaned the same way, so a reply model sees its
+        context as it sees its targets (lowercased, say), but the length limits are the reply's
+        alone; a parent that cleans to nothing (only a link) is dropped and the reply kept."""
         text = self.clean(doc.text)
         o = self.options
         if len(text) < max(o.min_length, 1) or (o.max_length is not None and len(text) > o.max_length):
             return None
-        return doc if text == doc.text else dataclasses.replace(doc, text=text)
+        parent = None if doc.parent is None else self.clean(doc.parent) or None
+        if text == doc.text and parent == doc.parent:
+            return doc
+        return dataclasses.replace(doc, text=text, parent=parent)

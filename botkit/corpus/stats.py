@@ -20,6 +20,7 @@ class CorpusStats:
     characters: int = 0
     charset: Counter[str] = field(default_factory=Counter)
     labels: Counter[str] = field(default_factory=Counter)
+    parents: int = 0  # documents that answer a parent: a pair corpus, for a reply model
     lengths: list[int] = field(default_factory=list)
 
     def percentiles(self) -> dict[int, int]:
@@ -47,6 +48,8 @@ class CorpusStats:
                 lines.append(f"  ... and {len(self.labels) - top_labels:,} more")
         else:
             lines.append("labels:              none")
+        share = f" ({self.parents / self.documents:.0%} of documents)" if self.parents else ""
+        lines.append(f"with parents:        {self.parents:,}{share}")
         return "\n".join(lines)
 
 
@@ -59,4 +62,5 @@ def corpus_stats(path: str | Path) -> CorpusStats:
         stats.lengths.append(len(doc.text))
         if doc.label is not None:
             stats.labels[doc.label] += 1
+        stats.parents += doc.parent is not None
     return stats

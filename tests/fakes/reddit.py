@@ -9,6 +9,9 @@ It serves the wire shapes praw 8 / prawcore 4 use (see /work/shared/research/api
   asks, paged by ``after``, capped at 1000 posts per (subreddit, time filter) like Reddit's
   precomputed listings. Posts are ranked by score within the time window, so different time
   filters list different posts and their union can pass the cap.
+* ``GET /comments/{id}``: the post and its comment forest, as Reddit shapes it (a list of two
+  Listings; each comment's ``replies`` a Listing or ``""``). With :attr:`FakeReddit.comment_page`,
+  top-level comments past that many are folded into one ``more`` stub, as Reddit folds long threads.
 * Unknown subreddits answer 404 (or, with ``redirect_unknown``, the 302 to
   ``/subreddits/search`` that Reddit also uses); private ones 403.
 * Every API answer carries all three ``x-ratelimit-*`` headers (prawcore reads them together).
@@ -70,6 +73,7 @@ class Post:
     over_18: bool = False
     stickied: bool = False
     author: str = "someone"
+    comments: list[Comment] = field(default_factory=list)
 
     def thing(self, *, normalised: bool = False) -> dict[str, Any]:
         """The listing entry; ``normalised``: title and body as Reddit may show them (see :func:`normalised_text`)."""
@@ -89,7 +93,39 @@ class Post:
                 "author": self.author,
                 "subreddit": self.subreddit,
                 "permalink": f"/r/{self.subreddit}/comments/{self.id}/",
-                "num_comments": 0,
+                "num_comments": len(self.comments),
+            },
+        }
+
+
+@dataclass
+class Comment:
+    """One comment of a post; ``parent`` is the id of the comment it answers, None for a top-level one."""
+
+    id: str
+    body: str
+    parent: str | None = None
+    created_utc: float = 0.0
+    score: int = 1
+    stickied: bool = False
+    author: str = "someone"
+
+    def thing(self, post: Post, depth: int, replies: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "kind": "t1",
+            "data": {
+                "id": self.id,
+                "name": f"t1_{self.id}",
+                "parent_id": f"t1_{self.parent}" if self.parent else f"t3_{post.id}",
+                "link_id": f"t3_{post.id}",
+                "body": self.body,
+                "author": self.author,
+                "score": self.score,
+                "created_utc": self.created_utc,
+                "stickied": self.stickied,
+                "subreddit": post.subreddit,
+                "depth": depth,
+                "replies": _listing(replies) if replies else "",
             },
         }
 
@@ -133,7 +169,7 @@ class _Fault:
 @dataclass
 class _Answer:
     status: int
-    body: dict[str, Any]
+    body: dict[str, Any] | list[Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before sending, outside the lock
 
@@ -176,6 +212,8 @@ class FakeReddit(LocalServer):
         self.normalise = False
         self._submit_faults: deque[_SubmitFault] = deque()
         self._token_users: dict[str, str] = {}
+        #: Top-level comments shown per post before the rest fold into a ``more`` stub (None: all).
+        self.comment_page: int | None = None
 
     # -- data --------------------------------------------------------------------------------
 
@@ -290,6 +328,8 @@ class FakeReddit(LocalServer):
         parts = path.removesuffix(".json").strip("/").split("/")
         if method == "GET" and len(parts) == 3 and parts[0] == "r" and parts[2] == "top":
             return self._listing(parts[1], query)
+        if method == "GET" and len(parts) == 2 and parts[0] == "comments":
+            return self._comment_page(parts[1])
         if method == "POST" and parts == ["api", "submit"]:
             return self._submit(form or {}, user)
         if method == "GET" and parts == ["api", "v1", "me"]:
@@ -324,8 +364,28 @@ class FakeReddit(LocalServer):
         """``GET /user/{name}/submitted``: that account's posts, newest first (one page is enough here)."""
         mine = [s.post for s in reversed(self.submissions) if s.post.author.lower() == user.lower()]
         page = mine[: min(int(query.get("limit", 25)), PAGE_SIZE)]
-        data = {"after": None, "before": None, "dist": len(page), "modhash": None, "children": [p.thing(normalised=self.normalise) for p in page]}
-        return _Answer(200, {"kind": "Listing", "data": data})
+        return _Answer(200, _listing([p.thing(normalised=self.normalise) for p in page]))
+
+    def _comment_page(self, post_id: str) -> _Answer:
+        """``GET /comments/{id}``: ``[Listing(post), Listing(comment tree)]``, replies nested inside."""
+        post = next((p for posts in self.subreddits.values() for p in posts if p.id == post_id), None)
+        if post is None:
+            return _Answer(404, {"message": "Not Found", "error": 404})
+        children: dict[str | None, list[Comment]] = {}
+        for comment in post.comments:
+            children.setdefault(comment.parent, []).append(comment)
+
+        def tree(parent: str | None, depth: int) -> list[dict[str, Any]]:
+            kids = children.get(parent, [])
+            shown = kids if parent or self.comment_page is None else kids[: self.comment_page]
+            things = [c.thing(post, depth, tree(c.id, depth + 1)) for c in shown]
+            if len(shown) < len(kids):
+                folded = [c.id for c in kids[len(shown) :]]
+                more = {"count": len(folded), "name": f"t1_{folded[0]}", "id": folded[0], "parent_id": f"t3_{post.id}", "depth": depth, "children": folded}
+                things.append({"kind": "more", "data": more})
+            return things
+
+        return _Answer(200, [_listing([post.thing()]), _listing(tree(None, 0))])
 
     def _listing(self, subreddit: str, query: dict[str, str]) -> _Answer:
         name = subreddit.lower()
@@ -396,6 +456,10 @@ class FakeReddit(LocalServer):
             handler.send_header("Connection", "close")  # servers do, or urllib3 reuses the dead socket
         handler.end_headers()
         handler.wfile.write(body)
+
+
+def _listing(children: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"kind": "Listing", "data": {"after": None, "before": None, "dist": len(children), "modhash": None, "children": children}}
 
 
 def normalised_text(text: str) -> str:
