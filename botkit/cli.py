@@ -61,8 +61,8 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--single-text", action="store_true", help="read each input as one plain-text stream (tiny Shakespeare, a novel)")
     train.add_argument("--max-words", type=int, help="word level: vocabulary size cap; rarer words become <unk> (default 10000)")
     budget = train.add_argument_group("budget and schedule")
-    budget.add_argument("--epochs", type=int, help="passes over the training tokens (default 10 unless --minutes)")
-    budget.add_argument("--minutes", type=float, help="wall-clock training budget; the learning rate decays to 0 at its end")
+    budget.add_argument("--epochs", type=int, help="passes over the training tokens (default 10 unless --minutes; with --resume: the total)")
+    budget.add_argument("--minutes", type=float, help="wall-clock training budget; the learning rate decays to 0 at its end (with --resume: minutes more)")
     budget.add_argument("--batch-size", type=int, help="windows per step (default 32)")
     budget.add_argument("--window", type=int, help="tokens per training window, also the context eval uses (default 128)")
     budget.add_argument("--train-size", type=float, help="share of the token stream to train on; the rest (the end) is validation (default 0.9)")
@@ -100,12 +100,21 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="cross-entropy of a text under a model (nats and bits per token)",
-        description="Mean cross-entropy of FILE under a model, in windows of the trained length (overlapping by half). "
-        "A plain text file is read as one stream; a .jsonl corpus document by document, with its labels.",
+        description="Mean cross-entropy of FILE under a model, in windows of the trained length (overlapping by half), "
+        "the number training reports as val loss. FILE is read the way the model was trained: a .txt file as one stream "
+        "for a model trained with --single-text, else one document a line; a .jsonl corpus document by document, with its labels; "
+        "any other file as one stream. Models imported from textgenrnn are scored as textgenrnn frames its texts.",
     )
     evaluate.add_argument("weights", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
     evaluate.add_argument("file", type=Path, metavar="FILE", help="text file or corpus to score")
-    evaluate.add_argument("--single-text", action="store_true", help="read FILE as one stream even if it ends in .txt/.jsonl")
+    read = evaluate.add_mutually_exclusive_group()
+    read.add_argument(
+        "--as",
+        dest="read_as",
+        choices=["stream", "documents"],
+        help="read FILE as one stream, or as a corpus one document a line (default: as the model was trained)",
+    )
+    read.add_argument("--single-text", dest="read_as", action="store_const", const="stream", help="same as --as stream (the flag botkit train uses)")
 
 
 def _generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -267,17 +276,21 @@ def cmd_corpus(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from botkit.model.train import TrainConfig, train
+    from botkit.model.train import TrainConfig, TrainingInterrupted, resume_command, train
 
-    given = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) not in (None, False)}
+    given = {k: v for k in _TRAIN_FLAGS if (v := getattr(args, k)) is not None and v is not False}  # 0 is a value (--patience 0)
     overrides = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
-    print(train(args.corpus, args.output, TrainConfig(**given), overrides, resume=args.resume, base=args.base).summary())
+    try:
+        report = train(args.corpus, args.output, TrainConfig(**given), overrides, resume=args.resume, base=args.base)
+    except TrainingInterrupted as exc:
+        raise KeyboardInterrupt(f"{exc}; continue with: {resume_command(args.corpus, args.output, given)}") from None
+    print(report.summary())
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from botkit.model.evaluate import evaluate_file
 
-    print(evaluate_file(args.weights, args.file, single_text=args.single_text).summary())
+    print(evaluate_file(args.weights, args.file, read_as=args.read_as).summary())
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -453,7 +466,6 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
     argv = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="botkit: %(levelname)s: %(message)s", level=logging.INFO if args.verbose else logging.WARNING)
@@ -462,8 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotkitError as exc:
         print(f"botkit: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("botkit: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say what was kept and how to go on
+        print(f"botkit: interrupted {exc}" if str(exc) else "botkit: interrupted", file=sys.stderr)
         return 130
     return 0
 

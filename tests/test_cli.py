@@ -82,7 +82,7 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(tmp_path: Path, args
     [
         ("sources", BUILT_IN_SOURCES),
         ("filters", ["banned", "callable", "charset", "dedupe", "length", "min-score", "novelty", "repetition"]),
-        ("targets", ["outbox", "reddit", "twitter"]),
+        ("targets", ["bluesky", "mastodon", "outbox", "reddit", "twitter"]),
     ],
 )
 def test_plugin_listings_show_every_built_in(command: str, expected: list[str]) -> None:
@@ -140,3 +140,32 @@ def test_fetch_from_config_and_demo(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "no corpus named other" in capsys.readouterr().err
     assert main(["demo", str(config)]) == 0
     assert "documents:           2" in capsys.readouterr().out
+
+
+def test_training_on_a_cpu_is_quiet(tmp_path: Path) -> None:
+    """No CUDA/absl/oneDNN start-up lines from TensorFlow; one line saying the CPU trains (none on a GPU)."""
+    corpus = tmp_path / "titles.txt"
+    corpus.write_text("".join(f"title number {i} of a few\n" for i in range(40)), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    tiny = ["--embedding-size", "8", "--rnn-layers", "1", "--rnn-size", "8", "--window", "16", "--batch-size", "8", "--sample-every", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "botkit", "train", str(corpus), "-o", str(tmp_path / "m"), "--epochs", "1", *tiny],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for noise in ("cuda", "cuinit", "absl", "onednn", "cpu_feature_guard", "tensorflow binary"):
+        assert noise not in done.stderr.lower()
+    lines = done.stderr.splitlines()
+    assert lines[-1].startswith("epoch 1: step")
+    assert lines[:-1] in (["botkit: no GPU, training on CPU"], [])  # [] where a GPU trains
+
+
+def test_quiet_start_up_keeps_real_errors(capfd: pytest.CaptureFixture[str]) -> None:
+    from botkit.model import _known_notices_dropped
+
+    with _known_notices_dropped():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1796416973.025625   11306 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.\n")
+        os.write(2, b"E0000 00:00:1796416975.707698   11306 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n")
+        os.write(2, b"E0000 00:00:1796416975.707698   11306 op_kernel.cc:1] a real error\n")
+    assert capfd.readouterr().err == "E0000 00:00:1796416975.707698   11306 op_kernel.cc:1] a real error\n"

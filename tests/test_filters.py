@@ -82,16 +82,16 @@ def test_every_built_in_filter_is_registered_by_entry_point() -> None:
 def test_report_counts_add_up_across_batches_and_each_sample_is_counted_once() -> None:
     chain = build_chain(["length", "dedupe", {"length": {"max_words": 3}}], FilterContext())
     assert chain.names == ["length", "dedupe", "length#2"]
-    first = chain.apply([Sample(t) for t in ["", "one two", "one two", "one two three four", "  "]])
-    assert [s.text for s in first.kept] == ["one two"]
+    first = chain.apply([Sample(t) for t in ["", "one two six", "one two six", "one two three four", "  "]])
+    assert [s.text for s in first.kept] == ["one two six"]
     assert [(r.sample.text, r.filter) for r in first.rejected] == [
         ("", "length"),
         ("  ", "length"),
-        ("one two", "dedupe"),
+        ("one two six", "dedupe"),
         ("one two three four", "length#2"),
     ]
-    second = chain.apply([Sample("One, two!"), Sample("fresh words")])  # a duplicate of the first batch's sample
-    assert [s.text for s in second.kept] == ["fresh words"]
+    second = chain.apply([Sample("One, two, six!"), Sample("fresh new words")])  # a duplicate of the first batch's sample
+    assert [s.text for s in second.kept] == ["fresh new words"]
     report = chain.report
     assert report.total == 7 and report.kept == 2
     assert report.rejected == {"length": 2, "dedupe": 2, "length#2": 1}
@@ -122,8 +122,8 @@ def test_a_third_party_filter_registers_by_name() -> None:
             return "has digits" if any(c.isdigit() for c in sample.text) else None
 
     chain = build_chain("length,no-digits", FilterContext())
-    result = chain.apply([Sample("route 66"), Sample("route sixty-six")])
-    assert [s.text for s in result.kept] == ["route sixty-six"]
+    result = chain.apply([Sample("take route 66"), Sample("take route sixty-six")])
+    assert [s.text for s in result.kept] == ["take route sixty-six"]
     assert result.rejected[0].filter == "no-digits" and result.rejected[0].reason == "has digits"
 
 
@@ -136,10 +136,10 @@ def test_chain_from_config_shaped_list(tmp_path: Path) -> None:
     spec = ["length", "dedupe", {"repetition": {"max_word_repeats": 2}}, {"banned": {"file": "banned.txt"}}, {"charset": None}]
     chain = build_chain(spec, FilterContext(), where="config.yaml", path_prefix=("filters",), base_dir=tmp_path)
     assert chain.names == ["length", "dedupe", "repetition", "banned", "charset"]
-    result = chain.apply([Sample(t) for t in ["a TURNIP stew", "no no no", "fine words", "fine words"]])
-    assert [s.text for s in result.kept] == ["fine words"]
+    result = chain.apply([Sample(t) for t in ["a TURNIP stew", "no no no no", "fine words here", "fine words here"]])
+    assert [s.text for s in result.kept] == ["fine words here"]
     rejected = {r.sample.text: r.filter for r in result.rejected}
-    assert rejected == {"no no no": "repetition", "a TURNIP stew": "banned", "fine words": "dedupe"}
+    assert rejected == {"no no no no": "repetition", "a TURNIP stew": "banned", "fine words here": "dedupe"}
 
 
 def test_chain_from_filters_flag() -> None:
@@ -202,6 +202,11 @@ def test_a_required_option_missing_from_the_flag_is_named() -> None:
 # -- length -----------------------------------------------------------------------------------
 
 
+def test_length_defaults_reject_near_empty_samples_of_short_text_models() -> None:
+    texts = ["", ":", "The", "Show HN:", "a b", "Show HN: a tiny model", "Why it works"]
+    assert kept("length", texts) == ["Show HN: a tiny model", "Why it works"]
+
+
 def test_length_bounds_in_characters_and_words() -> None:
     spec = {"length": {"min_chars": 5, "max_chars": 20, "min_words": 2, "max_words": 4}}
     texts = ["tiny", "  two words  ", "one two three four", "one two three four five", "a" * 21, "longword"]
@@ -216,15 +221,16 @@ def test_length_bounds_in_characters_and_words() -> None:
 
 
 def test_length_target_presets_and_the_context_limit() -> None:
-    tweet, title = "x" * 280, "x" * 300
+    tweet = "x " * 139 + "xx"  # 280 characters
+    title = tweet + "x" * 20
     assert kept({"length": {"target": "twitter"}}, [tweet, tweet + "!", title]) == [tweet]
     assert kept({"length": {"target": "reddit-title"}}, [tweet, title, title + "!"]) == [tweet, title]
     assert kept("length", [tweet, title], FilterContext(max_chars=280)) == [tweet]
-    assert kept({"length": {"max_chars": 100, "target": "twitter"}}, ["x" * 100, "x" * 101]) == ["x" * 100]
+    assert kept({"length": {"max_chars": 100, "target": "twitter"}}, [tweet[:100], tweet[:101]]) == [tweet[:100]]
 
 
 def test_length_in_tokens_through_a_callable(user_module: str) -> None:
-    spec = {"length": {"tokenizer": f"{user_module}:count_tokens", "min_tokens": 2, "max_tokens": 3}}
+    spec = {"length": {"tokenizer": f"{user_module}:count_tokens", "min_tokens": 2, "max_tokens": 3, "min_chars": 1, "min_words": 1}}
     assert verdicts(spec, ["a", "a-b", "a-b-c", "a-b-c-d"]) == ["too short: 1 tokens (min 2)", None, None, "too long: 4 tokens (max 3)"]
 
 

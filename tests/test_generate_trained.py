@@ -85,7 +85,8 @@ def test_cli_writes_jsonl(model: Path, tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_cli_prints_samples_and_the_filter_report(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["generate", str(model), "-n", "40", "-t", "0", "-t", "2", "--max-length", "12", "--filters", "dedupe,length", "--report"]
+    # The prefix makes samples long enough for the length filter's defaults (a few words) to keep some.
+    args = ["generate", str(model), "-n", "40", "-t", "0", "-t", "2", "--prefix", "ab ab ab ", "--max-length", "20", "--filters", "dedupe,length", "--report"]
     assert main([*args, "--label", "ann", "--label", "bob"]) == 0
     out, err = capsys.readouterr()
     counts = {row.split()[0]: int(row.split()[1].replace(",", "")) for row in err.splitlines()[1:]}
@@ -105,7 +106,7 @@ def test_interactive_session_picks_types_and_takes_back(generator: Generator) ->
     answers = iter(["1", "", "\\d", "x", "2", "s"])
     shown: list[str] = []
     session = Session(generator, label="ann", top_n=3, seed=0)
-    first_choice = session.choices()[0][0]
+    (first_choice,) = session.choices()[0][0]
     text = session.run(lambda prompt: next(answers), shown.append)
     assert text == generator.vocab.tokens[first_choice] + text[1] + text[2] and len(text) == 3
     assert any("1: " in line and "%" in line for line in shown) and shown[-1] == f"\n{text}"
@@ -145,3 +146,25 @@ def test_cli_novelty_filter_uses_the_recorded_training_corpus(model: Path, capsy
     counts = {row.split()[0]: int(row.split()[1].replace(",", "")) for row in err.splitlines()[1:]}
     assert counts["novelty"] > 0 and counts["novelty"] + counts["kept"] == 60 == counts["total"]
     assert len(out.splitlines()) == counts["kept"]
+
+
+def test_interactive_word_model_offers_cased_words_not_casing_marks(tmp_path: Path) -> None:
+    """Every title starts with a capital, so ``<cap>`` is the likeliest first token: it is offered
+    folded into its word ("Quick"), never on its own, and a sampled mark brings its word along."""
+    rng = np.random.default_rng(0)
+    words = "quick brown fox jumps over lazy dogs".split()
+    corpus = tmp_path / "titles.txt"
+    corpus.write_text("".join(" ".join(rng.choice(words, size=4)).capitalize() + "\n" for _ in range(200)))
+    train([corpus], tmp_path / "w", TrainConfig(level="word", epochs=8, batch_size=16, window=16, lr=0.03, sample_every=0), {"embedding_size": 8, "rnn_layers": 1, "rnn_size": 16})
+    generator = Generator.load(tmp_path / "w", jit=False)
+    session = Session(generator, top_n=3, seed=0, temperature=0.5)
+    marks = {generator.vocab.tokens.index("<cap>"), generator.vocab.tokens.index("<upper>")}
+    choices = session.choices()
+    assert all(ids[-1] not in marks for ids, _ in choices)
+    assert session.choice_name(choices[0][0])[1].isupper() and choices[0][0][0] in marks
+    assert sum(p for _, p in choices) <= 1 + 1e-6
+    assert session.sampled()[-1] not in marks
+    shown: list[str] = []
+    answers = iter(["1", "x", "1", "s"])
+    text = session.run(lambda prompt: next(answers), shown.append)
+    assert text[0].isupper() and " " not in text and all("<cap>" not in line for line in shown)

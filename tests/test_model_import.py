@@ -204,3 +204,44 @@ def test_shipped_textgenrnn_model_parity(tmp_path: Path) -> None:
     assert report["max_abs_diff_all"] <= 1e-4 and len(report["windows"]) >= 13
     assert report["windows_beyond_clip"] >= 1  # the hard case (scores past ±30) is among them
     assert report["max_unk_probability"] < 1e-6
+
+
+def textgenrnn_nll(layers: dict[str, list[np.ndarray]], texts: list[str]) -> tuple[float, int]:
+    """Mean -ln p of every target as textgenrnn 2.0.0 frames it (``generate_sequences_from_texts``):
+    ``<s>`` + text + ``<s>``, targets outside the vocab skipped, context tokens outside it dropped by
+    the tokenizer, the 41 tokens before a target cut to the last 40 and left-padded with 0."""
+    nats, count = 0.0, 0
+    for text in texts:
+        framed = ["<s>", *text, "<s>"]
+        for end in range(len(text) + 1):
+            x, y = framed[max(0, end - WINDOW) : end + 1], framed[end + 1]
+            if y not in TG_VOCAB:
+                continue
+            ids = [TG_VOCAB[c] for c in x if c in TG_VOCAB][-WINDOW:]
+            probs, _ = textgenrnn_forward(layers, np.array([0] * (WINDOW - len(ids)) + ids))
+            nats -= np.log(probs[TG_VOCAB[y]])
+            count += 1
+    return nats / count, count
+
+
+def test_eval_of_an_imported_model_scores_short_texts_as_textgenrnn_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Line-delimited short texts (titles) under a textgenrnn-trained model: botkit eval's number is
+    textgenrnn's own (framing, padding, the end token as a target), long texts and unknown characters included."""
+    import re
+
+    layers, path, vocab, config = write_textgenrnn(tmp_path, cudnn=False)
+    out = tmp_path / "imported"
+    import_textgenrnn(path, vocab, config, out)
+    rng = np.random.default_rng(3)
+    texts = ["t" + "".join(rng.choice(list("eta "), size=n)) for n in (0, 5, 12, 38, 39, 40, 60)] + ["tea x eat", "xx ate tax"]
+    titles = tmp_path / "titles.txt"
+    titles.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    expected, count = textgenrnn_nll(layers, texts)
+    assert main(["eval", str(out), str(titles)]) == 0
+    said = capsys.readouterr().out
+    assert f"read as {len(texts)} document(s)" in said and "scored as textgenrnn trains" in said
+    assert f"{count:,} characters scored" in said and "4 character(s) are not in the model's vocabulary and were not scored" in said
+    assert float(re.search(r"([0-9.]+) nats/character", said).group(1)) == pytest.approx(expected, abs=1e-4)
+    from botkit.model.evaluate import evaluate_file
+
+    assert evaluate_file(out, titles).score.mean == pytest.approx(expected, rel=1e-5)

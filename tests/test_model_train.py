@@ -155,7 +155,17 @@ def test_eval_agrees_with_the_training_val_loss(tmp_path: Path, text_file: Path,
     cut = int((len(chars) + 2) * 0.75)  # the stream is <sep> text <sep>; token i is character i-1
     held_out = tmp_path / "held_out.text"
     held_out.write_text(chars[cut - 1 :])
-    assert evaluate_file(out, held_out).score.mean == pytest.approx(val_loss, rel=0.02)
+    assert evaluate_file(out, held_out).score.mean == pytest.approx(val_loss, rel=1e-5)  # the val split is scored as eval reads it
+
+
+def test_the_weights_carry_every_epochs_losses(tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m"
+    train(capsys, str(text_file), "--single-text", "-o", str(out), "--epochs", "3", "--patience", "0", *TINY)
+    training = json.loads((out / "config.json").read_text())["training"]
+    history = training["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]  # all epochs, even those after the best one the weights hold
+    assert all(h["train_loss"] > 0 and h["val_loss"] > 0 for h in history)
+    assert min(h["val_loss"] for h in history) == pytest.approx(training["result"]["best_val_loss"])
 
 
 @pytest.mark.parametrize(

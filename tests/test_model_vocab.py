@@ -126,3 +126,50 @@ def test_eval_windows_score_every_token_but_the_first_once(length: int) -> None:
         scored += [start + 1 + j for j in range(first, stop - start)]
         assert first == 0 or first == window // 2
     assert scored == list(range(1, length))
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside a development checkout only
+SHIPPED_DATA = Path(__file__).resolve().parents[1] / "botkit" / "data"
+
+
+def shipped_titles() -> list[str]:
+    import csv
+
+    with open(SHIPPED_DATA / "reddit_titles.csv", encoding="utf-8", newline="") as handle:
+        reddit = [row["title"] for row in csv.DictReader(handle)]
+    return (SHIPPED_DATA / "hacker_news_titles.txt").read_text(encoding="utf-8").splitlines() + reddit
+
+
+def assert_round_trips(titles: list[str]) -> None:
+    builder = VocabularyBuilder("word")
+    for title in titles:
+        builder.add(title)
+    vocab = builder.build()
+    changed = [(t, vocab.decode(vocab.encode(t))) for t in titles if vocab.decode(vocab.encode(t)) != t]
+    assert not changed, changed[:5]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["C++ vs. C#", "Ubuntu 17.10 released", "github.com/x is down", "Raises $13.7B at a $1,000,000 cap", "See https://example.com/a?b=1.",
+     "Python 3.11.2 and v1.2.3-beta", "I <3 this :) ;-)", "AT&T's 10:30 call", "  two  spaces\tand a tab ", "“Quoted,” he said.", 'He said "yes" (twice).'],
+)
+def test_word_tokens_round_trip_exactly(text: str) -> None:
+    assert join_words(split_words(text)) == text
+
+
+def test_shipped_titles_round_trip_through_a_word_vocabulary() -> None:
+    assert_round_trips(shipped_titles())
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside this checkout")
+def test_shared_title_files_round_trip_through_a_word_vocabulary() -> None:
+    titles = [line for path in sorted(SHARED_DATA.glob("*.txt")) if "shakespeare" not in path.name for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(titles) > 3000
+    assert_round_trips(titles)
+
+
+def test_unknown_spacing_tokens_are_dropped_for_older_vocabularies() -> None:
+    """A word model trained before spacing tokens existed reads "C++" as before, without <unk>s."""
+    vocab = Vocabulary("word", ["<pad>", "<sep>", "<unk>", "<cap>", "<upper>", "a", "+", "b"])
+    assert UNK_ID not in vocab.encode("a+b")

@@ -67,9 +67,11 @@ TARGET_LIMITS = {"twitter": 280, "x": 280, "reddit-title": 300, "bluesky": 300, 
 
 
 class LengthOptions(Options):
-    min_chars: int = Field(1, ge=0, description="fewest characters, surrounding whitespace not counted (default 1: no empty samples)")
+    # Short-text models (titles, chat lines) early in training write many near-empty samples ("", ":",
+    # "the"): a post needs a few words. Set min_words: 1 and min_chars: 1 for one-word bots.
+    min_chars: int = Field(10, ge=0, description="fewest characters, surrounding whitespace not counted (default 10)")
     max_chars: int | None = Field(None, ge=1, description="most characters")
-    min_words: int = Field(0, ge=0, description="fewest words")
+    min_words: int = Field(3, ge=0, description="fewest words (default 3)")
     max_words: int | None = Field(None, ge=1, description="most words")
     target: Literal[tuple(TARGET_LIMITS)] | None = Field(  # type: ignore[valid-type]
         None, description="cap the characters at a posting target's limit: twitter/x 280, reddit-title 300, bluesky 300, mastodon 500"

@@ -9,6 +9,11 @@ under the untempered model) are shown; the user answers with
 * ``s`` (or end of input): stop;
 * anything else: that text is added (a leading backslash makes ``\\s``, ``\\x`` or ``\\2`` literal).
 
+A word model's casing marks (``<cap>``, ``<upper>``) and spacing tokens show nothing on their own,
+so they are never offered: a mark is folded into the word after it ("Word" is offered with the
+probability of ``<cap>`` times that of "word" after it), and a mark the model samples takes its
+word with it.
+
 The state is carried token by token with the same step the batch generator compiles, one row,
 from the separator to the last token (the "carry" context: an interactive text rarely outgrows
 the trained window, and a take-back replays the text from the start anyway).
@@ -24,9 +29,12 @@ import numpy as np
 
 from botkit.generate.generator import Generator, Label
 from botkit.generate.sampling import BANNED_IDS
-from botkit.model.vocab import SEP, SEP_ID, join_words
+from botkit.model.vocab import CAP, SEP, SEP_ID, UPPER, is_spacing, join_words
 
 END = "<end>"  # how the document separator is shown: choosing it ends the text
+
+Choice = tuple[tuple[int, ...], float]  # the ids one answer adds (marks and their word, or one token), and their probability
+_FOLD_DEPTH = 2  # marks before a word: a spacing token, then a casing mark
 
 
 @dataclass
@@ -51,6 +59,7 @@ class Session:
         network = generator.network
         self._step = tf.function(lambda token, state: network.step(token, self.labels, state, output), autograph=False)
         self.rng = np.random.default_rng(seed)
+        self.marks = [i for i, token in enumerate(generator.vocab.tokens) if token in (CAP, UPPER) or generator.vocab.level == "word" and is_spacing(token)]
         self.text = _Text()
         self._restart()
         self.add([int(i) for i in generator.vocab.encode(prefix)], generator.vocab.split(prefix))
@@ -63,12 +72,28 @@ class Session:
             self.probs = self._feed(token)
 
     def _feed(self, token: int) -> np.ndarray:
+        probs, self.state = self._after(token)
+        return probs
+
+    def _after(self, token: int, state: Any = None) -> tuple[np.ndarray, Any]:
+        """The next-token probabilities after ``token`` (from ``state``, else the session's), and the new state, uncommitted."""
         import tensorflow as tf
 
-        logits, self.state = self._step(tf.constant([token], tf.int32), self.state)
+        logits, state = self._step(tf.constant([token], tf.int32), self.state if state is None else state)
         logits = np.asarray(logits, np.float64)[0]
         probs = np.exp(logits - logits.max())
-        return probs / probs.sum()
+        return probs / probs.sum(), state
+
+    def _allowed(self, probs: np.ndarray, marks_before: int = 0) -> np.ndarray:
+        """``probs`` with what may not be chosen at zero: never padding or ``<unk>``; after a mark not
+        the end; after ``_FOLD_DEPTH`` marks no further mark."""
+        probs = probs.copy()
+        probs[list(BANNED_IDS)] = 0.0
+        if marks_before:
+            probs[SEP_ID] = 0.0
+        if marks_before >= _FOLD_DEPTH:
+            probs[self.marks] = 0.0
+        return probs
 
     def add(self, ids: list[int], pieces: list[str]) -> None:
         for token, piece in zip(ids, pieces):
@@ -77,33 +102,63 @@ class Session:
             self.probs = self._feed(token)
 
     def take_back(self) -> None:
+        """Remove the last token, and the marks of a word with it."""
         if self.text.ids:
             self.text.ids.pop()
             self.text.pieces.pop()
+            while self.text.ids and self.text.ids[-1] in self.marks:
+                self.text.ids.pop()
+                self.text.pieces.pop()
             self._restart()
 
     def shown(self) -> str:
-        pieces = self.text.pieces
+        return self._text(self.text.pieces)
+
+    def _text(self, pieces: list[str]) -> str:
         return "".join(pieces) if self.generator.vocab.level == "char" else join_words(pieces)
 
-    def choices(self) -> list[tuple[int, float]]:
-        """The ``top_n`` likeliest allowed next tokens and their probabilities."""
-        probs = self.probs.copy()
-        probs[list(BANNED_IDS)] = 0.0
+    def _top(self, probs: np.ndarray) -> list[Choice]:
         order = np.argsort(-probs, kind="stable")[: self.top_n]
-        return [(int(i), float(probs[i])) for i in order]
+        return [((int(i),), float(probs[i])) for i in order if probs[i] > 0]
 
-    def sampled(self) -> int:
-        probs = self.probs.copy()
-        probs[list(BANNED_IDS)] = 0.0
+    def choices(self) -> list[Choice]:
+        """The ``top_n`` likeliest answers and their probabilities; a mark comes with its word."""
+        return self._folded(self.probs, self.state, (), 1.0)
+
+    def _folded(self, probs: np.ndarray, state: Any, marks: tuple[int, ...], p: float) -> list[Choice]:
+        """The likeliest answers after ``marks`` (probability ``p``), each mark followed into its word.
+
+        A mark is only followed when it could still make the list: what follows it is never more
+        likely than the mark itself.
+        """
+        probs = self._allowed(probs, len(marks))
+        found = [((*marks, *ids), p * q) for ids, q in self._top(probs) if ids[0] not in self.marks]
+        for mark in self.marks:
+            floor = sorted((q for _, q in found), reverse=True)[self.top_n - 1] if len(found) >= self.top_n else 0.0
+            if p * probs[mark] > floor:
+                after, after_state = self._after(mark, state)
+                found += self._folded(after, after_state, (*marks, mark), p * probs[mark])
+        return sorted(found, key=lambda choice: -choice[1])[: self.top_n]
+
+    def _sample(self, probs: np.ndarray) -> int:
         if self.temperature == 0:
             return int(np.argmax(probs))
         tempered = np.where(probs > 0, np.exp(np.log(np.maximum(probs, 1e-300)) / self.temperature), 0.0)
         return int(self.rng.choice(len(probs), p=tempered / tempered.sum()))
 
-    def token_name(self, token: int) -> str:
-        name = self.generator.vocab.tokens[token]
-        return END if name == SEP else repr(name)
+    def sampled(self) -> tuple[int, ...]:
+        """The model's choice at the session's temperature: a token, or marks and their word."""
+        ids: list[int] = []
+        probs, state = self.probs, self.state
+        while True:
+            ids.append(self._sample(self._allowed(probs, len(ids))))
+            if ids[-1] not in self.marks:
+                return tuple(ids)
+            probs, state = self._after(ids[-1], state)
+
+    def choice_name(self, ids: tuple[int, ...]) -> str:
+        tokens = [self.generator.vocab.tokens[i] for i in ids]
+        return END if tokens == [SEP] else repr(self._text(tokens))
 
     def run(self, read: Callable[[str], str] = input, write: Callable[[str], Any] = print) -> str:
         """Ask for tokens until the user stops, chooses the end, or the text is ``max_length`` tokens long."""
@@ -111,7 +166,7 @@ class Session:
         while len(self.text.ids) < self.max_length:
             choices = self.choices()
             write(f"\n{self.shown()}")
-            write("  ".join(f"{n}: {self.token_name(t)} {p:.1%}" for n, (t, p) in enumerate(choices, 1)))
+            write("  ".join(f"{n}: {self.choice_name(ids)} {p:.1%}" for n, (ids, p) in enumerate(choices, 1)))
             try:
                 answer = read("> ")
             except EOFError:
@@ -121,17 +176,17 @@ class Session:
             if answer == "x":
                 self.take_back()
                 continue
-            token = self._answer_token(answer, choices)
-            if token == SEP_ID:
+            ids = self._answer_ids(answer, choices)
+            if ids == (SEP_ID,):
                 break
-            if token is not None:
-                self.add([token], [self.generator.vocab.tokens[token]])
+            if ids is not None:
+                self.add(list(ids), [self.generator.vocab.tokens[i] for i in ids])
         text = self.shown()
         write(f"\n{text}")
         return text
 
-    def _answer_token(self, answer: str, choices: list[tuple[int, float]]) -> int | None:
-        """The token an answer picks, or None after adding typed text (or for a number out of range)."""
+    def _answer_ids(self, answer: str, choices: list[Choice]) -> tuple[int, ...] | None:
+        """The ids an answer picks, or None after adding typed text (or for a number out of range)."""
         if answer == "":
             return self.sampled()
         if answer.isdigit():

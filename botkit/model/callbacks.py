@@ -6,7 +6,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import keras
 from tqdm import tqdm
@@ -80,6 +80,9 @@ class EpochEnd(keras.callbacks.Callback):
             state.val_loss = self.scorer.score(self.val).mean
             logs["val_loss"] = state.val_loss
             line += f", val loss {state.val_loss:.4f}"
+        # Before any save: the weights' config.json carries the curves up to the epoch it holds.
+        state.history.append({"epoch": state.epoch, "step": state.step, "seconds": round(state.elapsed, 1), "train_loss": state.train_loss, "val_loss": state.val_loss})
+        if self.scorer is not None and self.val is not None:
             if state.best_val is None or state.val_loss < state.best_val:
                 state.best_val, state.bad_epochs = state.val_loss, 0
                 self.save_model()
@@ -91,29 +94,40 @@ class EpochEnd(keras.callbacks.Callback):
                     line += f"; no better for {self.patience} epoch(s): stopping early"
         else:
             self.save_model()
-        state.history.append({"epoch": state.epoch, "step": state.step, "seconds": round(state.elapsed, 1), "train_loss": state.train_loss, "val_loss": state.val_loss})
         self.save_resume()
         _say(line)
 
 
 class ProgressBar(keras.callbacks.Callback):
-    """Steps, loss and targets/s on a terminal; silent when stderr is not a TTY."""
+    """Progress on a terminal (silent when stderr is not a TTY): steps of the total, or seconds of
+    the ``--minutes`` budget, with the step, the loss and targets/s. ``file`` (tests) always shows it."""
 
-    def __init__(self, state: TrainState, total_steps: int | None, targets_per_step: int) -> None:
+    def __init__(self, state: TrainState, total_steps: int | None, budget_seconds: float | None, targets_per_step: int, file: TextIO | None = None) -> None:
         super().__init__()
-        self.state, self.total, self.targets_per_step = state, total_steps, targets_per_step
+        self.state, self.total, self.budget, self.targets_per_step = state, total_steps, budget_seconds, targets_per_step
+        self.file = file
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.bar = tqdm(total=self.total, initial=self.state.step, unit="step", desc="train", disable=None, dynamic_ncols=True, mininterval=0.5, leave=False)
+        if self.budget:
+            total, done, shown = self.budget, min(self.state.elapsed, self.budget), "{n:.0f}/{total:.0f} s{postfix}"
+        else:
+            total, done, shown = self.total, self.state.step, "{n_fmt}/{total_fmt} steps [{elapsed}<{remaining}{postfix}]"
+        disable = None if self.file is None else False
+        bar_format = "{desc}: {percentage:3.0f}%|{bar}| " + shown
+        out = self.file or sys.stderr
+        self.bar = tqdm(
+            total=total, initial=done, bar_format=bar_format, desc="train", file=out, disable=disable, dynamic_ncols=True, mininterval=0.5, leave=False
+        )
         self._start, self._first = time.monotonic(), self.state.step
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.bar.disable:
             return
         rate = (self.state.step - self._first) * self.targets_per_step / max(time.monotonic() - self._start, 1e-9)
-        self.bar.update(1)
         loss = (logs or {}).get("next_loss", (logs or {}).get("loss"))
-        self.bar.set_postfix_str(f"loss {float(loss):.3f}, {rate:,.0f} targets/s", refresh=False)
+        where = f", step {self.state.step:,}" if self.budget else ""
+        self.bar.set_postfix_str(f"{where}, loss {float(loss):.3f}, {rate:,.0f} targets/s".lstrip(", "), refresh=False)
+        self.bar.update(min(self.state.elapsed, self.budget) - self.bar.n if self.budget else 1)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.bar.close()

@@ -68,6 +68,7 @@ class TokenStream:
     tokens: np.ndarray
     labels: np.ndarray | None
     unknown: int = 0  # tokens that became <unk>
+    documents: int = 0
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -85,8 +86,11 @@ def _cache_key(paths: Sequence[Path], single_text: bool, vocab: Vocabulary) -> s
     return hashlib.blake2b(blob.encode("utf-8"), digest_size=12).hexdigest()
 
 
-def encode(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, cache_dir: Path) -> TokenStream:
-    """The token stream of ``paths``, from the cache when the inputs and vocabulary are unchanged."""
+def encode(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, cache_dir: Path, purpose: str = "train on") -> TokenStream:
+    """The token stream of ``paths``, from the cache when the inputs and vocabulary are unchanged.
+
+    ``purpose`` completes "no text to ..." when the inputs hold no text (training or evaluating).
+    """
     key = _cache_key(paths, single_text, vocab)
     meta_path = cache_dir / f"{key}.json"
     if not meta_path.exists():
@@ -95,11 +99,11 @@ def encode(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, cache_di
     meta = json.loads(meta_path.read_text())
     if meta["documents"] == 0 or meta["tokens"] <= meta["documents"] + 1:
         names = ", ".join(str(p) for p in paths)
-        raise CorpusError(f"{names}: no text to train on (empty corpus?); fetch some documents first")
+        raise CorpusError(f"{names}: no text to {purpose} (empty corpus?)")
     dtype = np.dtype(meta["dtype"])
     tokens = np.memmap(cache_dir / f"{key}.tokens", dtype=dtype, mode="r", shape=(meta["tokens"],))
     labels = np.memmap(cache_dir / f"{key}.labels", dtype=dtype, mode="r", shape=(meta["tokens"],)) if meta["labelled"] else None
-    return TokenStream(tokens, labels, meta["unknown"])
+    return TokenStream(tokens, labels, meta["unknown"], meta["documents"])
 
 
 def _write_stream(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, base: Path, meta_path: Path) -> None:
@@ -153,28 +157,47 @@ def _write_stream(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, b
 
 @dataclass(frozen=True)
 class Split:
-    """A contiguous part of a token stream, [start, stop)."""
+    """A contiguous part of a token stream, [start, stop).
+
+    ``framed``: scored after a separator that is not in the stream, as ``botkit eval`` reads the
+    same text from a file of its own (see :func:`split_stream`).
+    """
 
     stream: TokenStream
     start: int
     stop: int
+    framed: bool = False
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return self.stop - self.start + self.framed
 
     def tokens(self) -> np.ndarray:
-        return self.stream.tokens[self.start : self.stop]
+        tokens = self.stream.tokens[self.start : self.stop]
+        return np.concatenate([np.array([SEP_ID], tokens.dtype), tokens]) if self.framed else tokens
 
     def labels(self) -> np.ndarray | None:
-        return None if self.stream.labels is None else self.stream.labels[self.start : self.stop]
+        if self.stream.labels is None:
+            return None
+        labels = self.stream.labels[self.start : self.stop]
+        return np.concatenate([labels[:1], labels]) if self.framed else labels
 
 
 def split_stream(stream: TokenStream, train_size: float) -> tuple[Split, Split | None]:
-    """First ``train_size`` of the stream for training, the rest (contiguous) for validation."""
+    """First ``train_size`` of the stream for training, the rest (contiguous) for validation.
+
+    The validation part is cut where ``botkit eval`` of the held-out text would begin, so that
+    eval of that text gives the validation loss exactly: at the next document of a corpus, or,
+    when no document starts after the cut (one stream of text), mid-text with a separator put
+    before it, as a held-out text file is read.
+    """
     if train_size >= 1:
         return Split(stream, 0, len(stream)), None
     cut = int(len(stream) * train_size)
-    return Split(stream, 0, cut), Split(stream, cut, len(stream))
+    later = np.flatnonzero(np.asarray(stream.tokens[cut:-1]) == SEP_ID)
+    if len(later):
+        cut += int(later[0])
+        return Split(stream, 0, cut), Split(stream, cut, len(stream))
+    return Split(stream, 0, cut), Split(stream, cut, len(stream), framed=True)
 
 
 def window_batches(split: Split, window: int, batch_size: int, seed: int, first_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:

@@ -145,5 +145,5 @@ def import_textgenrnn(weights_path: Path, vocab_path: Path, config_path: Path | 
         model.get_layer("next").set_weights([_take(kernel, source, 1, 0.0), _take(bias, source, 0, _ABSENT_BIAS)])
     except (KeyError, ValueError) as exc:
         raise TextgenrnnImportError(f"{weights_path}: does not match {config_path or 'textgenrnn default config'} ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
-    weights.save(output, model, config, vocab, {"level": vocab.level, "window": TEXTGENRNN_WINDOW, "imported_from": str(weights_path)})
+    weights.save(output, model, config, vocab, {"level": vocab.level, "window": TEXTGENRNN_WINDOW, "single_text": bool(tg_config.get("single_text")), "imported_from": str(weights_path)})
     return weights.load(output)

@@ -4,15 +4,21 @@ The schedule is textgenrnn's linear decay to zero over the run (optional linear 
 ``--epochs`` the position in the schedule is the step; with ``--minutes`` it is the elapsed
 training time, so the learning rate reaches zero exactly when the budget ends whatever the step
 time turns out to be (a time-based schedule needs no step-time estimate that a busy machine
-would make wrong). Resuming continues from the saved step and elapsed time.
+would make wrong). Resuming continues from the saved step and elapsed time; ``--minutes`` given
+with ``--resume`` is more time (the schedule decays to zero at the new end), ``--epochs`` the total.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import math
-from collections.abc import Sequence
+import os
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -84,6 +90,10 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, raised once the state is saved; says where, so the CLI can add how to resume."""
+
+
 @dataclass(frozen=True)
 class TrainReport:
     output: Path
@@ -148,12 +158,40 @@ def train(
     if config.mixed_precision:
         _enable_mixed_precision()
     previous = _previous_training(output) if resume else None
+    extra_minutes = config.minutes if resume else None  # on --resume, --minutes is time to add
     if previous is not None:
         config = _merge_resumed(previous, config)
     saved_base = weights.load(base) if base is not None else None
     config = _resolve_level(config, saved_base)
     config.check()
-    plan = _plan(corpus, output, config, model_overrides or {}, resume=resume, base=saved_base)
+    with _cache_removed_on_failure(output):
+        plan = _plan(corpus, output, config, model_overrides or {}, resume=resume, base=saved_base)
+        return _build_and_fit(plan, config, output, strategy, resume=resume, extra_minutes=extra_minutes)
+
+
+@contextlib.contextmanager
+def _cache_removed_on_failure(output: Path) -> Iterator[None]:
+    """On an error, remove the token files this run added to ``output/cache`` (and the folders, if
+    that leaves them empty): a failed run leaves no megabytes behind. Ctrl-C keeps them for --resume."""
+    cache = output / "cache"
+    existed = output.exists()
+    before = set(cache.iterdir()) if cache.is_dir() else set()
+    try:
+        yield
+    except Exception:
+        if cache.is_dir():
+            for path in set(cache.iterdir()) - before:
+                path.unlink(missing_ok=True)
+            for folder in (cache, *(() if existed else (output,))):
+                with contextlib.suppress(OSError):  # not empty: other files are not this run's to remove
+                    folder.rmdir()
+        raise
+
+
+def _build_and_fit(plan: Plan, config: TrainConfig, output: Path, strategy: Any, *, resume: bool, extra_minutes: float | None) -> TrainReport:
+    """The model and optimizer (fresh, resumed, or extended from the base), then :func:`_fit`."""
+    import keras
+
     with strategy.scope():  # variables (model and optimizer) are created mirrored on every replica
         model = build_model(plan.model_config)
         optimizer = keras.optimizers.Adam(learning_rate=config.lr, clipnorm=config.clipnorm)
@@ -164,6 +202,9 @@ def train(
             state = TrainState(**weights.load_resume(output, model, optimizer))
         elif plan.base is not None:
             weights.extend_into(plan.base.model, model)
+    if extra_minutes is not None:  # the budget is kept as the total: a later --resume alone ends where this one does
+        config = replace(config, minutes=state.elapsed / 60 + extra_minutes)
+    _say_device()
     return _fit(model, optimizer, plan, config, output, state)
 
 
@@ -195,6 +236,21 @@ def _strategy(name: str | None) -> Any:
             raise ConfigError(f"--distribute multi-worker: TF_CONFIG names {workers} workers, and Keras {keras.__version__} cannot train on more than one yet; use --distribute mirrored on one machine's GPUs")
         return strategy
     raise ConfigError(f"--distribute must be one of {', '.join(DISTRIBUTE)} (got {name!r})")
+
+
+@functools.cache  # once a process: farm build trains one model after another
+def _say_device() -> None:
+    """One line when training runs on a CPU (TensorFlow's own start-up notices are silenced); ``-v`` says more."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        log.info("training on %d GPU(s): %s", len(gpus), ", ".join(gpu.name for gpu in gpus))
+        return
+    print("botkit: no GPU, training on CPU", file=sys.stderr)
+    threading = tf.config.threading
+    intra, inter = threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()
+    log.info("%d CPU core(s); TensorFlow threads: %s intra-op, %s inter-op (0: one per core)", os.cpu_count() or 1, intra, inter)
 
 
 def _enable_mixed_precision() -> None:
@@ -230,12 +286,33 @@ def _merge_resumed(previous: dict[str, Any], config: TrainConfig) -> TrainConfig
     return replace(config, **kept)
 
 
-def _flag(key: str, value: Any) -> str:
-    """How a setting reads on the command line: ``--window 64``, ``--word``, ``--single-text``."""
+_FLAG_NAMES = {"warmup_steps": "--warmup"}
+
+
+def _flag_parts(key: str, value: Any) -> list[str]:
+    """A setting as command-line arguments: ``["--window", "64"]``, ``["--word"]``, ``["--single-text"]``."""
     if key == "level":
-        return f"--{value}"
-    flag = "--" + key.replace("_", "-")
-    return flag if value is True else f"no {flag}" if value is False else f"{flag} {value}"
+        return [f"--{value}"]
+    flag = _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
+    return [flag] if value is True else [flag, str(value)]
+
+
+def _flag(key: str, value: Any) -> str:
+    """How a setting reads in a message: ``--window 64``, ``--word``, ``no --single-text``."""
+    return f"no --{key.replace('_', '-')}" if value is False else " ".join(_flag_parts(key, value))
+
+
+def resume_command(corpus: Sequence[Path], output: Path, given: dict[str, Any]) -> str:
+    """The command that continues a run started with the settings ``given``.
+
+    ``--minutes`` is left out: with --resume it would add that much time, while without it the
+    first run's budget is kept, which is what an interrupted run wants.
+    """
+    parts = ["botkit", "train", *map(str, corpus), "-o", str(output), "--resume"]
+    for key, value in given.items():
+        if key != "minutes":
+            parts += _flag_parts(key, value)
+    return shlex.join(parts)
 
 
 def _resolve_level(config: TrainConfig, base: weights.Saved | None) -> TrainConfig:
@@ -314,7 +391,9 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
     targets_per_step = config.batch_size * window
 
     def save_model() -> None:
-        weights.save(output, model, plan.model_config, plan.vocab, {**training_json, "result": _result(state, targets_per_step)})
+        # The history (train and val loss per epoch) travels with the weights: the console and
+        # `botkit report` draw every model's curves from it.
+        weights.save(output, model, plan.model_config, plan.vocab, {**training_json, "result": _result(state, targets_per_step), "history": state.history})
 
     scorer = Scorer(model, plan.model_config, window) if plan.val is not None else None
     sampler = Sampler(model, plan.model_config, plan.vocab, window) if config.sample_every else None
@@ -322,7 +401,7 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
     callbacks = [
         ticker,
         EpochEnd(state, scorer, plan.val, config.patience, save_model, lambda: weights.save_resume(output, model, optimizer, asdict(state))),
-        ProgressBar(state, total_steps, targets_per_step),
+        ProgressBar(state, total_steps, budget, targets_per_step),
     ]
     if sampler is not None:
         label = plan.vocab.labels[1] if plan.vocab.labelled else None
@@ -335,11 +414,18 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
         callbacks.append(keras.callbacks.TensorBoard(config.tensorboard))
     dataset = data.training_dataset(plan.train, window, config.batch_size, config.seed, state.step, plan.model_config.labelled)
     try:
-        if state.epoch < epochs and not (budget and state.elapsed >= budget):
+        if state.epoch >= epochs or budget and state.elapsed >= budget:
+            done = f"{state.epoch} epoch(s), {state.elapsed:.0f} s already done"
+            log.warning("%s: nothing left to train (%s; --epochs is the total, --minutes X with --resume trains X more minutes)", output, done)
+        else:
             model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=callbacks, verbose=0, shuffle=False)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / weights.RESUME}") from None  # after the save below
     finally:  # Ctrl-C included: keep what was trained, resumable
         if state.step and (plan.val is None or state.best_val is None):
             save_model()
+        elif state.history and (output / weights.CONFIG).exists():
+            weights.record_history(output, state.history)
         weights.save_resume(output, model, optimizer, asdict(state))
     if not (output / weights.WEIGHTS).exists():
         save_model()

@@ -6,7 +6,8 @@ model knows keeps its meaning (the embedding and output matrices only grow).
 
 Word level lowercases words and puts a casing token before words that were not lowercase
 (``<cap>`` for "Word", ``<upper>`` for "WORD"); mixed-case words ("iPhone") stay tokens of their
-own. That keeps the vocabulary small and still lets :meth:`Vocabulary.decode` give back normal text.
+own. That keeps the vocabulary small, and spacing tokens where the spacing rules fail (see
+:func:`split_words`) let :meth:`Vocabulary.decode` give back the text exactly.
 """
 
 from __future__ import annotations
@@ -30,57 +31,111 @@ PAD_ID, SEP_ID, UNK_ID = 0, 1, 2
 SPECIALS: dict[str, tuple[str, ...]] = {"char": (PAD, SEP, UNK), "word": (PAD, SEP, UNK, CAP, UPPER)}
 NO_LABEL = ""  # label id 0: documents without a label
 
-# A word is letters/digits, with inner apostrophes and hyphens kept ("don't", "well-known"), so a
-# free-standing dash stays spaced; anything else that is not a space is a token of its own, and
-# so is a newline (line structure matters in titles and chats).
-_WORD_RE = re.compile(r"\n|[^\W_]+(?:['’-][^\W_]+)*|[^\s]")
-_NO_SPACE_BEFORE = set(".,!?;:%)]}»…\n/")
-_NO_SPACE_AFTER = set("([{«¿¡$#@\n/")
+# A word is letters/digits with inner apostrophes, hyphens and dots kept ("don't", "well-known",
+# "github.com", "17.10"), digit groups ("1,000", "10:30"), "AT&T", and a trailing "++"/"#" ("C++",
+# "C#"); a URL or an emoticon is one token; anything else that is not a space is a token of its
+# own, and so is a newline (line structure matters in titles and chats). Whitespace between tokens
+# is not a token: the spacing rules of :class:`_Spacer` rebuild it, and only where they would be
+# wrong does :func:`split_words` emit the exact gap (``GLUE`` for none), so text round-trips exactly.
+_WORD_RE = re.compile(
+    r"\n"
+    r"|https?://[^\s]*[^\s.,;:!?)\]'\"]"
+    r"|(?<!\S)(?:[:;=][-'^]?[()\[\]DPpO3/\\|*]|<3|\^_\^)(?!\S)"
+    r"|[^\W_]+(?:(?:['’.\-]|(?<=\d)[,:](?=\d)|(?<=[A-Z])&(?=[A-Z]))[^\W_]+)*(?:\+\+|#(?![^\W_]))?"
+    r"|[^\s]"
+)
+_NO_SPACE_BEFORE = set(".,!?;:%)]}»…\n/”’")
+_NO_SPACE_AFTER = set("([{«¿¡$#@\n/“‘")
 _QUOTES = set("\"'")
+GLUE = "<glue>"  # "no space here", where the spacing rules would put one
 
 
 class VocabError(BotkitError):
     """A vocabulary file is missing or malformed."""
 
 
-def split_words(text: str) -> Iterator[str]:
-    """Word-level tokens of ``text``: casing tokens, lowercased words, punctuation, newlines."""
-    for piece in _WORD_RE.findall(text):
-        if piece.islower() or not piece.isalpha() and piece.lower() == piece:
-            yield piece
-        elif piece[0].isupper() and (len(piece) == 1 or piece[1:].islower() or not any(c.isalpha() for c in piece[1:])):
-            yield CAP
-            yield piece.lower()
-        elif piece.isupper():
-            yield UPPER
-            yield piece.lower()
+class _Spacer:
+    """The spacing rules, left to right: whether a space goes before each next token.
+
+    :func:`split_words` runs the same rules over the real text and records every gap they get
+    wrong, so :func:`join_words` (and generation, which decodes as it goes) gives back the text
+    exactly. The quote state is reset at a newline: a single text is tokenised line by line.
+    """
+
+    def __init__(self) -> None:
+        self.glue = True  # no space before the next token (start of text, after "(", "$", ...)
+        self.open_quote = False
+
+    def space_before(self, token: str) -> bool:
+        if token in _QUOTES:
+            return not self.glue and not self.open_quote
+        return not self.glue and token not in _NO_SPACE_BEFORE
+
+    def advance(self, token: str) -> None:
+        if token in _QUOTES:
+            self.open_quote = not self.open_quote
+            self.glue = self.open_quote
         else:
-            yield piece
+            self.glue = token in _NO_SPACE_AFTER
+            if token == "\n":
+                self.open_quote = False
+
+
+def _cased(piece: str) -> Iterator[str]:
+    """A word as tokens: lowercase with a casing mark when that gives the word back exactly."""
+    lower = piece.lower()
+    if piece == lower:
+        yield piece
+    elif piece == lower.capitalize():
+        yield CAP
+        yield lower
+    elif piece == lower.upper():
+        yield UPPER
+        yield lower
+    else:
+        yield piece  # "iPhone", "McDonald": a token of its own
+
+
+def is_spacing(token: str) -> bool:
+    """A layout token of :func:`split_words`: ``GLUE`` or a gap of whitespace."""
+    return token == GLUE or token.isspace() and token != "\n"
+
+
+def split_words(text: str) -> Iterator[str]:
+    """Word-level tokens of ``text``: casing marks, lowercased words, punctuation, newlines, and
+    the gaps the spacing rules would get wrong (see :class:`_Spacer`)."""
+    spacer = _Spacer()
+    end = 0
+    for match in _WORD_RE.finditer(text):
+        piece, gap = match.group(), text[end : match.start()]
+        if gap != (" " if spacer.space_before(piece) else ""):
+            yield gap or GLUE
+        spacer.advance(piece)
+        end = match.end()
+        yield from _cased(piece)
+    if end < len(text):
+        yield text[end:]
 
 
 def join_words(tokens: Iterable[str]) -> str:
-    """Inverse of :func:`split_words` up to spacing, which is rebuilt from punctuation rules."""
+    """Inverse of :func:`split_words`: exact for what it produced."""
     out: list[str] = []
+    spacer = _Spacer()
     case: str | None = None
-    open_quote = False
-    glue = True  # no space before the next token
+    gap: str | None = None  # an explicit gap before the next token
     for token in tokens:
         if token in (CAP, UPPER):
             case = token
-            continue
-        if token in (PAD, SEP):
-            continue
-        word = token.capitalize() if case == CAP else token.upper() if case == UPPER else token
-        case = None
-        if token in _QUOTES:
-            space = not glue and not open_quote
-            open_quote = not open_quote
-            out.append((" " if space else "") + word)
-            glue = open_quote
-            continue
-        space = not glue and token not in _NO_SPACE_BEFORE
-        out.append((" " if space else "") + word)
-        glue = token in _NO_SPACE_AFTER
+        elif is_spacing(token):
+            gap = "" if token == GLUE else token
+        elif token not in (PAD, SEP):
+            word = token.capitalize() if case == CAP else token.upper() if case == UPPER else token
+            out.append((" " if spacer.space_before(token) else "") if gap is None else gap)
+            out.append(word)
+            spacer.advance(token)
+            case = gap = None
+    if gap:
+        out.append(gap)
     return "".join(out)
 
 
@@ -110,14 +165,16 @@ class Vocabulary:
         return len(self.labels) > 1
 
     def split(self, text: str) -> list[str]:
-        return list(text) if self.level == "char" else list(split_words(text))
+        """Tokens of ``text``; a model trained before spacing tokens existed does not get them."""
+        if self.level == "char":
+            return list(text)
+        return [t for t in split_words(text) if t in self._ids or not is_spacing(t)]
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of ``text``; tokens outside the vocabulary become ``<unk>``."""
         if self.level == "char":
             return self._encode_chars(text)
-        ids = self._ids
-        return np.fromiter((ids.get(t, UNK_ID) for t in split_words(text)), dtype=self.dtype)
+        return np.fromiter((self._ids.get(t, UNK_ID) for t in self.split(text)), dtype=self.dtype)
 
     def _encode_chars(self, text: str) -> np.ndarray:
         # A code-point lookup table makes encoding a vectorised gather: ~100× a per-char dict.get.

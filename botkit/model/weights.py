@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,17 @@ def save(path: Path, model: Any, config: ModelConfig, vocab: Vocabulary, trainin
     )
 
 
+def record_history(path: Path, history: list[dict[str, Any]]) -> None:
+    """Put the whole run's per-epoch losses into ``config.json``, the weights left as they are.
+
+    The weights are those of the best epoch, saved when it ended; the epochs after it belong to
+    the curves all the same (they show where it stopped improving).
+    """
+    data = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    data["training"]["history"] = history
+    _write_json(path / CONFIG, data)
+
+
 BASE = "base"
 
 
@@ -112,8 +125,12 @@ def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
     return config, data.get("training", {})
 
 
-def load_weights_file(model: Any, file: Path) -> None:
-    """Load ``file`` into ``model`` or say in one line which file is bad."""
+def load_weights_file(model: Any, file: Path, config_path: Path) -> None:
+    """Load ``file`` into ``model`` (built from ``config_path``) or say in one line which file is bad.
+
+    Keras warns (several lines each) about every part of another model's file it skips before it
+    fails; those warnings are silenced, as the one-line error says the same.
+    """
     try:
         with open(file, "rb") as handle:
             signature = handle.read(len(_HDF5_SIGNATURE))
@@ -122,9 +139,13 @@ def load_weights_file(model: Any, file: Path) -> None:
     if signature != _HDF5_SIGNATURE:
         raise WeightsError(f"{file}: truncated or not a botkit weights file (not HDF5)")
     try:
-        model.load_weights(file)
-    except (OSError, ValueError, KeyError, RuntimeError):
-        raise WeightsError(f"{file}: truncated or not a botkit weights file (does not match {file.parent / CONFIG})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.load_weights(file)
+    except OSError:
+        raise WeightsError(f"{file}: truncated or not a botkit weights file (unreadable HDF5)") from None
+    except (ValueError, KeyError, RuntimeError):
+        raise WeightsError(f"{file}: truncated or not a botkit weights file (its weights do not match the model of {config_path})") from None
 
 
 def read_vocab(path: Path) -> Vocabulary:
@@ -142,7 +163,7 @@ def load(path: str | Path) -> Saved:
     if len(vocab) != config.vocab_size or len(vocab.labels) != config.num_labels:
         raise WeightsError(f"{path / VOCAB}: {len(vocab)} tokens / {len(vocab.labels)} labels, but {path / CONFIG} says {config.vocab_size} / {config.num_labels}")
     model = build_model(config)
-    load_weights_file(model, path / WEIGHTS)
+    load_weights_file(model, path / WEIGHTS, path / CONFIG)
     return Saved(path, model, config, vocab, training)
 
 
@@ -171,11 +192,11 @@ def load_resume(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
         state = json.loads(state_path.read_text())
     except ValueError:
         raise WeightsError(f"{state_path}: truncated or not a botkit resume state") from None
-    load_weights_file(model, folder / WEIGHTS)
+    load_weights_file(model, folder / WEIGHTS, path / CONFIG)
     try:
         with np.load(folder / "optimizer.npz") as saved:
             values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         raise WeightsError(f"{folder / 'optimizer.npz'}: missing, truncated or not a botkit optimizer state") from None
     variables = optimizer.variables
     if len(values) != len(variables) or any(tuple(v.shape) != tuple(x.shape) for v, x in zip(variables, values)):
