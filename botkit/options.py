@@ -23,6 +23,8 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from botkit.errors import ConfigError
 
@@ -60,21 +62,34 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
-def add_arguments(model: type[BaseModel], parser: argparse.ArgumentParser) -> None:
+def _help(field: FieldInfo) -> str | None:
+    """The field's description, with its default when it has one worth saying and does not say it."""
+    text = field.description
+    default = field.default
+    if text is None or "default" in text or default in (None, False, PydanticUndefined) or isinstance(default, (list, dict)):
+        return text
+    return f"{text} (default {default})"
+
+
+def add_arguments(
+    model: type[BaseModel], parser: argparse.ArgumentParser | argparse._ArgumentGroup, groups: Mapping[str, argparse._ArgumentGroup] | None = None
+) -> None:
     """Add one flag per field of ``model``; absent flags leave the model's default in force.
 
     A field's ``json_schema_extra`` may say ``{"positional": True}`` (a list field then takes
-    any number of values), ``{"short": "-x"}`` and ``{"metavar": "COLUMN=VALUE"}``.
+    any number of values), ``{"short": "-x"}``, ``{"metavar": "COLUMN=VALUE"}`` and
+    ``{"group": NAME}`` (the flag goes into ``groups[NAME]`` of ``--help`` when given).
     """
     for name, field in model.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         annotation = _unwrap_optional(field.annotation)
         is_list = get_origin(annotation) is list
-        kwargs: dict[str, Any] = {"help": field.description, "default": argparse.SUPPRESS}
+        kwargs: dict[str, Any] = {"help": _help(field), "default": argparse.SUPPRESS}
+        target = groups.get(str(extra.get("group")), parser) if groups else parser
         if get_origin(annotation) is Literal:
             kwargs["choices"] = [str(c) for c in get_args(annotation)]
         if extra.get("positional"):
-            parser.add_argument(name, nargs="*" if is_list else None, metavar=name.upper(), **kwargs)
+            target.add_argument(name, nargs="*" if is_list else None, metavar=name.upper(), **kwargs)
             continue
         flags = [f"--{name.replace('_', '-')}"] + ([str(extra["short"])] if "short" in extra else [])
         if annotation is bool:
@@ -84,7 +99,7 @@ def add_arguments(model: type[BaseModel], parser: argparse.ArgumentParser) -> No
             kwargs["metavar"] = extra.get("metavar") or name.upper().removesuffix("S") or name.upper()
         elif "choices" not in kwargs:  # argparse shows the choices themselves otherwise
             kwargs["metavar"] = extra.get("metavar") or name.upper()
-        parser.add_argument(*flags, dest=name, **kwargs)
+        target.add_argument(*flags, dest=name, **kwargs)
 
 
 def _overlaps(a: tuple[str, ...], b: tuple[str, ...]) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from botkit.cli import main
 from botkit.model import callbacks
 from botkit.model.callbacks import ProgressBar
-from botkit.model.train import TrainState
+from botkit.training import TrainState
 
 TINY = ["--embedding-size", "8", "--rnn-layers", "1", "--rnn-size", "16", "--window", "16", "--batch-size", "8", "--sample-every", "0"]
 

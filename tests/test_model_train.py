@@ -17,8 +17,8 @@ from botkit.model.data import Split, TokenStream
 from botkit.model.evaluate import Scorer, evaluate_file, window_plan
 from botkit.model.network import ModelConfig, build_model, model_inputs
 from botkit.model.sample import Sampler
-from botkit.model.train import Schedule
 from botkit.model.vocab import Vocabulary
+from botkit.training import LearningRateSchedule
 
 TINY = ["--embedding-size", "16", "--rnn-layers", "1", "--rnn-size", "32", "--window", "16", "--batch-size", "8", "--sample-every", "0"]
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly hex a jovial bard".split()
@@ -215,9 +215,9 @@ def test_tensorboard_logs_or_a_clear_error(tmp_path: Path, text_file: Path, caps
 
 
 def test_linear_schedule_by_steps_and_by_time() -> None:
-    steps = Schedule(0.01, warmup_steps=2, total_steps=10, budget_seconds=None)
+    steps = LearningRateSchedule(0.01, warmup_steps=2, total_steps=10, budget_seconds=None)
     assert [round(steps(s, 0.0), 6) for s in (0, 1, 5, 9, 10)] == [0.005, 0.009, 0.005, 0.001, 0.0]
-    timed = Schedule(0.01, warmup_steps=0, total_steps=None, budget_seconds=60)
+    timed = LearningRateSchedule(0.01, warmup_steps=0, total_steps=None, budget_seconds=60)
     assert timed(123, 15.0) == pytest.approx(0.0075) and timed(5, 60.0) == 0.0
 
 

@@ -1,4 +1,4 @@
-"""Keras callbacks of ``botkit train``; they share one :class:`~botkit.model.train.TrainState`."""
+"""Keras callbacks of ``botkit train``; they share one :class:`~botkit.training.TrainState`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from botkit.model.evaluate import Scorer
 from botkit.model.sample import Sampler
 
 if TYPE_CHECKING:
-    from botkit.model.train import Schedule, TrainState
+    from botkit.training import LearningRateSchedule, TrainState
 
 
 def _say(line: str) -> None:
@@ -27,7 +27,7 @@ def _say(line: str) -> None:
 class ScheduleAndBudget(keras.callbacks.Callback):
     """Sets the learning rate before every step, counts steps and time, stops at the time budget."""
 
-    def __init__(self, schedule: Schedule, state: TrainState, budget_seconds: float | None, targets_per_step: int) -> None:
+    def __init__(self, schedule: LearningRateSchedule, state: TrainState, budget_seconds: float | None, targets_per_step: int) -> None:
         super().__init__()
         self.schedule, self.state, self.budget = schedule, state, budget_seconds
         self.targets_per_step = targets_per_step

@@ -19,9 +19,9 @@ import os
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from botkit.errors import ConfigError, CorpusError
 from botkit.model import data, weights
@@ -29,65 +29,14 @@ from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.sample import Sampler
 from botkit.model.vocab import Vocabulary
+from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPOCHS = 10
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0)
 DISTRIBUTE = ("mirrored", "multi-worker")
 # Settings that shape the token stream and the window order: a resumed run keeps the first run's.
 RESUME_KEEPS = ("level", "single_text", "max_words", "window", "train_size", "batch_size", "seed")
-
-
-@dataclass
-class TrainConfig:
-    """How to train (saved beside the weights; ``window`` is also the context eval uses)."""
-
-    level: Literal["char", "word"] | None = None  # None: the base model's level, else char
-    single_text: bool = False
-    max_words: int | None = 10_000
-    epochs: int | None = None
-    minutes: float | None = None
-    # Measured on tiny Shakespeare, 3-minute budget, 2-core CPU: 32 × 128-token windows at peak
-    # LR 8e-3 reached 1.667 nats/char; 64 × 64 at 2e-3: 1.858, at 4e-3: 1.766; 32 × 128 at 4e-3:
-    # 1.773; 32 × 256 at 2e-3: 2.199. Small steps and a high, decaying rate win at a CPU budget.
-    batch_size: int = 32
-    window: int = 128
-    train_size: float = 0.9
-    lr: float = 8e-3
-    warmup_steps: int = 0
-    clipnorm: float = 1.0
-    patience: int = 5
-    sample_every: int = 10
-    sample_length: int = 200
-    seed: int = 0
-    tensorboard: str | None = None
-    mixed_precision: bool = False
-    distribute: Literal["mirrored", "multi-worker"] | None = None  # None: TensorFlow's default device
-
-    def check(self) -> None:
-        if self.epochs is not None and self.epochs < 1 or self.minutes is not None and self.minutes <= 0:
-            raise ConfigError("--epochs must be at least 1 and --minutes above 0")
-        if self.batch_size < 1 or self.window < 2:
-            raise ConfigError("--batch-size must be at least 1 and --window at least 2")
-        if not 0 < self.train_size <= 1:
-            raise ConfigError(f"--train-size must be in (0, 1] (got {self.train_size})")
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be above 0 (got {self.lr})")
-
-
-@dataclass
-class TrainState:
-    """Where a run is: saved every epoch so ``--resume`` continues the schedule and the data order."""
-
-    epoch: int = 0
-    step: int = 0
-    elapsed: float = 0.0
-    best_val: float | None = None
-    bad_epochs: int = 0
-    train_loss: float | None = None
-    val_loss: float | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -108,21 +57,6 @@ class TrainReport:
             f"{self.output}: {s.epoch} epoch(s), {s.step:,} steps, {self.tokens_trained:,} targets in {s.elapsed:.0f} s "
             f"({self.tokens_per_second:,.0f} targets/s); train loss {s.train_loss:.4f}, val loss {val} nats/token"
         )
-
-
-class Schedule:
-    """Linear warmup, then linear decay to zero at the end of the run (in steps or in seconds)."""
-
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int | None, budget_seconds: float | None) -> None:
-        self.peak, self.warmup_steps = peak, warmup_steps
-        self.total_steps, self.budget_seconds = total_steps, budget_seconds
-
-    def __call__(self, step: int, elapsed: float) -> float:
-        done = elapsed / self.budget_seconds if self.budget_seconds else step / self.total_steps  # type: ignore[operator]
-        if self.budget_seconds and self.total_steps:
-            done = max(done, step / self.total_steps)
-        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-        return self.peak * warm * max(0.0, 1.0 - done)
 
 
 @dataclass
@@ -163,7 +97,6 @@ def train(
         config = _merge_resumed(previous, config)
     saved_base = weights.load(base) if base is not None else None
     config = _resolve_level(config, saved_base)
-    config.check()
     with _cache_removed_on_failure(output):
         plan = _plan(corpus, output, config, model_overrides or {}, resume=resume, base=saved_base)
         return _build_and_fit(plan, config, output, strategy, resume=resume, extra_minutes=extra_minutes)
@@ -203,7 +136,7 @@ def _build_and_fit(plan: Plan, config: TrainConfig, output: Path, strategy: Any,
         elif plan.base is not None:
             weights.extend_into(plan.base.model, model)
     if extra_minutes is not None:  # the budget is kept as the total: a later --resume alone ends where this one does
-        config = replace(config, minutes=state.elapsed / 60 + extra_minutes)
+        config = config.model_copy(update={"minutes": state.elapsed / 60 + extra_minutes})
     _say_device()
     return _fit(model, optimizer, plan, config, output, state)
 
@@ -283,17 +216,14 @@ def _merge_resumed(previous: dict[str, Any], config: TrainConfig) -> TrainConfig
             log.warning("--resume: ignoring %s, the first run's %s is kept", _flag(key, given), _flag(key, value))
     if config.epochs is None and config.minutes is None:
         kept.update(epochs=previous.get("epochs"), minutes=previous.get("minutes"))
-    return replace(config, **kept)
-
-
-_FLAG_NAMES = {"warmup_steps": "--warmup"}
+    return config.model_copy(update=kept)
 
 
 def _flag_parts(key: str, value: Any) -> list[str]:
     """A setting as command-line arguments: ``["--window", "64"]``, ``["--word"]``, ``["--single-text"]``."""
     if key == "level":
         return [f"--{value}"]
-    flag = _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
+    flag = "--" + key.replace("_", "-")
     return [flag] if value is True else [flag, str(value)]
 
 
@@ -317,10 +247,10 @@ def resume_command(corpus: Sequence[Path], output: Path, given: dict[str, Any]) 
 
 def _resolve_level(config: TrainConfig, base: weights.Saved | None) -> TrainConfig:
     if base is None:
-        return config if config.level else replace(config, level="char")
+        return config if config.level else config.model_copy(update={"level": "char"})
     if config.level and config.level != base.vocab.level:
         raise ConfigError(f"{base.path}: is a {base.vocab.level}-level model; fine-tune it with --{base.vocab.level} (or no level flag)")
-    return replace(config, level=base.vocab.level)
+    return config.model_copy(update={"level": base.vocab.level})
 
 
 def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: dict[str, Any], *, resume: bool, base: weights.Saved | None) -> Plan:
@@ -377,14 +307,14 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
     window = min(config.window, len(plan.train) - 1)
     if window < config.window:
         log.warning("training text is short: window reduced from %d to %d tokens", config.window, window)
-        config = replace(config, window=window)
+        config = config.model_copy(update={"window": window})
     steps_per_epoch = max(1, math.ceil(len(plan.train) / (config.batch_size * window)))
     epochs = config.epochs if config.epochs is not None else (10**9 if config.minutes else DEFAULT_EPOCHS)
     total_steps = epochs * steps_per_epoch if epochs < 10**9 else None
     budget = config.minutes * 60 if config.minutes else None
-    schedule = Schedule(config.lr, config.warmup_steps, total_steps, budget)
+    schedule = LearningRateSchedule(config.lr, config.warmup_steps, total_steps, budget)
     training_json = {
-        **asdict(config),
+        **config.model_dump(),
         "epochs": config.epochs if config.epochs is not None or config.minutes else DEFAULT_EPOCHS,
         "corpus": [str(p) for p in plan.corpus],
     }
