@@ -27,18 +27,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, model_validator
 
 from botkit import __version__
 from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.bluesky import graphemes
 from botkit.bots.ledger import Candidate
+from botkit.errors import ConfigError
+from botkit.sample import Sample
 
 if TYPE_CHECKING:
     from mastodon import Mastodon
+
+    from botkit.filters import FilterChain
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +66,32 @@ class MastodonTargetOptions(TargetOptions):
     visibility: Literal["public", "unlisted", "private", "direct"] = Field(
         "unlisted", description="who sees the posts: unlisted (the default, bot etiquette) keeps them off the public timelines"
     )
-    spoiler_text: str | None = Field(None, description="a content warning shown before every post")
+    spoiler_text: str | None = Field(None, description="a content warning shown before every post (or, with spoiler_when, the flagged ones)")
+    spoiler_when: list[str | dict[str, Any]] | None = Field(
+        None,
+        description="filters that flag a text for the content warning, e.g. [banned] or [{banned: {words: [...]}}]: "
+        "a post that any of them would reject gets spoiler_text, the others none",
+    )
     sensitive: bool = Field(False, description="mark every post's media as sensitive")
     language: str | None = Field(None, description="ISO 639-1 code of the posts' language, e.g. en")
     set_bot_flag: bool = Field(False, description="flag the account as a bot (bot: true) at start when it is not")
+    _base_dir: Path | None = PrivateAttr(None)  # the config's folder: word-list files of spoiler_when are relative to it
+
+    @model_validator(mode="after")
+    def _spoiler_needs_a_text(self, info: ValidationInfo) -> MastodonTargetOptions:
+        if self.spoiler_when is not None and not self.spoiler_text:
+            raise ValueError("spoiler_when needs spoiler_text: the content warning the flagged posts get")
+        base = (info.context or {}).get("base_dir")
+        self._base_dir = Path(base) if base is not None else None
+        return self
+
+    def flagger(self) -> FilterChain | None:
+        """The filters of ``spoiler_when`` as a chain (their errors as a :class:`ConfigError`), or None."""
+        if self.spoiler_when is None:
+            return None
+        from botkit.filters import FilterContext, build_chain
+
+        return build_chain(self.spoiler_when, FilterContext(), where="spoiler_when", base_dir=self._base_dir)
 
 
 class MastodonTarget(Target):
@@ -76,6 +103,7 @@ class MastodonTarget(Target):
     _api: Mastodon | None = None
     _me: Any = None
     _max_chars: int | None = None
+    _flags: FilterChain | None = None
 
     @classmethod
     def max_chars(cls, options: TargetOptions) -> int | None:
@@ -85,7 +113,22 @@ class MastodonTarget(Target):
     @classmethod
     def missing(cls, options: TargetOptions) -> list[str]:
         assert isinstance(options, MastodonTargetOptions)
-        return [] if options.access_token else ["access_token: required for a live mastodon target (e.g. access_token: ${MASTODON_TOKEN})"]
+        problems = [] if options.access_token else ["access_token: required for a live mastodon target (e.g. access_token: ${MASTODON_TOKEN})"]
+        try:
+            options.flagger()
+        except ConfigError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def spoiler(self, text: str) -> str | None:
+        """The content warning of one post: ``spoiler_text`` always, or only when a ``spoiler_when`` filter flags the text."""
+        if not self.options.spoiler_text:
+            return None
+        if self._flags is None:
+            self._flags = self.options.flagger()
+        if self._flags is None or self._flags.apply([Sample(text)]).rejected:
+            return self.options.spoiler_text
+        return None
 
     def account(self) -> str:
         """``mastodon:HOST:`` and a short hash of the access token (one token, one account): never the token itself."""
@@ -125,7 +168,7 @@ class MastodonTarget(Target):
             if length > limit:
                 raise Rejected(f"{length} characters; the instance takes at most {limit} (the text is not cut)")
             status = self.api.status_post(
-                text, visibility=self.options.visibility, spoiler_text=self.options.spoiler_text, sensitive=self.options.sensitive,
+                text, visibility=self.options.visibility, spoiler_text=self.spoiler(text), sensitive=self.options.sensitive,
                 language=self.options.language, idempotency_key=self.idempotency_key(candidate),
             )  # fmt: skip
         return PostResult(str(status["id"]), url=status.get("url") or status.get("uri"))

@@ -167,3 +167,27 @@ def test_statuses_are_read_back_as_the_text_that_was_sent() -> None:
 def test_characters_are_counted_as_mastodon_counts_them() -> None:
     assert count("hello") == 5 and count(f"see https://example.com/{'x' * 100}") == 4 + 23
     assert count("ping @someone@far.example.org") == len("ping @someone") and count("👍🏽 café") == 6
+
+
+def test_the_content_warning_goes_on_the_posts_a_filter_flags(fake: FakeMastodon, live_bots: LiveBots) -> None:
+    flagged = "what a damn fine day"
+    spec = "spoiler_text: 'CW: rude words', spoiler_when: [{banned: {words: [damn]}}]"
+    (bot,), _ = live_bots(target(fake, spec), ["a fine day for a toot", flagged, "another damn toot"])
+    assert [bot.tick().outcome for _ in range(3)] == ["posted"] * 3
+    assert [(s.text, s.spoiler_text) for s in fake.statuses] == [
+        ("a fine day for a toot", ""), (flagged, "CW: rude words"), ("another damn toot", "CW: rude words"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("spoiler_when: [banned]", "spoiler_when needs spoiler_text"),
+        ("spoiler_text: cw, spoiler_when: [no-such-filter]", "bots.bot.target.spoiler_when: 0: unknown filter 'no-such-filter'"),
+    ],
+)
+def test_a_bad_spoiler_when_is_a_config_error(fake: FakeMastodon, live_bots: LiveBots, spec: str, message: str) -> None:
+    from botkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        live_bots(target(fake, spec), POSTS)
