@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from botkit.bots.durations import Duration
 from botkit.bots.ledger import DEFAULT_LEASE_S
-from botkit.bots.spec import BotSpec, parse_bots, readiness
+from botkit.bots.spec import BotSpec, parse_bots
 from botkit.corpus import Normalization
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import describe_error, validate
@@ -122,11 +122,16 @@ def _corpus_spec(name: str, raw: dict[str, Any], where: str, base_dir: Path, sec
     return CorpusSpec(name, source, out if out.is_absolute() else base_dir / out, normalization)
 
 
-def load_config(path: str | Path, *, ready: bool = False) -> Config:
+#: A command's own checks of the bots and corpora that passed validation, as ``FILE: key: why`` lines.
+Checks = Callable[[Mapping[str, BotSpec], Mapping[str, "CorpusSpec"], str], list[str]]
+
+
+def load_config(path: str | Path, *, also: Checks | None = None) -> Config:
     """Read and validate a config file; raise :class:`ConfigError` listing every problem.
 
-    With ``ready`` (``botkit run``), an error about the config's own problems also lists what stops
-    its valid bots from running now (missing weights or posts files, missing credentials).
+    ``also`` is the command's own checks (``botkit run``: what stops the bots from running now;
+    ``farm build``: the corpora each model bot learns from). When the config has problems of its
+    own, the error lists theirs too, so one run shows everything to fix.
     """
     path = Path(path)
     where = str(path)
@@ -164,8 +169,8 @@ def load_config(path: str | Path, *, ready: bool = False) -> Config:
             problems.append(str(exc))
     bots, bot_problems = parse_bots(top.defaults, top.bots, where, base_dir, secret)
     problems += bot_problems
-    if ready and problems:  # otherwise building the bots reports these along with their filters
-        problems += readiness(bots, where)
+    if also is not None and problems:  # otherwise the command runs its checks itself, on the whole config
+        problems += also(bots, corpora, where)
     if problems:
         raise ConfigError("\n".join(problems))
     return Config(path, top.store, corpora, bots, top.lease)

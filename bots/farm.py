@@ -9,10 +9,9 @@ same stamp (nothing new was fetched, the config did not change) it skips that bo
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from botkit.bots.spec import BotSpec
 from botkit.errors import ConfigError
 
 STAMP = "farm.json"
-FROM = "from"  # the one train: key that is not a TrainConfig field: botkit train's --from
 
 
 def _stamp(corpora: list[Path], train: dict[str, Any]) -> str:
@@ -39,25 +37,30 @@ def _up_to_date(weights: Path, stamp: str) -> bool:
         return False
 
 
-def _plan(config: Any) -> list[tuple[BotSpec, list[str]]]:
-    """Model bots with the corpora they train on; every unknown corpus or training key at once."""
-    from botkit.model.train import TrainConfig
-
-    keys = {f.name for f in dataclasses.fields(TrainConfig)} | {FROM}
-    where, plan, problems = config.path, [], []
-    for name, spec in config.bots.items():
-        o = spec.options
-        if o.model is None:
+def build_problems(bots: Mapping[str, BotSpec], corpora: Mapping[str, Any], where: str) -> list[str]:
+    """What stops the model bots from being built: no corpus, or one not under ``corpora:``."""
+    problems = []
+    for name, spec in bots.items():
+        if spec.options.model is None:
             continue
-        names = [o.corpus] if isinstance(o.corpus, str) else list(o.corpus or [])
+        names = _corpus_names(spec)
         if not names:
             problems.append(f"{where}: bots.{name}.corpus: required to build a model (the corpora: entries it learns from)")
-        problems += [f"{where}: bots.{name}.corpus: no corpus named {n} under corpora:" for n in names if n not in config.corpora]
-        problems += [f"{where}: bots.{name}.train.{k}: unknown key (known: {', '.join(sorted(keys))})" for k in o.train if k not in keys]
-        plan.append((spec, names))
+        problems += [f"{where}: bots.{name}.corpus: no corpus named {n} under corpora:" for n in names if n not in corpora]
+    return problems
+
+
+def _corpus_names(spec: BotSpec) -> list[str]:
+    corpus = spec.options.corpus
+    return [corpus] if isinstance(corpus, str) else list(corpus or [])
+
+
+def _plan(config: Any) -> list[tuple[BotSpec, list[str]]]:
+    """Model bots with the corpora they train on, or every problem at once."""
+    problems = build_problems(config.bots, config.corpora, str(config.path))
     if problems:
         raise ConfigError("\n".join(problems))
-    return plan
+    return [(spec, _corpus_names(spec)) for spec in config.bots.values() if spec.options.model is not None]
 
 
 def build(config: Any, *, dry_run: bool = False) -> Iterator[str]:
@@ -91,7 +94,7 @@ def _base_model(spec: BotSpec) -> Path | None:
     """
     from botkit.model.weights import BASE
 
-    base = spec.options.train.get(FROM)
+    base = spec.options.train.base
     if base is None:
         return None
     path = Path(str(base))
@@ -99,11 +102,13 @@ def _base_model(spec: BotSpec) -> Path | None:
 
 
 def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
-    from botkit.model.train import TrainConfig, train
+    from botkit.model.train import train
+    from botkit.training import ShapeOptions, TrainConfig
 
     weights = spec.options.model
     assert weights is not None
-    settings = dict(spec.options.train)
+    block = spec.options.train
+    settings = block.given()
     stamp = _stamp(corpora, settings) if all(p.exists() for p in corpora) else None
     if stamp is not None and _up_to_date(weights, stamp):
         yield f"{spec.name}: {weights} is up to date (corpus and training settings unchanged); skipped"
@@ -111,6 +116,7 @@ def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
     if dry_run:
         yield f"would train {spec.name} into {weights} on {', '.join(str(p) for p in corpora)}"
         return
-    config = TrainConfig(**{k: v for k, v in settings.items() if k != FROM})
-    yield train(corpora, weights, config, base=_base_model(spec)).summary()
+    config = TrainConfig.model_validate(block.model_dump(include=set(TrainConfig.model_fields)))
+    shape = ShapeOptions.model_validate(block.model_dump(include=set(ShapeOptions.model_fields)))
+    yield train(corpora, weights, config, shape.given(), base=_base_model(spec)).summary()
     (weights / STAMP).write_text(json.dumps({"stamp": _stamp(corpora, settings)}), encoding="utf-8")

@@ -17,7 +17,7 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -25,6 +25,7 @@ from botkit.bots import TARGETS, Limits, Target, TargetOptions
 from botkit.bots.durations import Duration
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import Options, validate
+from botkit.training import ShapeOptions, TrainConfig
 
 
 class Schedule(Options):
@@ -90,6 +91,23 @@ class Generate(Options):
     max_length: int | None = Field(None, ge=1, description="longest sample, in tokens (characters for a char model; default about 300 characters)")
     label: str | None = Field(None, description="context label to generate for (a subreddit, a user)")
     prefix: str | None = Field(None, description="text every sample starts with")
+    top_k: int | None = Field(None, ge=1, description="sample only among the K likeliest tokens (botkit generate --top-k)")
+    top_p: float | None = Field(None, gt=0, le=1, description="sample only among the likeliest tokens holding P of the probability (--top-p)")
+    context: Literal["window", "carry", "sliding"] | None = Field(
+        None, description="what each prediction conditions on (--context): window (default), carry, or sliding (textgenrnn's, the default for its imports)"
+    )
+
+
+class TrainBlock(TrainConfig, ShapeOptions):
+    """A model bot's ``train:`` block: every setting of ``botkit train`` (its flags, as keys), and ``from``."""
+
+    base: str | None = Field(
+        None, alias="from", description="fine-tune from this model folder (botkit train --from), relative to the config; base is the shipped one"
+    )
+
+    def given(self) -> dict[str, Any]:
+        """The keys the config set, as written (the farm's stamp of the training settings)."""
+        return self.model_dump(exclude_unset=True, by_alias=True)
 
 
 class Buffer(Options):
@@ -113,7 +131,7 @@ class BotOptions(Options):
     model: Path | None = Field(None, description="weights folder to generate from, e.g. weights/apple")
     posts: Path | None = Field(None, description="a .txt or .jsonl file of prepared posts, taken in order, each once")
     corpus: str | list[str] | None = Field(None, description="corpora (names under corpora:) its model learns from, for botkit farm build")
-    train: dict[str, Any] = Field(default_factory=dict, description="training settings for botkit farm build (keys of botkit train: epochs, minutes...)")
+    train: TrainBlock = Field(default_factory=TrainBlock, description="training settings for botkit farm build: the flags of botkit train as keys (epochs, minutes...), and from")
     generate: Generate = Field(default_factory=Generate, description="generation settings for a model bot")
     filters: str | list[str | dict[str, Any]] = Field(
         "default", description="filters every candidate must pass: a list, 'default' or 'none'"

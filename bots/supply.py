@@ -73,7 +73,8 @@ class ModelSamples:
     def candidates(self, n: int) -> list[Sample]:
         s = self.settings
         samples = self.load().generate(
-            n, temperature=s.temperature, label=s.label, prefix=s.prefix or "", max_length=s.max_length, seed=self.position
-        )
+            n, temperature=s.temperature, label=s.label, prefix=s.prefix or "", max_length=s.max_length, seed=self.position,
+            top_k=s.top_k, top_p=s.top_p, context=s.context,
+        )  # fmt: skip
         self.position += len(samples)
         return samples

@@ -25,10 +25,10 @@ from starlette.testclient import TestClient
 
 from botkit.bots.ledger import Ledger, store_url
 from botkit.cli import main
+from botkit.commands.console import listen, serve
 from botkit.config import load_config
 from botkit.console.app import SESSION_COOKIE, create_app
 from botkit.console.auth import Token
-from botkit.console.commands import listen, serve
 
 PLUM_LABELS = ["orchard0", "orchard1", "orchard2"]
 SCRIPT = "<script>document.title='pwned'</script> {{ 7*7 }}"

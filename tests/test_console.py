@@ -7,7 +7,6 @@ shows. The browser tests are in test_console_browser.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import stat
@@ -35,9 +34,11 @@ from starlette.testclient import TestClient
 
 from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
 from botkit.bots.review import review
+from botkit.cli import build_parser
+from botkit.commands.common import config_path
+from botkit.commands.console import announce, listen, run_report
 from botkit.console.app import SESSION_COOKIE
 from botkit.console.auth import TOKEN_ENV, load_token, token_file
-from botkit.console.commands import add_report_parser, add_serve_parser, announce, listen, run_report
 from botkit.console.farm import APPROVE, EDIT, REJECT, AlreadyDecided, decide, funnel
 from botkit.console.farm import farm as farm_views
 from botkit.errors import BotkitError, ConfigError
@@ -274,8 +275,8 @@ def test_environment_token_is_used_and_never_printed(tmp_path: Path, monkeypatch
 
 
 def test_serve_parser_defaults_to_loopback_and_a_taken_port_is_one_error(tmp_path: Path) -> None:
-    args = _parse(add_serve_parser, ["serve"])
-    assert (args.config, args.host, args.port) == ("config.yaml", "127.0.0.1", 8750)
+    args = build_parser().parse_args(["serve"])
+    assert (str(config_path(args)), args.host, args.port) == ("config.yaml", "127.0.0.1", 8750)
     taken = listen("127.0.0.1", 0)
     with taken, pytest.raises(BotkitError, match=rf"cannot listen on 127\.0\.0\.1:{taken.getsockname()[1]} \(Address already in use\)"):
         listen("127.0.0.1", taken.getsockname()[1])
@@ -284,14 +285,8 @@ def test_serve_parser_defaults_to_loopback_and_a_taken_port_is_one_error(tmp_pat
 # -- botkit report ---------------------------------------------------------------------------
 
 
-def _parse(add: object, argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="botkit")
-    add(parser.add_subparsers(dest="command"))  # type: ignore[operator]
-    return parser.parse_args(argv)
-
-
 def report(argv: list[str]) -> None:
-    run_report(_parse(add_report_parser, ["report", *argv]))
+    run_report(build_parser().parse_args(["report", *argv]))
 
 
 def test_report_of_a_weights_folder_writes_loss_and_corpus_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,6 @@
 """``botkit serve`` (the farm console) and ``botkit report`` (its pictures as PNG files): parsers and handlers.
 
-Registered in :mod:`botkit.cli` by ``add_serve_parser(commands)`` / ``add_report_parser(commands)``
-and the handlers ``run_serve`` / ``run_report``; errors are :class:`BotkitError`, printed by the
-CLI as one ``botkit: error:`` line.
+Errors are :class:`BotkitError`, printed by the CLI as one ``botkit: error:`` line.
 """
 
 from __future__ import annotations
@@ -15,49 +13,40 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botkit.commands.common import DEFAULT_CONFIG, add_config, add_db, bots_config, open_ledger
 from botkit.errors import BotkitError, ConfigError
 
 DEFAULT_PORT = 8750
 LOOPBACK = "127.0.0.1"
 
 
-def _db_argument(parser: argparse.ArgumentParser) -> None:
-    from botkit.cli import DB_ENV
-
-    parser.add_argument("--db", metavar="URL", default=None, help=f"ledger as a SQLAlchemy URL instead of the config's store:; default ${DB_ENV} when set")
-
-
-def add_serve_parser(commands: argparse._SubParsersAction) -> None:
-    from botkit.cli import DEFAULT_CONFIG
-
+def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     serve = commands.add_parser(
         "serve",
+        parents=[common],
         help="the farm console: a web page to watch the bots, review their candidates and see their models",
         description="Serve the farm console on http://HOST:PORT/ (loopback by default). Every request needs the token: "
         "$BOTKIT_CONSOLE_TOKEN, else one generated at first start into a mode-0600 file beside the ledger and printed once.",
     )
-    serve.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    add_config(serve)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     serve.add_argument(
         "--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK}); anything else reaches beyond this machine, and is warned about"
     )
-    _db_argument(serve)
-
-
-def add_report_parser(commands: argparse._SubParsersAction) -> None:
-    from botkit.cli import DEFAULT_CONFIG
-
+    add_db(serve)
     report = commands.add_parser(
         "report",
+        parents=[common],
         help="write a model's or a bot's pictures as PNG files: loss curves, corpus statistics, filter funnel",
         description="botkit report weights/NAME -o DIR: the model's loss curves and corpus statistics. "
         "botkit report --bot NAME -c config.yaml -o DIR: those of the bot's model, plus its filter funnel from the ledger.",
     )
     report.add_argument("weights", nargs="?", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
     report.add_argument("--bot", metavar="NAME", help="a bot of the config instead of a model folder")
-    report.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"with --bot: config file (default {DEFAULT_CONFIG})")
+    report.add_argument("-c", "--config", dest="config_flag", metavar="CONFIG", help=f"with --bot: config file (default {DEFAULT_CONFIG})")
+    report.set_defaults(config_file=None)
     report.add_argument("-o", "--output", type=Path, required=True, help="folder to write the PNG files into")
-    _db_argument(report)
+    add_db(report)
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -65,13 +54,12 @@ def add_report_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> None:
     """Load the config and the ledger, make sure of the token, listen, and serve until Ctrl-C."""
-    from botkit.cli import _bots_config, _ledger
     from botkit.console.app import create_app
     from botkit.console.auth import load_token, token_file
 
-    config = _bots_config(args)
+    config = bots_config(args)
     sock = listen(args.host, args.port)
-    with _ledger(config, args) as ledger:
+    with open_ledger(config, args) as ledger:
         token = load_token(token_file(ledger.url, config.base_dir))
         url = f"http://{_url_host(args.host)}:{sock.getsockname()[1]}/"
         for line in announce(args.host, url, token, config.path, ledger.safe_url):
@@ -143,15 +131,13 @@ def run_report(args: argparse.Namespace) -> None:
 
 
 def _bot_report(args: argparse.Namespace) -> list[str]:
-    from botkit.cli import _bots_config, _ledger
+    from botkit.commands.bots import bot_spec
     from botkit.console.charts import funnel_png
     from botkit.console.farm import bot_corpora, funnel
 
-    config = _bots_config(args)
-    spec = config.bots.get(args.bot)
-    if spec is None:
-        raise ConfigError(f"{config.path}: bots: no bot named {args.bot} (defined: {', '.join(config.bots) or 'none'})")
-    with _ledger(config, args) as ledger:
+    config = bots_config(args)
+    spec = bot_spec(config, args.bot)
+    with open_ledger(config, args) as ledger:
         counts = funnel(ledger, args.bot)
     lines = (
         [_write(args.output / "funnel.png", funnel_png(counts, f"{args.bot}: filter funnel"))]
@@ -186,3 +172,6 @@ def _write(path: Path, data: bytes) -> str:
     except OSError as exc:
         raise BotkitError(f"{path}: cannot write ({exc.strerror or type(exc).__name__})") from None
     return f"wrote {path}"
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {"serve": run_serve, "report": run_report}

@@ -8,5 +8,5 @@
   does it, and the picked ones sent to the bot's queue.
 * :mod:`~botkit.console.auth`: the access token, the session cookie and the CSRF token.
 * :mod:`~botkit.console.app`: the Starlette app and its routes.
-* :mod:`~botkit.console.commands`: the ``serve`` and ``report`` command lines.
+* the ``serve`` and ``report`` command lines live with the other commands, in :mod:`botkit.commands.console`.
 """

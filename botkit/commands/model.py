@@ -1,0 +1,167 @@
+"""``botkit train`` (corpus → model), ``botkit eval``, ``botkit import-textgenrnn`` and ``botkit generate``.
+
+The training flags come from :class:`~botkit.training.TrainConfig` and
+:class:`~botkit.training.ShapeOptions`, the same models that check a bot's ``train:`` block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from botkit.options import add_arguments, validate
+from botkit.training import GROUPS, ShapeOptions, TrainConfig
+
+
+def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    _train_parser(commands, common)
+    _eval_parser(commands, common)
+    _import_parser(commands, common)
+    _generate_parser(commands, common)
+
+
+def _train_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    train = commands.add_parser(
+        "train",
+        parents=[common],
+        help="train a char- or word-level model on corpora into weights/NAME",
+        description="Train a textgenrnn-class model (embedding, stacked LSTMs, attention over the skip connections) "
+        "on corpora (.jsonl/.txt, one document a line) or, with --single-text, on plain text files read as one stream. "
+        "Every setting is also a key of a bot's train: block in config.yaml.",
+    )
+    train.add_argument("corpus", nargs="+", type=Path, metavar="CORPUS", help="corpus file(s), or text file(s) with --single-text")
+    train.add_argument("-o", "--output", type=Path, required=True, help="model folder to write, e.g. weights/NAME")
+    groups = {name: train.add_argument_group(title) for name, title in GROUPS.items()}
+    level = groups["data"].add_mutually_exclusive_group()
+    level.add_argument("--char", dest="level", action="store_const", const="char", default=argparse.SUPPRESS, help="short for --level char")
+    level.add_argument("--word", dest="level", action="store_const", const="word", default=argparse.SUPPRESS, help="short for --level word")
+    add_arguments(TrainConfig, train, groups)
+    add_arguments(ShapeOptions, train, groups)
+    start = train.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue training OUTPUT with its optimizer state and schedule position")
+    start.add_argument("--from", dest="base", type=Path, metavar="WEIGHTS", help="fine-tune from another model folder; new tokens extend its vocabulary")
+
+
+def _eval_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    evaluate = commands.add_parser(
+        "eval",
+        parents=[common],
+        help="cross-entropy of a text under a model (nats and bits per token)",
+        description="Mean cross-entropy of FILE under a model, in windows of the trained length (overlapping by half), "
+        "the number training reports as val loss. FILE is read the way the model was trained: a .txt file as one stream "
+        "for a model trained with --single-text, else one document a line; a .jsonl corpus document by document, with its labels; "
+        "any other file as one stream. Models imported from textgenrnn are scored as textgenrnn frames its texts.",
+    )
+    evaluate.add_argument("weights", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
+    evaluate.add_argument("file", type=Path, metavar="FILE", help="text file or corpus to score")
+    read = evaluate.add_mutually_exclusive_group()
+    read.add_argument(
+        "--as",
+        dest="read_as",
+        choices=["stream", "documents"],
+        help="read FILE as one stream, or as a corpus one document a line (default: as the model was trained)",
+    )
+    read.add_argument("--single-text", dest="read_as", action="store_const", const="stream", help="same as --as stream (the flag botkit train uses)")
+
+
+def _import_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    imp = commands.add_parser(
+        "import-textgenrnn",
+        parents=[common],
+        help="convert a textgenrnn model (weights .hdf5, vocab .json, config .json) into weights/NAME",
+        description="Convert a textgenrnn model into a botkit model with the same next-token probabilities on textgenrnn's 40-token windows.",
+    )
+    imp.add_argument("weights", type=Path, metavar="WEIGHTS.hdf5", help="textgenrnn weights file")
+    imp.add_argument("vocab", type=Path, metavar="VOCAB.json", help="textgenrnn vocab file")
+    imp.add_argument("config", type=Path, nargs="?", metavar="CONFIG.json", help="textgenrnn config file (default: textgenrnn's default config)")
+    imp.add_argument("-o", "--output", type=Path, required=True, help="model folder to write, e.g. weights/NAME")
+
+
+def _generate_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    generate = commands.add_parser(
+        "generate",
+        parents=[common],
+        help="generate samples from a model, batched; filter them; print or write .txt/.jsonl",
+        description="Generate samples from a trained model (many in parallel, state carried token to token), "
+        "keep those the filters pass, and print them (one a line, escaped like .txt corpora) or write them with -o.",
+    )
+    generate.add_argument("weights", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
+    generate.add_argument("-n", type=int, default=10, help="samples to generate (default 10); filters may keep fewer")
+    generate.add_argument("-t", "--temperature", type=float, action="append", help="sampling temperature, 0 is greedy (default 1.0); repeat to cycle per token, as textgenrnn does")
+    generate.add_argument("--top-k", type=int, help="sample only among the K likeliest tokens")
+    generate.add_argument("--top-p", type=float, help="sample only among the likeliest tokens holding P of the probability (nucleus)")
+    generate.add_argument("--prefix", default="", help="text every sample starts with")
+    generate.add_argument("--label", action="append", help="context label (a trained one); repeat to spread several over the samples (default: none, the label-free output)")
+    generate.add_argument("--max-length", type=int, help="longest sample in tokens, prefix included (default: 300 characters' worth)")
+    generate.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same samples (default 0)")
+    generate.add_argument("--batch-size", type=int, help="sequences generated in parallel; a row that ends a sample starts the next (default 500)")
+    generate.add_argument(
+        "--context", choices=["window", "carry", "sliding"],
+        help="window: beyond the trained window W, condition on the last W/2..W tokens, as training and eval do (default); "
+        "carry: on everything; sliding: on exactly the last W, as textgenrnn does (W times slower; default for imported textgenrnn models)",
+    )  # fmt: skip
+    generate.add_argument("--filters", default="default", help="filter chain: default, none, or names such as length,dedupe,novelty (default: default)")
+    generate.add_argument("--report", action="store_true", help="print how many samples each filter rejected")
+    generate.add_argument("-o", "--output", type=Path, help="write the kept samples to a .txt (one a line) or .jsonl (text, score, temperature, label) file")
+    generate.add_argument("--interactive", action="store_true", help="pick every next token yourself from the model's top choices")
+    generate.add_argument("--top-n", type=int, default=3, help="with --interactive: choices shown per token (default 3)")
+
+
+def train(args: argparse.Namespace) -> None:
+    from botkit.model.train import TrainingInterrupted, resume_command
+    from botkit.model.train import train as train_model
+
+    given = {k: getattr(args, k) for k in TrainConfig.model_fields if hasattr(args, k)}
+    config = validate(TrainConfig, given, "botkit train", flags=True)
+    shape = validate(ShapeOptions, {k: getattr(args, k) for k in ShapeOptions.model_fields if hasattr(args, k)}, "botkit train", flags=True)
+    try:
+        report = train_model(args.corpus, args.output, config, shape.given(), resume=args.resume, base=args.base)
+    except TrainingInterrupted as exc:
+        raise KeyboardInterrupt(f"{exc}; continue with: {resume_command(args.corpus, args.output, given)}") from None
+    print(report.summary())
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from botkit.model.evaluate import evaluate_file
+
+    print(evaluate_file(args.weights, args.file, read_as=args.read_as).summary())
+
+
+def import_textgenrnn(args: argparse.Namespace) -> None:
+    from botkit.model.textgenrnn_import import import_textgenrnn as convert
+
+    saved = convert(args.weights, args.vocab, args.config, args.output)
+    print(f"{args.output}: imported {args.weights} ({saved.vocab.level} level, {len(saved.vocab):,} tokens, {saved.config.rnn_layers} × {saved.config.rnn_size} LSTM)")
+
+
+def generate(args: argparse.Namespace) -> None:
+    from botkit.generate import Generator, Options
+    from botkit.generate.generator import DEFAULT_BATCH_SIZE
+    from botkit.generate.interactive import Session
+    from botkit.generate.run import run
+
+    generator = Generator.load(args.weights)
+    temperatures = args.temperature or [1.0]
+    labels = args.label or [None]
+    if args.interactive:
+        Session(generator, top_n=args.top_n, temperature=temperatures[0], label=labels[0], max_length=args.max_length, seed=args.seed, prefix=args.prefix).run()
+        return
+    options = Options(
+        temperature=temperatures, top_k=args.top_k, top_p=args.top_p, prefix=args.prefix, label=labels,
+        max_length=args.max_length, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, context=args.context,
+    )  # fmt: skip
+    result = run(generator, args.n, options, args.filters, args.output)
+    report = sys.stdout if args.output else sys.stderr  # without -o, stdout holds only the samples
+    if args.output:
+        print(f"{args.output}: {result.kept:,} of {args.n:,} samples kept")
+    if args.report:
+        print(result.chain.report.format(), file=report)
+    elif result.kept < args.n:
+        print(f"botkit: {args.n - result.kept:,} of {args.n:,} samples rejected by the filters (--report for details, --filters none to keep all)", file=sys.stderr)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "train": train, "eval": evaluate, "import-textgenrnn": import_textgenrnn, "generate": generate,
+}  # fmt: skip
