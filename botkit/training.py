@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import JsonDict
 
 from botkit.options import Options
 
@@ -28,7 +29,8 @@ GROUPS = {
 }
 
 
-def _in(group: str, **extra: object) -> dict[str, object]:
+def _in(group: str, **extra: str) -> JsonDict:
+    """A field's extras: its group in ``--help`` (and e.g. ``short``, ``metavar``)."""
     return {"group": group, **extra}
 
 
@@ -95,7 +97,7 @@ class TrainState:
     bad_epochs: int = 0
     train_loss: float | None = None
     val_loss: float | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | None]] = field(default_factory=list)
 
 
 class LearningRateSchedule:

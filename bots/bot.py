@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botkit.bots import TARGETS, Disabled, Limits, PostResult, RateLimited, Rejected, Target, Transient
 from botkit.bots.ledger import APPROVED, EVERY_STATE, QUEUED, REJECTED, Busy, Candidate, Ledger, NewCandidate, Wait, storable, utcnow
@@ -270,6 +270,7 @@ def _supplier(spec: BotSpec, ledger: Ledger) -> Callable[[int], CandidateSupplie
     def load() -> Generator:  # once per process, at the first refill: TensorFlow loads, the model compiles
         from botkit.generate import Generator
 
+        assert model is not None  # a bot has posts or a model
         return Generator.load(model)
 
     return lambda start: ModelSamples(load, spec.options.generate, start)
@@ -290,7 +291,7 @@ def filter_chain(spec: BotSpec, ledger: Ledger, where: str) -> FilterChain:
     from botkit.filters import FilterContext, build_chain
 
     o = spec.options
-    extra = {"posted": ledger.texts(spec.name), "max_chars": spec.target_cls.max_chars(spec.target)}
+    extra: dict[str, Any] = {"posted": ledger.texts(spec.name), "max_chars": spec.target_cls.max_chars(spec.target)}
     context = FilterContext(**extra)
     if o.model is not None:  # the novelty filter needs the corpus the model learnt from, recorded in its config.json
         from botkit.model.weights import WeightsError, read_config

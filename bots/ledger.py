@@ -492,10 +492,9 @@ class Ledger:
 
     def _insert_missing(self, conn: Connection, table: Table, **values: Any) -> None:
         """Insert a row unless its key is there already, without a race between two processes."""
-        if self.sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = sqlite.insert if self.sqlite else postgresql.insert
         conn.execute(insert(table).values(**values).on_conflict_do_nothing())
 
     # -- workers and bot leases --------------------------------------------------------------

@@ -140,7 +140,10 @@ class RedditTarget(Target):
         # claimed_at is aware UTC (as every ledger time), so its Unix time is right in any local zone.
         since = 0.0 if candidate.claimed_at is None else candidate.claimed_at.timestamp() - CLOCK_SLACK_S
         with self._errors():
-            for submission in self.reddit().user.me().submissions.new(limit=RECENT):
+            me = self.reddit().user.me()
+            if me is None:  # praw's answer for a read-only client: this site has no account to post as
+                raise Disabled(f"r/{self.options.sub}: praw site {self.options.site!r} is read-only (no username and password): it cannot post")
+            for submission in me.submissions.new(limit=RECENT):
                 if (
                     submission.subreddit.display_name.lower() == self.options.sub.lower()
                     and submission.created_utc >= since
@@ -239,7 +242,7 @@ def _requestor_class() -> type:
     from prawcore import RequestException, Requestor, Session
 
     class SubmitOnce(Requestor):
-        def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        def request(self, method: str, url: str, **kwargs: Any) -> Any:  # type: ignore[override]  # prawcore calls it so
             kwargs["timeout"] = self.timeout
             if method.upper() in SAFE_METHODS:
                 return super().request(method, url, **kwargs)

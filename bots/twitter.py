@@ -218,8 +218,8 @@ def _timeout_adapter() -> Any:
     class TimeoutAdapter(HTTPAdapter):
         """Gives every request a timeout unless it has one."""
 
-        def send(self, request: Any, **kwargs: Any) -> Any:
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:  # requests passes its own arguments by keyword
             kwargs["timeout"] = kwargs.get("timeout") or TIMEOUT_S
-            return super().send(request, **kwargs)
+            return super().send(request, *args, **kwargs)
 
     return TimeoutAdapter()

@@ -22,6 +22,8 @@ from botkit.errors import SourceError
 from botkit.options import Options, validate
 from botkit.plugins import Registry
 
+OptionsModel = Options  # inside Source, the name Options is the class attribute
+
 
 class Source(ABC):
     """Base class of every source plugin."""
@@ -29,9 +31,9 @@ class Source(ABC):
     #: One line for ``botkit sources`` and ``botkit fetch --help``.
     summary: ClassVar[str] = ""
     #: The source's options; subclasses replace it with their own model.
-    Options: ClassVar[type[Options]] = Options
+    Options: ClassVar[type[OptionsModel]] = OptionsModel
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: OptionsModel) -> None:
         self.options = options
 
     @classmethod

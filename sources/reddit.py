@@ -159,12 +159,16 @@ class RedditSource(Source):
         Breadth first, so a per-post limit keeps the top-level comments, which are the most read;
         a comment whose parent is gone ([deleted]) is skipped, since it answers nothing we have.
         """
+        from praw.models import Comment
+
         o = self.options
         post.comments.replace_more(limit=0)
         texts = {f"t3_{post.id}": title}
         depths = {f"t3_{post.id}": 0}
         taken = 0
         for comment in post.comments.list():  # breadth first: a parent always comes before its replies
+            if not isinstance(comment, Comment):  # "load more" stubs: replace_more(limit=0) removed them
+                continue
             depth = depths[f"t1_{comment.id}"] = depths.get(comment.parent_id, 0) + 1
             if depth > o.comment_depth or taken >= o.comments_per_post:
                 return

@@ -7,12 +7,13 @@ import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botkit.commands.common import DEFAULT_CONFIG
 from botkit.corpus import Normalization, corpus_stats, make_folder
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import add_arguments, validate
+from botkit.plugins import Registry
 from botkit.sources import SOURCES
 
 if TYPE_CHECKING:
@@ -108,12 +109,11 @@ def fetch_config_corpora(config: Config, only: list[str] | None) -> None:
 
 def plugins(args: argparse.Namespace) -> None:
     """``botkit sources|filters|targets``: the installed plugins of one kind, built-in or third-party."""
-    if args.command == "sources":
-        registry = SOURCES
-    elif args.command == "filters":
-        from botkit.filters import FILTERS as registry
-    else:
-        from botkit.bots import TARGETS as registry
+    from botkit.bots import TARGETS
+    from botkit.filters import FILTERS
+
+    registries: dict[str, Registry[Any]] = {"sources": SOURCES, "filters": FILTERS, "targets": TARGETS}
+    registry = registries[args.command]
     for name in registry.names():
         try:
             summary = registry.get(name).summary

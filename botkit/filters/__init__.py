@@ -50,7 +50,7 @@ class FilterContext:
     max_chars: int | None = None
 
     @classmethod
-    def for_model(cls, weights_dir: Path, training: Mapping[str, Any], **extra: Any) -> FilterContext:
+    def for_model(cls, weights_dir: Path | None, training: Mapping[str, Any], **extra: Any) -> FilterContext:
         """The context of a trained model: its folder and the corpus its config.json records."""
         corpus = tuple(Path(p) for p in training.get("corpus") or ())
         return cls(corpus_paths=corpus, single_text=bool(training.get("single_text")), weights_dir=weights_dir, **extra)

@@ -188,10 +188,11 @@ class Generator:
     def _run_call(self, call: _Call, opts: Options, rows: int, per_call: int) -> list[Sample]:
         prefix = self.vocab.encode(opts.prefix).astype(np.int32)
         label_ids = np.array([self.label_row(label) for label in call.labels], np.int32)
-        out = self._loop_call(np.repeat(prefix[:, None], rows, axis=1), label_ids, per_call, opts.max_length, opts, call.number)
+        assert opts.max_length is not None  # _check settled it
+        tokens, logps, rows_of, sampled = self._loop_call(np.repeat(prefix[:, None], rows, axis=1), label_ids, per_call, opts.max_length, opts, call.number)
         temperature = opts.sample_temperature()
         samples = []
-        for (tokens, logps, sampled), label in zip(_by_sample(*out, len(call.labels)), call.labels):
+        for (tokens, logps, sampled), label in zip(_by_sample(tokens, logps, rows_of, sampled, len(call.labels)), call.labels):
             ids, scored = tokens[sampled], logps[sampled]
             ids = ids[:-1] if len(ids) and ids[-1] == SEP_ID else ids
             samples.append(Sample(self.detokenise(opts.prefix, ids), float(scored.mean()), temperature, label))

@@ -83,7 +83,7 @@ class EpochEnd(keras.callbacks.Callback):
         # Before any save: the weights' config.json carries the curves up to the epoch it holds.
         state.history.append({"epoch": state.epoch, "step": state.step, "seconds": round(state.elapsed, 1), "train_loss": state.train_loss, "val_loss": state.val_loss})
         if self.scorer is not None and self.val is not None:
-            if state.best_val is None or state.val_loss < state.best_val:
+            if state.best_val is None or state.val_loss < state.best_val:  # type: ignore[operator]  # val_loss was just set
                 state.best_val, state.bad_epochs = state.val_loss, 0
                 self.save_model()
                 line += " (best, saved)"
@@ -108,6 +108,7 @@ class ProgressBar(keras.callbacks.Callback):
         self.file = file
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        total: float | None
         if self.budget:
             total, done, shown = self.budget, min(self.state.elapsed, self.budget), "{n:.0f}/{total:.0f} s{postfix}"
         else:
@@ -124,7 +125,7 @@ class ProgressBar(keras.callbacks.Callback):
         if self.bar.disable:
             return
         rate = (self.state.step - self._first) * self.targets_per_step / max(time.monotonic() - self._start, 1e-9)
-        loss = (logs or {}).get("next_loss", (logs or {}).get("loss"))
+        loss = (logs or {}).get("next_loss", (logs or {}).get("loss", math.nan))
         where = f", step {self.state.step:,}" if self.budget else ""
         self.bar.set_postfix_str(f"{where}, loss {float(loss):.3f}, {rate:,.0f} targets/s".lstrip(", "), refresh=False)
         self.bar.update(min(self.state.elapsed, self.budget) - self.bar.n if self.budget else 1)

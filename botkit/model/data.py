@@ -225,6 +225,7 @@ def training_dataset(split: Split, window: int, batch_size: int, seed: int, firs
         for batch, labels in window_batches(split, window, batch_size, seed, first_step):
             targets = batch[:, 1:]
             if labelled:
+                assert labels is not None  # a labelled split has them
                 yield {"tokens": batch[:, :-1], "labels": labels[:, :-1]}, {"next": targets, "aux": targets}
             else:
                 yield batch[:, :-1], {"next": targets}

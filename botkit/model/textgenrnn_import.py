@@ -26,7 +26,7 @@ import numpy as np
 
 from botkit.model import weights
 from botkit.model.network import ModelConfig, build_model
-from botkit.model.vocab import PAD, SEP, SPECIALS, Vocabulary
+from botkit.model.vocab import PAD, SEP, SPECIALS, Level, Vocabulary
 
 TEXTGENRNN_SEPARATOR = "<s>"
 TEXTGENRNN_WINDOW = 40
@@ -70,7 +70,7 @@ def read_textgenrnn_weights(path: Path) -> dict[str, list[np.ndarray]]:
 
 def _botkit_vocab(tg_vocab: dict[str, int], word_level: bool) -> tuple[Vocabulary, np.ndarray]:
     """botkit's vocabulary and, per botkit id, the textgenrnn id it comes from (-1: none)."""
-    level = "word" if word_level else "char"
+    level: Level = "word" if word_level else "char"
     specials = SPECIALS[level]
     ordered = sorted(tg_vocab.items(), key=lambda item: item[1])
     tokens = [*specials, *(t for t, _ in ordered if t != TEXTGENRNN_SEPARATOR and t not in specials)]
@@ -88,7 +88,7 @@ def _botkit_vocab(tg_vocab: dict[str, int], word_level: bool) -> tuple[Vocabular
 def _take(rows: np.ndarray, source: np.ndarray, axis: int, fill: float) -> np.ndarray:
     """``rows`` re-indexed along ``axis`` by ``source``; -1 entries become ``fill``."""
     taken = np.take(rows, np.maximum(source, 0), axis=axis)
-    missing = [slice(None)] * rows.ndim
+    missing: list[Any] = [slice(None)] * rows.ndim
     missing[axis] = source < 0
     taken[tuple(missing)] = fill
     return taken

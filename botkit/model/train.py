@@ -261,6 +261,7 @@ def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: 
             if getattr(model_config, key) != value:
                 log.warning("--resume: ignoring %s, the model keeps its %s", _flag(key, value), _flag(key, getattr(model_config, key)))
     else:
+        assert config.level is not None  # _resolve_level settled it
         builder = data.count_vocabulary(corpus, config.level, config.single_text, config.max_words)
         if base is not None:
             fresh = builder.build()
