@@ -21,6 +21,18 @@ Commands (each prints one JSON line on stdout):
 * ``probs WINDOWS_JSON OUT_NPY``: textgenrnn's shipped model (its package's weights, vocab and
   default config), next-character probabilities after each 40-character window in the JSON list;
   also says where the package keeps those files.
+* ``train-lines TRAIN_TXT WORKDIR RNN_SIZE RNN_LAYERS SECONDS``: ``train_from_file(new_model=True)``
+  on a line-delimited file (no header; one text a line, as a textgenrnn user trains on titles),
+  one epoch with textgenrnn's defaults apart from the LSTM size and depth, stopped after SECONDS
+  of training if that comes first (0: the whole epoch); writes ``bench_weights.hdf5``/
+  ``bench_vocab.json``/``bench_config.json`` into WORKDIR.
+* ``doc-score WORKDIR TEXTS_TXT OUT_NPY``: loads that model and scores every text of the
+  line-delimited TEXTS_TXT exactly as textgenrnn frames a text in training: ``<s>`` + characters +
+  ``<s>``, every token after the first a target (the closing ``<s>`` too) unless textgenrnn's
+  vocabulary lacks it, predicted from up to 41 tokens before it with unknown ones dropped by its
+  tokenizer, the last 40 kept, left-padded with 0. The (x, y) pairs come from textgenrnn's own
+  ``generate_sequences_from_texts`` (one batch holding every target, unshuffled); OUT_NPY gets
+  each target's ln p in text order.
 """
 
 from __future__ import annotations
@@ -85,19 +97,24 @@ def budget_callback(seconds: float, record: dict[str, float]):  # noqa: ANN201 -
     return Budget()
 
 
-def train(train_txt: Path, seconds: float, workdir: Path) -> dict[str, float]:
-    """textgenrnn's own ``train_new_model``, with the budget callback slipped into its ``fit``."""
+def _add_budget(seconds: float, record: dict[str, float]) -> None:
+    """Slip the budget callback into every ``fit`` textgenrnn makes (``seconds`` <= 0: no limit, steps still counted)."""
     import tf_keras
 
-    textgenrnn = import_textgenrnn()
-    record: dict[str, float] = {}
-    budget = budget_callback(seconds, record)
+    budget = budget_callback(seconds if seconds > 0 else float("inf"), record)
     fit = tf_keras.Model.fit
 
     def fit_with_budget(self, *args, callbacks=None, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         return fit(self, *args, callbacks=[*(callbacks or []), budget], **kwargs)
 
     tf_keras.Model.fit = fit_with_budget
+
+
+def train(train_txt: Path, seconds: float, workdir: Path) -> dict[str, float]:
+    """textgenrnn's own ``train_new_model``, with the budget callback slipped into its ``fit``."""
+    textgenrnn = import_textgenrnn()
+    record: dict[str, float] = {}
+    _add_budget(seconds, record)
     workdir.mkdir(parents=True, exist_ok=True)
     text = train_txt.read_text(encoding="utf-8")
     tg = textgenrnn(name=str(workdir / "bench"))
@@ -126,6 +143,59 @@ def score(workdir: Path, context_txt: Path, val_txt: Path) -> dict[str, float]:
     return {"val_loss": nats / scored, "scored": scored, "unscored": len(targets) - scored}
 
 
+def train_lines(train_txt: Path, workdir: Path, rnn_size: int, rnn_layers: int, seconds: float) -> dict[str, float]:
+    """textgenrnn's own ``train_from_file(new_model=True)`` on one text a line, one epoch (or ``seconds``)."""
+    textgenrnn = import_textgenrnn()
+    record: dict[str, float] = {}
+    _add_budget(seconds, record)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tg = textgenrnn(name=str(workdir / "bench"))
+    tg.train_from_file(str(train_txt), header=False, new_model=True, num_epochs=1, gen_epochs=0, batch_size=BATCH, train_size=1.0, validation=False,
+                       verbose=0, rnn_size=rnn_size, rnn_layers=rnn_layers)  # fmt: skip
+    tg.save(str(workdir / "bench_weights.hdf5"))
+    return {"steps": record["steps"], "seconds": record["seconds"], "windows_per_second": record["steps"] * BATCH / max(record["seconds"], 1e-9),
+            "vocab": len(tg.vocab), "config": {k: v for k, v in tg.config.items() if k != "name"}}  # fmt: skip
+
+
+def doc_score(workdir: Path, texts_txt: Path, out_npy: Path) -> dict[str, object]:
+    """Mean -ln p of every target of every text, framed by textgenrnn's own training generator."""
+    textgenrnn = import_textgenrnn()
+    from textgenrnn import model_training
+    from textgenrnn.utils import textgenrnn_texts_from_file
+
+    files = {f"{kind}_path": str(workdir / f"bench_{kind}.{'hdf5' if kind == 'weights' else 'json'}") for kind in ("weights", "vocab", "config")}
+    tg = textgenrnn(**files)
+    if tg.config.get("single_text") or tg.config.get("word_level"):
+        raise SystemExit("doc-score expects a char-level, line-delimited (single_text=False) model")
+    texts = textgenrnn_texts_from_file(str(texts_txt), header=False)  # as train_from_file reads them
+    # train_on_texts' index: (text, end) for end in 0..len(text); the target is framed[end + 1].
+    indices = np.array([(i, end) for i, text in enumerate(texts) for end in range(len(text) + 1)], dtype=np.int64)
+    meta = tg.META_TOKEN
+    framed = [[meta, *text, meta] for text in texts]
+    targets = [framed[i][end + 1] for i, end in indices]
+    known = np.array([t in tg.vocab for t in targets])
+    count = int(known.sum())
+    shuffle = np.random.shuffle
+    np.random.shuffle = lambda array: None  # text order (the mean does not depend on it)
+    try:
+        # One batch of every target textgenrnn would train on (it drops targets outside its vocabulary).
+        x, y = next(model_training.generate_sequences_from_texts(texts, indices, tg, None, batch_size=count))
+    finally:
+        np.random.shuffle = shuffle
+    x, y = np.asarray(x).reshape(count, -1), np.asarray(y).reshape(count, -1)
+    expected_ids = np.array([tg.vocab[t] for t, k in zip(targets, known) if k])
+    if not np.array_equal(y.argmax(axis=1), expected_ids):
+        raise SystemExit("textgenrnn's generator produced targets in another order than expected")
+    probs = np.asarray(tg.model.predict(x, batch_size=SCORE_BATCH, verbose=0), np.float64)
+    logp = np.log(np.maximum(probs[np.arange(count), expected_ids], 1e-30))
+    np.save(out_npy, logp)
+    return {
+        "val_loss": float(-logp.mean()), "targets": count, "unscored": int((~known).sum()), "texts": len(texts),
+        "end_targets": int(sum(1 for t, k in zip(targets, known) if k and t == meta)), "window": int(x.shape[1]),
+        "padded_windows": int((x[:, 0] == 0).sum()),
+    }  # fmt: skip
+
+
 def probs(windows_json: Path, out_npy: Path) -> dict[str, object]:
     """The shipped model's next-character distribution (over its ids, 0 = padding) after each window."""
     textgenrnn = import_textgenrnn()
@@ -148,8 +218,12 @@ def main(argv: list[str]) -> None:
         result = score(Path(args[0]), Path(args[1]), Path(args[2]))
     elif command == "probs":
         result = probs(Path(args[0]), Path(args[1]))
+    elif command == "train-lines":
+        result = train_lines(Path(args[0]), Path(args[1]), int(args[2]), int(args[3]), float(args[4]))
+    elif command == "doc-score":
+        result = doc_score(Path(args[0]), Path(args[1]), Path(args[2]))
     else:
-        raise SystemExit(f"unknown command {command!r}: train, score or probs")
+        raise SystemExit(f"unknown command {command!r}: train, score, probs, train-lines or doc-score")
     print(json.dumps(result, ensure_ascii=False))
 
 
