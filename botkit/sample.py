@@ -12,13 +12,15 @@ class Sample:
 
     ``score`` is the mean log-probability per token under the model that wrote it (higher is
     better); it is None or NaN when unknown, e.g. for text that did not come from a model.
-    ``label`` is the context label the model was conditioned on, if any.
+    ``label`` is the context label the model was conditioned on, if any; ``parent`` the text a reply
+    model answered with it (not part of ``text``).
     """
 
     text: str
     score: float | None = None
     temperature: float | None = None
     label: str | None = None
+    parent: str | None = None
 
     @property
     def has_score(self) -> bool:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from botkit.errors import ConfigError
 from botkit.options import add_arguments, validate
 from botkit.training import GROUPS, ShapeOptions, TrainConfig
 
@@ -29,6 +30,7 @@ def _train_parser(commands: argparse._SubParsersAction, common: argparse.Argumen
         help="train a char- or word-level model on corpora into weights/NAME",
         description="Train a textgenrnn-class model (embedding, stacked LSTMs, attention over the skip connections) "
         "on corpora (.jsonl/.txt, one document a line) or, with --single-text, on plain text files read as one stream. "
+        "A corpus whose documents have parents trains a reply model: parent, <reply>, reply, with the loss on the reply only. "
         "Every setting is also a key of a bot's train: block in config.yaml.",
     )
     train.add_argument("corpus", nargs="+", type=Path, metavar="CORPUS", help="corpus file(s), or text file(s) with --single-text")
@@ -52,7 +54,7 @@ def _eval_parser(commands: argparse._SubParsersAction, common: argparse.Argument
         description="Mean cross-entropy of FILE under a model, in windows of the trained length (overlapping by half), "
         "the number training reports as val loss. FILE is read the way the model was trained: a .txt file as one stream "
         "for a model trained with --single-text, else one document a line; a .jsonl corpus document by document, with its labels; "
-        "any other file as one stream. Models imported from textgenrnn are scored as textgenrnn frames its texts.",
+        "any other file as one stream. A reply model scores only the replies, each after its parent. Models imported from textgenrnn are scored as textgenrnn frames its texts.",
     )
     evaluate.add_argument("weights", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
     evaluate.add_argument("file", type=Path, metavar="FILE", help="text file or corpus to score")
@@ -93,8 +95,11 @@ def _generate_parser(commands: argparse._SubParsersAction, common: argparse.Argu
     generate.add_argument("--top-k", type=int, help="sample only among the K likeliest tokens")
     generate.add_argument("--top-p", type=float, help="sample only among the likeliest tokens holding P of the probability (nucleus)")
     generate.add_argument("--prefix", default="", help="text every sample starts with")
+    parents = generate.add_mutually_exclusive_group()
+    parents.add_argument("--parent", action="append", metavar="TEXT", help="reply model: text to reply to, -n replies each; repeat for several (the parent is not in the output)")
+    parents.add_argument("--parents", type=Path, metavar="FILE", help="reply model: texts to reply to, one a line (escaped like .txt corpora), -n replies each, in order")
     generate.add_argument("--label", action="append", help="context label (a trained one); repeat to spread several over the samples (default: none, the label-free output)")
-    generate.add_argument("--max-length", type=int, help="longest sample in tokens, prefix included (default: 300 characters' worth)")
+    generate.add_argument("--max-length", type=int, help="longest sample in tokens, prefix included, a reply's parent not (default: 300 characters' worth)")
     generate.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same samples (default 0)")
     generate.add_argument("--batch-size", type=int, help="sequences generated in parallel; a row that ends a sample starts the next (default 500)")
     generate.add_argument(
@@ -137,6 +142,8 @@ def import_textgenrnn(args: argparse.Namespace) -> None:
 
 
 def generate(args: argparse.Namespace) -> None:
+    from botkit.corpus import read_lines
+    from botkit.corpus.io import decode_txt
     from botkit.generate import Generator, Options
     from botkit.generate.generator import DEFAULT_BATCH_SIZE
     from botkit.generate.interactive import Session
@@ -145,12 +152,16 @@ def generate(args: argparse.Namespace) -> None:
     generator = Generator.load(args.weights)
     temperatures = args.temperature or [1.0]
     labels = args.label or [None]
+    parents = [decode_txt(line.rstrip("\n")) for line in read_lines(args.parents, "parents")] if args.parents else args.parent
+    if args.interactive and parents:
+        raise ConfigError("--interactive does not take --parent/--parents")
     if args.interactive:
         Session(generator, top_n=args.top_n, temperature=temperatures[0], label=labels[0], max_length=args.max_length, seed=args.seed, prefix=args.prefix).run()
         return
     options = Options(
         temperature=temperatures, top_k=args.top_k, top_p=args.top_p, prefix=args.prefix, label=labels,
         max_length=args.max_length, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, context=args.context,
+        parent=parents,
     )  # fmt: skip
     result = run(generator, args.n, options, args.filters, args.output)
     report = sys.stdout if args.output else sys.stderr  # without -o, stdout holds only the samples

@@ -9,6 +9,7 @@ Python API::
     for sample in gen.stream(10_000, temperature=[0.2, 0.5, 1.0], label="politics"):
         ...
     gen.write("out.jsonl", 1000, top_p=0.9, seed=1)
+    replies = Generator.load("weights/REPLY_MODEL").generate(3, parent=["hi there", "what's up?"])  # 3 replies each
 
 :mod:`~botkit.generate.step` is the network as a one-token step, :mod:`~botkit.generate.sampling`
 the seeded choice, :mod:`~botkit.generate.generator` the compiled loop and the API,

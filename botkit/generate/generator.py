@@ -12,6 +12,12 @@ prefix (fed token by token through the same step), then the sampled tokens. Its 
 mean log-probability, per sampled token (the closing separator included, the prefix not), under
 the model's *untempered*, untruncated distribution: a measure of how typical the text is for the
 model whatever temperature wrote it, comparable across samples and runs.
+
+A reply model (see :attr:`~botkit.model.vocab.Vocabulary.conditional`) writes replies: each sample
+is forced through ``parent <reply>`` before the prefix, exactly as its training documents begin,
+and the parent is context, not text: it is not in the sample and not in its score. The forced part
+is per sample (a row that finishes a reply to one parent may start a reply to the next), and
+``max_length`` counts the reply only.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ CALL_BATCHES = 4
 _FORMATS = (".txt", ".jsonl")
 
 Label = str | None
+Parent = str | None
 #: "window": keep every prediction's context within the trained window (see :meth:`Generator._compile`);
 #: "carry": carry the state from the first token to the last, however long the sample;
 #: "sliding": textgenrnn's way, every prediction from exactly the last W tokens, left-padded
@@ -54,7 +61,8 @@ Context = Literal["window", "carry", "sliding"]
 @dataclass(frozen=True)
 class Options:
     """What to generate. Temperatures cycle per sampled token (token i uses ``temperature[i % len]``,
-    as textgenrnn does); labels are spread over the samples (sample j gets ``label[j % len]``)."""
+    as textgenrnn does); labels are spread over the samples (sample j gets ``label[j % len]``).
+    ``parent`` (a reply model's only): one text, or several, each answered by ``n`` samples in turn."""
 
     temperature: float | Sequence[float] = 1.0
     top_k: int | None = None
@@ -65,6 +73,7 @@ class Options:
     seed: int = 0
     batch_size: int = DEFAULT_BATCH_SIZE
     context: Context | None = None  # None: "sliding" for imported textgenrnn models, else "window"
+    parent: Parent | Sequence[str] = None
 
     @property
     def temperatures(self) -> list[float]:
@@ -75,6 +84,10 @@ class Options:
     def labels(self) -> list[Label]:
         return [self.label] if self.label is None or isinstance(self.label, str) else list(self.label) or [None]
 
+    @property
+    def parents(self) -> list[Parent]:
+        return [self.parent] if self.parent is None or isinstance(self.parent, str) else list(self.parent)
+
     def sample_temperature(self) -> float | None:
         """The temperature a :class:`Sample` records: the value, or None when it cycles."""
         temps = self.temperatures
@@ -83,10 +96,15 @@ class Options:
 
 @dataclass
 class _Call:
-    """One call of the compiled loop: its number in the run and its samples' labels."""
+    """One call of the compiled loop: its number in the run, its samples' labels and forced tokens
+    (a reply's parent and separator, then the prefix), padded to one width for the whole run."""
 
     number: int
     labels: list[Label]
+    forced: np.ndarray  # (samples, width) int32
+    lengths: np.ndarray  # (samples,) forced tokens of each sample
+    contexts: np.ndarray  # (samples,) of those, the parent's and its separator's (not counted by max_length)
+    parents: list[Parent]  # what each sample answers (None: a post)
 
 
 class Generator:
@@ -98,6 +116,8 @@ class Generator:
     def __init__(self, model: Any, config: Any, vocab: Vocabulary, training: dict[str, Any] | None = None, *, jit: bool = True) -> None:
         self.config, self.vocab, self.training = config, vocab, training or {}
         self.network = StepNetwork(model, config)
+        # <reply> is structure, never sampled: it only ever follows a parent.
+        self.banned_ids = BANNED_IDS + ((vocab.reply_id,) if vocab.reply_id is not None else ())
         self.jit = jit
         self._loops: dict[tuple[Any, ...], Any] = {}
         self.path: Path | None = None
@@ -129,7 +149,7 @@ class Generator:
     # -- the public API ---------------------------------------------------------------------------
 
     def generate(self, n: int, **options: Any) -> list[Sample]:
-        """``n`` samples (see :class:`Options` for the keywords)."""
+        """``n`` samples, or ``n`` replies to each ``parent`` in turn (see :class:`Options` for the keywords)."""
         return list(self.stream(n, **options))
 
     def stream(self, n: int, **options: Any) -> Iterator[Sample]:
@@ -140,9 +160,10 @@ class Generator:
     def batches(self, n: int, **options: Any) -> Iterator[list[Sample]]:
         """``n`` samples as lists, one per compiled call (filters judge whole lists at once)."""
         opts = self._check(n, Options(**options))
-        per_call = max(min(n, opts.batch_size * CALL_BATCHES), 1)  # one shape for every call: XLA compiles once
+        total = n * len(opts.parents)
+        per_call = max(min(total, opts.batch_size * CALL_BATCHES), 1)  # one shape for every call: XLA compiles once
         for call in self._calls(n, per_call, opts):
-            yield self._run_call(call, opts, rows=min(n, opts.batch_size), per_call=per_call)
+            yield self._run_call(call, opts, rows=min(total, opts.batch_size))
 
     def write(self, path: str | Path, n: int, **options: Any) -> int:
         """Generate ``n`` samples into ``path`` (.txt or .jsonl, see :func:`write_samples`); how many."""
@@ -160,11 +181,28 @@ class Generator:
         Truncation(opts.top_k, opts.top_p).check()
         for label in opts.labels:
             self.label_row(label)
+        self._check_parents(opts.parents)
         max_length = opts.max_length or self.default_max_length()
         prefix_tokens = len(self.vocab.split(opts.prefix))
         if max_length < 1 or prefix_tokens >= max_length:
             raise ConfigError(f"--max-length must exceed the prefix length ({prefix_tokens} tokens); got {max_length}")
         return replace(opts, max_length=max_length, context=context)
+
+    def _check_parents(self, parents: list[Parent]) -> None:
+        """A reply model needs a parent to answer, and only a reply model takes one."""
+        where = self.path or "this model"
+        if not parents:
+            raise ConfigError("give at least one parent to reply to (the list of parents is empty)")
+        if self.vocab.conditional and None in parents:
+            raise ConfigError(f"{where} is a reply model: give --parent TEXT or --parents FILE (--parent '' replies to nothing, as to a document without a parent)")
+        if not self.vocab.conditional and parents != [None]:
+            raise ConfigError(f"{where} is not a reply model (its corpus had no parents): drop --parent/--parents, or train on a pair corpus")
+
+    def context_ids(self, parent: Parent) -> np.ndarray:
+        """The tokens a reply to ``parent`` is forced through: the parent and the reply separator (none for a post)."""
+        if parent is None or self.vocab.reply_id is None:
+            return np.zeros(0, np.int32)
+        return np.append(self.vocab.encode(parent), self.vocab.reply_id).astype(np.int32)
 
     def label_row(self, label: Label) -> int:
         """The row label for ``label``: NO_LABEL_ROW (label-free output) for None."""
@@ -176,26 +214,38 @@ class Generator:
             raise ConfigError(str(exc)) from None
 
     def _calls(self, n: int, per_call: int, opts: Options) -> Iterator[_Call]:
-        labels = opts.labels
-        for number, start in enumerate(range(0, n, per_call)):
-            yield _Call(number, [labels[j % len(labels)] for j in range(start, min(n, start + per_call))])
+        """The run's calls: sample j has label ``j % labels`` and answers parent ``j // n``."""
+        labels, total = opts.labels, n * len(opts.parents)
+        prefix = self.vocab.encode(opts.prefix).astype(np.int32)
+        contexts = [self.context_ids(parent) for parent in opts.parents]
+        width = max(map(len, contexts)) + len(prefix)
+        for number, start in enumerate(range(0, total, per_call)):
+            samples = range(start, min(total, start + per_call))
+            forced = np.zeros((per_call, width), np.int32)  # one shape per run: XLA compiles once
+            lengths, context_lengths = np.zeros(per_call, np.int32), np.zeros(per_call, np.int32)
+            for row, j in enumerate(samples):
+                context = contexts[j // n]
+                forced[row, : len(context) + len(prefix)] = np.concatenate([context, prefix])
+                lengths[row], context_lengths[row] = len(context) + len(prefix), len(context)
+            parents = [opts.parents[j // n] for j in samples]
+            yield _Call(number, [labels[j % len(labels)] for j in samples], forced, lengths, context_lengths, parents)
 
     def output_for(self, label_ids: np.ndarray) -> Output:
         if not self.config.labelled or (label_ids != NO_LABEL_ROW).all():
             return "next"
         return "aux" if (label_ids == NO_LABEL_ROW).all() else "both"
 
-    def _run_call(self, call: _Call, opts: Options, rows: int, per_call: int) -> list[Sample]:
-        prefix = self.vocab.encode(opts.prefix).astype(np.int32)
+    def _run_call(self, call: _Call, opts: Options, rows: int) -> list[Sample]:
         label_ids = np.array([self.label_row(label) for label in call.labels], np.int32)
         assert opts.max_length is not None  # _check settled it
-        tokens, logps, rows_of, sampled = self._loop_call(np.repeat(prefix[:, None], rows, axis=1), label_ids, per_call, opts.max_length, opts, call.number)
+        limits = call.contexts + opts.max_length
+        tokens, logps, rows_of, sampled = self._loop_call(call.forced, call.lengths, limits, label_ids, rows, opts, call.number)
         temperature = opts.sample_temperature()
         samples = []
-        for (tokens, logps, sampled), label in zip(_by_sample(tokens, logps, rows_of, sampled, len(call.labels)), call.labels):
+        for (tokens, logps, sampled), label, parent in zip(_by_sample(tokens, logps, rows_of, sampled, len(call.labels)), call.labels, call.parents):
             ids, scored = tokens[sampled], logps[sampled]
             ids = ids[:-1] if len(ids) and ids[-1] == SEP_ID else ids
-            samples.append(Sample(self.detokenise(opts.prefix, ids), float(scored.mean()), temperature, label))
+            samples.append(Sample(self.detokenise(opts.prefix, ids), float(scored.mean()), temperature, label, parent))
         return samples
 
     def score(self, ids: np.ndarray, label: Label = None, context: Context | None = None) -> np.ndarray:
@@ -203,26 +253,29 @@ class Generator:
         generation loop itself (the same steps, state and context handling): (rows, T)."""
         ids = np.asarray(ids, np.int32)
         label_ids = np.full(ids.shape[0], self.label_row(label), np.int32)
-        _, logps, _, _ = self._loop_call(ids.T, label_ids, len(ids), ids.shape[1], Options(context=context or self.default_context()), 0)
+        lengths = np.full(len(ids), ids.shape[1], np.int32)
+        _, logps, _, _ = self._loop_call(ids, lengths, lengths, label_ids, len(ids), Options(context=context or self.default_context()), 0)
         return logps[: ids.shape[1]].T
 
-    def _loop_call(self, forced: np.ndarray, label_ids: np.ndarray, per_call: int, max_length: int, opts: Options, number: int) -> tuple[np.ndarray, ...]:
-        """Run the compiled loop over ``len(label_ids)`` samples (at most ``per_call``) on ``forced.shape[1]`` rows.
+    def _loop_call(self, forced: np.ndarray, lengths: np.ndarray, limits: np.ndarray, label_ids: np.ndarray, rows: int, opts: Options, number: int) -> tuple[np.ndarray, ...]:
+        """Run the compiled loop over ``len(label_ids)`` samples (at most ``len(forced)``) on ``rows`` rows.
 
+        Sample j is forced through ``forced[j, :lengths[j]]`` and ends by ``limits[j]`` tokens.
         Returns (steps, rows) arrays: the token each row chose at each step, its log-probability,
         the sample it belongs to (-1: the row was idle) and whether it was sampled (not forced).
         """
         import tensorflow as tf
 
-        rows = forced.shape[1]
-        steps = -(-per_call * max_length // rows) + max_length  # every row busy until the last samples start
-        window = self.window if opts.context == "window" and max_length > self.window else None
+        per_call, longest = len(forced), int(limits.max())
+        steps = -(-per_call * longest // rows) + longest  # every row busy until the last samples start
+        window = self.window if opts.context == "window" and longest > self.window else None
         sliding = self.window if opts.context == "sliding" else None
-        loop = self._loop(steps, max_length, self.output_for(label_ids), Truncation(opts.top_k, opts.top_p), window, sliding)
+        loop = self._loop(rows, steps, self.output_for(label_ids), Truncation(opts.top_k, opts.top_p), window, sliding)
         labels = np.zeros(per_call, np.int32)  # one shape per call size: XLA compiles once
         labels[: len(label_ids)] = label_ids
         result = loop(
-            tf.constant(forced, tf.int32), tf.constant(labels), tf.constant(len(label_ids), tf.int32),
+            tf.constant(forced, tf.int32), tf.constant(lengths, tf.int32), tf.constant(limits, tf.int32),
+            tf.constant(labels), tf.constant(len(label_ids), tf.int32),
             tf.constant(opts.temperatures, tf.float32), tf.constant([opts.seed, number], tf.int64),
         )
         return tuple(t.numpy() for t in result)
@@ -235,16 +288,16 @@ class Generator:
 
     # -- the compiled loop ------------------------------------------------------------------------
 
-    def _loop(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None, sliding: int | None) -> Any:
+    def _loop(self, rows: int, steps: int, output: Output, truncation: Truncation, window: int | None, sliding: int | None) -> Any:
         """The compiled generation loop for these settings (compiled once, on first use)."""
-        key = (steps, max_length, output, truncation, window, sliding)
+        key = (rows, steps, output, truncation, window, sliding)
         if key not in self._loops:
             self._loops[key] = self._compile(*key)
         return self._loops[key]
 
-    def _compile(self, steps: int, max_length: int, output: Output, truncation: Truncation, window: int | None, sliding: int | None) -> Any:
-        """At most ``steps`` steps of: every row feeds its token, then takes the next one of its
-        prefix or samples one; a row whose sample is complete starts the next sample.
+    def _compile(self, rows: int, steps: int, output: Output, truncation: Truncation, window: int | None, sliding: int | None) -> Any:
+        """At most ``steps`` steps of ``rows`` rows: every row feeds its token, then takes the next
+        one of its sample's forced tokens or samples one; a row whose sample is complete starts the next sample.
 
         With ``window`` (the trained window W), beyond W tokens every prediction conditions on
         the last W/2..W tokens only, as in training and ``botkit eval``: each row carries a second,
@@ -267,12 +320,15 @@ class Generator:
         @tf.function(
             jit_compile=self.jit,
             autograph=False,  # the loop is an explicit tf.while_loop
-            input_signature=[spec([None, None], tf.int32), spec([None], tf.int32), spec([], tf.int32), spec([None], tf.float32), spec([2], tf.int64)],
-        )
-        def loop(forced: Any, sample_labels: Any, n: Any, temperatures: Any, seed: Any) -> tuple[Any, ...]:
-            rows = tf.shape(forced)[1]
-            prefix_length = tf.shape(forced)[0]
-            forced = tf.concat([forced, tf.fill([1, rows], SEP_ID)], axis=0)  # never read past the prefix; non-empty
+            input_signature=[
+                spec([None, None], tf.int32), spec([None], tf.int32), spec([None], tf.int32),
+                spec([None], tf.int32), spec([], tf.int32), spec([None], tf.float32), spec([2], tf.int64),
+            ],
+        )  # fmt: skip
+        def loop(forced: Any, lengths: Any, limits: Any, sample_labels: Any, n: Any, temperatures: Any, seed: Any) -> tuple[Any, ...]:
+            forced = tf.concat([forced, tf.fill([tf.shape(forced)[0], 1], SEP_ID)], axis=1)  # non-empty rows
+            width = tf.shape(forced)[1]
+            forced_flat = tf.reshape(forced, [-1])
             zero = network.initial_state(rows)
 
             def body(i: Any, token: Any, position: Any, sample: Any, following: Any, state: Any, shadow: Any, recent: Any, out: Any) -> tuple[Any, ...]:
@@ -282,7 +338,9 @@ class Generator:
                     since = position - (window - half)
                     state = where_rows(tf.logical_and(position >= window, tf.math.floormod(position - window, half) == 0), shadow, state)
                     shadow = network.advance(token, where_rows(tf.logical_and(since >= 0, tf.math.floormod(since, half) == 0), zero, shadow))
-                labels = tf.gather(sample_labels, tf.minimum(sample, n - 1))
+                current = tf.minimum(sample, n - 1)
+                labels = tf.gather(sample_labels, current)
+                prefix_length = tf.gather(lengths, current)
                 if sliding:  # ``recent``: the last W tokens fed, oldest first, padding before the sample's start
                     recent = tf.concat([recent[1:], token[None, :]], axis=0)
                     state = tf.while_loop(lambda k, _: k < sliding, lambda k, s: (k + 1, network.advance(recent[k], s)), (0, zero))[1]
@@ -291,12 +349,12 @@ class Generator:
                     logits, state = network.step(token, labels, state, output)
                 generated = position - prefix_length  # this choice's index among the sampled tokens
                 temperature = tf.gather(temperatures, tf.math.floormod(tf.maximum(generated, 0), tf.shape(temperatures)[0]))[:, None]
-                allowed = ban(logits, BANNED_IDS)
+                allowed = ban(logits, self.banned_ids)
                 # The first sampled token may not end the document: a sample is never empty.
                 first = tf.logical_and((generated == 0)[:, None], tf.range(tf.shape(logits)[1])[None, :] == SEP_ID)
                 allowed = truncate(tf.where(first, -float("inf"), allowed), temperature, truncation)
                 sampled = choose(allowed, temperature, tf.random.experimental.stateless_fold_in(seed, i))
-                prefix_token = tf.gather(by_row, tf.minimum(position, prefix_length), batch_dims=1)
+                prefix_token = tf.gather(forced_flat, current * width + tf.minimum(position, width - 1))
                 chosen = tf.where(generated >= 0, sampled, prefix_token)
                 logp = tf.gather(tf.nn.log_softmax(logits), chosen, batch_dims=1)
                 active = sample < n
@@ -304,7 +362,7 @@ class Generator:
                     out[0].write(i, chosen), out[1].write(i, logp),
                     out[2].write(i, tf.where(active, sample, -1)), out[3].write(i, generated >= 0),
                 )
-                ended = tf.logical_or(tf.logical_and(generated >= 0, chosen == SEP_ID), position + 1 >= max_length)
+                ended = tf.logical_or(tf.logical_and(generated >= 0, chosen == SEP_ID), position + 1 >= tf.gather(limits, current))
                 finished = tf.logical_and(active, ended)
                 # A finished row starts the next sample, from scratch; numbers are given in row order.
                 count = tf.cast(finished, tf.int32)
@@ -319,7 +377,6 @@ class Generator:
             def more(i: Any, token: Any, position: Any, sample: Any, *_: Any) -> Any:
                 return tf.logical_and(i < steps, tf.reduce_any(sample < n))
 
-            by_row = tf.transpose(forced)  # (rows, prefix + 1): each row's prefix
             arrays = tuple(tf.TensorArray(dtype, size=steps) for dtype in (tf.int32, tf.float32, tf.int32, tf.bool))
             recent = tf.fill([sliding or 1, rows], PAD_ID)
             start = (tf.constant(0), tf.fill([rows], SEP_ID), tf.zeros([rows], tf.int32), tf.range(rows), rows, zero, zero, recent, arrays)
@@ -343,9 +400,10 @@ def _by_sample(tokens: np.ndarray, logps: np.ndarray, samples: np.ndarray, sampl
 
 
 def sample_json(sample: Sample) -> str:
-    """One ``.jsonl`` line: text, score, temperature, label (score null when unknown)."""
+    """One ``.jsonl`` line: text, score, temperature, label (score null when unknown), and a reply's parent."""
     score = sample.score if sample.has_score else None
-    return json.dumps({"text": sample.text, "score": score, "temperature": sample.temperature, "label": sample.label}, ensure_ascii=False)
+    line = {"text": sample.text, "score": score, "temperature": sample.temperature, "label": sample.label}
+    return json.dumps(line if sample.parent is None else {**line, "parent": sample.parent}, ensure_ascii=False)
 
 
 def write_samples(path: str | Path, samples: Iterator[Sample] | Sequence[Sample]) -> int:

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from botkit.generate.generator import Generator, Label
-from botkit.generate.sampling import BANNED_IDS
 from botkit.model.vocab import CAP, SEP, SEP_ID, UPPER, is_spacing, join_words
 
 END = "<end>"  # how the document separator is shown: choosing it ends the text
@@ -88,7 +87,7 @@ class Session:
         """``probs`` with what may not be chosen at zero: never padding or ``<unk>``; after a mark not
         the end; after ``_FOLD_DEPTH`` marks no further mark."""
         probs = probs.copy()
-        probs[list(BANNED_IDS)] = 0.0
+        probs[list(self.generator.banned_ids)] = 0.0
         if marks_before:
             probs[SEP_ID] = 0.0
         if marks_before >= _FOLD_DEPTH:

@@ -7,10 +7,17 @@ grow with the corpus: a 100 MB corpus costs its token file's page cache, not Pyt
 
 The encoded files are cached under a key made of the input files (path, size, mtime) and the
 vocabulary, so a second run (``--resume``, another budget) starts at once.
+
+A reply model (a vocabulary with :data:`~botkit.model.vocab.REPLY`, built from a corpus whose
+documents have parents) encodes each document as ``<sep> parent <reply> reply``, a document
+without a parent as a reply to an empty one, and writes a third file: one byte per token, 1 where
+the token is a target the model is trained and scored on (the reply's tokens and the separator that
+ends it), 0 on the parent and the ``<reply>`` after it, which are context that the model is given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,11 +37,12 @@ _FLUSH_TOKENS = 1 << 20  # write the token file in ~1M-token chunks
 
 @dataclass(frozen=True)
 class Segment:
-    """A piece of text to encode; ``starts_document`` puts a separator before it."""
+    """A piece of text to encode; ``starts_document`` puts a separator before it; ``parent``: what it replies to."""
 
     text: str
     label: str | None
     starts_document: bool
+    parent: str | None = None
 
 
 def segments(paths: Sequence[Path], single_text: bool) -> Iterator[Segment]:
@@ -50,25 +58,27 @@ def segments(paths: Sequence[Path], single_text: bool) -> Iterator[Segment]:
         if path.suffix.lower() not in FORMATS:
             raise CorpusError(f"{path}: not a corpus (.jsonl or .txt); to train on a plain text file as one stream, add --single-text")
         for doc in read_corpus(path):
-            yield Segment(doc.text, doc.label, True)
+            yield Segment(doc.text, doc.label, True, doc.parent)
 
 
 def count_vocabulary(paths: Sequence[Path], level: Level, single_text: bool, max_words: int | None) -> VocabularyBuilder:
     """One streaming pass over the inputs, counting tokens and labels."""
     builder = VocabularyBuilder(level, max_words)
     for segment in segments(paths, single_text):
-        builder.add(segment.text, segment.label)
+        builder.add(segment.text, segment.label, segment.parent)
     return builder
 
 
 @dataclass(frozen=True)
 class TokenStream:
-    """An encoded corpus: token ids and, for labelled corpora, the label id of every token."""
+    """An encoded corpus: token ids and, for labelled corpora, the label id of every token;
+    for a reply model, ``replies``: 1 where the token is a reply's (a target), 0 in a parent."""
 
     tokens: np.ndarray
     labels: np.ndarray | None
     unknown: int = 0  # tokens that became <unk>
     documents: int = 0
+    replies: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -97,61 +107,74 @@ def encode(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, cache_di
         cache_dir.mkdir(parents=True, exist_ok=True)
         _write_stream(paths, vocab, single_text, cache_dir / key, meta_path)
     meta = json.loads(meta_path.read_text())
-    if meta["documents"] == 0 or meta["tokens"] <= meta["documents"] + 1:
+    if meta["documents"] == 0 or meta["tokens"] <= meta["documents"] * (1 + meta.get("conditional", False)) + 1:
         names = ", ".join(str(p) for p in paths)
         raise CorpusError(f"{names}: no text to {purpose} (empty corpus?)")
     dtype = np.dtype(meta["dtype"])
     tokens = np.memmap(cache_dir / f"{key}.tokens", dtype=dtype, mode="r", shape=(meta["tokens"],))
     labels = np.memmap(cache_dir / f"{key}.labels", dtype=dtype, mode="r", shape=(meta["tokens"],)) if meta["labelled"] else None
-    return TokenStream(tokens, labels, meta["unknown"], meta["documents"])
+    replies = np.memmap(cache_dir / f"{key}.replies", dtype=np.uint8, mode="r", shape=(meta["tokens"],)) if meta.get("conditional") else None
+    return TokenStream(tokens, labels, meta["unknown"], meta["documents"], replies)
 
 
 def _write_stream(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, base: Path, meta_path: Path) -> None:
     """Encode into temporary files, then rename: an interrupted run never leaves a half cache."""
     dtype = vocab.dtype
-    tmp_tokens, tmp_labels = base.with_suffix(".tokens.tmp"), base.with_suffix(".labels.tmp")
+    names = ("tokens", "labels", "replies")
+    tmp = {name: base.with_suffix(f".{name}.tmp") for name in names}
     count = documents = unknown = 0
     label = 0
-    chunks: list[np.ndarray] = []
-    label_chunks: list[np.ndarray] = []
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
     pending = 0
-    with open(tmp_tokens, "wb") as token_file, open(tmp_labels, "wb") as label_file:
+    with contextlib.ExitStack() as stack:
+        files = {name: stack.enter_context(open(path, "wb")) for name, path in tmp.items()}
 
         def flush() -> None:
             nonlocal pending
-            if chunks:
-                np.concatenate(chunks).tofile(token_file)
-                np.concatenate(label_chunks).tofile(label_file)
-            chunks.clear()
-            label_chunks.clear()
+            for name, parts in chunks.items():
+                if parts:
+                    np.concatenate(parts).tofile(files[name])
+                parts.clear()
             pending = 0
 
-        def add(ids: np.ndarray) -> None:
+        def add(ids: np.ndarray, target: bool = True) -> None:
             nonlocal pending, count
-            chunks.append(ids)
-            label_chunks.append(np.full(len(ids), label, dtype=dtype))
+            chunks["tokens"].append(ids)
+            chunks["labels"].append(np.full(len(ids), label, dtype=dtype))
+            chunks["replies"].append(np.full(len(ids), target, dtype=np.uint8))
             pending += len(ids)
             count += len(ids)
             if pending >= _FLUSH_TOKENS:
                 flush()
 
+        def encoded(text: str) -> np.ndarray:
+            nonlocal unknown
+            ids = vocab.encode(text)
+            unknown += int(np.count_nonzero(ids == UNK_ID))
+            return ids.astype(dtype, copy=False)
+
         for segment in segments(paths, single_text):
             if segment.starts_document:
                 documents += 1
                 label = vocab.known_label_id(segment.label)
-                add(np.array([SEP_ID], dtype=dtype))
-            ids = vocab.encode(segment.text)
-            unknown += int(np.count_nonzero(ids == UNK_ID))
-            add(ids.astype(dtype, copy=False))
+                add(np.array([SEP_ID], dtype=dtype), target=documents > 1)  # the end of the reply before
+                if vocab.reply_id is not None:
+                    add(encoded(segment.parent or ""), target=False)
+                    add(np.array([vocab.reply_id], dtype=dtype), target=False)
+            add(encoded(segment.text))
         if documents:
             add(np.array([SEP_ID], dtype=dtype))
         flush()
-    os.replace(tmp_tokens, base.with_suffix(".tokens"))
-    if vocab.labelled:
-        os.replace(tmp_labels, base.with_suffix(".labels"))
-    else:
-        tmp_labels.unlink()
-    meta = {"tokens": count, "documents": documents, "unknown": unknown, "dtype": np.dtype(dtype).name, "labelled": vocab.labelled}
+    kept = ("tokens", *(("labels",) if vocab.labelled else ()), *(("replies",) if vocab.conditional else ()))
+    for name in names:
+        if name in kept:
+            os.replace(tmp[name], base.with_suffix(f".{name}"))
+        else:
+            tmp[name].unlink()
+    meta = {
+        "tokens": count, "documents": documents, "unknown": unknown, "dtype": np.dtype(dtype).name,
+        "labelled": vocab.labelled, "conditional": vocab.conditional,
+    }  # fmt: skip
     meta_path.write_text(json.dumps(meta))
 
 
@@ -181,6 +204,13 @@ class Split:
         labels = self.stream.labels[self.start : self.stop]
         return np.concatenate([labels[:1], labels]) if self.framed else labels
 
+    def targets(self) -> np.ndarray:
+        """1.0 where a token is a target (scored), 0.0 where it is context: a reply model's parents."""
+        if self.stream.replies is None:
+            return np.ones(len(self), np.float32)
+        replies = np.asarray(self.stream.replies[self.start : self.stop], np.float32)
+        return np.concatenate([np.zeros(1, np.float32), replies]) if self.framed else replies
+
 
 def split_stream(stream: TokenStream, train_size: float) -> tuple[Split, Split | None]:
     """First ``train_size`` of the stream for training, the rest (contiguous) for validation.
@@ -200,8 +230,8 @@ def split_stream(stream: TokenStream, train_size: float) -> tuple[Split, Split |
     return Split(stream, 0, cut), Split(stream, cut, len(stream), framed=True)
 
 
-def window_batches(split: Split, window: int, batch_size: int, seed: int, first_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """Endless batches of ``window + 1``-token windows at random offsets (and their labels).
+def window_batches(split: Split, window: int, batch_size: int, seed: int, first_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """Endless batches of ``window + 1``-token windows at random offsets (and their labels and, for a reply model, target weights).
 
     Step ``s`` draws its offsets from a generator seeded with ``(seed, s)``: a resumed run sees
     exactly the windows the uninterrupted run would have seen.
@@ -213,24 +243,31 @@ def window_batches(split: Split, window: int, batch_size: int, seed: int, first_
         offsets = split.start + np.random.default_rng([seed, step]).integers(0, last_offset + 1, size=batch_size)
         index = offsets[:, None] + span
         labels = None if split.stream.labels is None else np.asarray(split.stream.labels[index], dtype=np.int32)
-        yield np.asarray(split.stream.tokens[index], dtype=np.int32), labels
+        replies = None if split.stream.replies is None else np.asarray(split.stream.replies[index], dtype=np.float32)
+        yield np.asarray(split.stream.tokens[index], dtype=np.int32), labels, replies
         step += 1
 
 
 def training_dataset(split: Split, window: int, batch_size: int, seed: int, first_step: int, labelled: bool):  # noqa: ANN201 - tf.data.Dataset, imported lazily
-    """``tf.data`` pipeline of (inputs, targets) for ``model.fit``: every position is a target."""
+    """``tf.data`` pipeline of (inputs, targets) for ``model.fit``: every position is a target, or,
+    for a reply model, (inputs, targets, sample weights) with weight 0 on the parents' positions."""
     import tensorflow as tf
 
-    def generate() -> Iterator[tuple[object, object]]:
-        for batch, labels in window_batches(split, window, batch_size, seed, first_step):
+    outputs = ("next", "aux") if labelled else ("next",)
+    conditional = split.stream.replies is not None
+
+    def generate() -> Iterator[tuple[object, ...]]:
+        for batch, labels, replies in window_batches(split, window, batch_size, seed, first_step):
             targets = batch[:, 1:]
+            inputs: object = batch[:, :-1]
             if labelled:
                 assert labels is not None  # a labelled split has them
-                yield {"tokens": batch[:, :-1], "labels": labels[:, :-1]}, {"next": targets, "aux": targets}
-            else:
-                yield batch[:, :-1], {"next": targets}
+                inputs = {"tokens": batch[:, :-1], "labels": labels[:, :-1]}
+            both = (inputs, dict.fromkeys(outputs, targets))
+            yield (*both, dict.fromkeys(outputs, replies[:, 1:])) if replies is not None else both
 
     spec = tf.TensorSpec((batch_size, window), tf.int32)
-    inputs = {"tokens": spec, "labels": spec} if labelled else spec
-    targets = {"next": spec, "aux": spec} if labelled else {"next": spec}
-    return tf.data.Dataset.from_generator(generate, output_signature=(inputs, targets)).prefetch(4)
+    signature: tuple[object, ...] = ({"tokens": spec, "labels": spec} if labelled else spec, dict.fromkeys(outputs, spec))
+    if conditional:
+        signature += (dict.fromkeys(outputs, tf.TensorSpec((batch_size, window), tf.float32)),)
+    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(4)

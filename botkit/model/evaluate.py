@@ -81,19 +81,20 @@ class Scorer:
         self._nll = nll
 
     def score(self, split: Split) -> Score:
-        tokens, labels = np.asarray(split.tokens()), split.labels()
+        """The split's targets (a reply model's reply tokens only: its parents are context) scored once each."""
+        tokens, labels, targets = np.asarray(split.tokens()), split.labels(), split.targets()
         total, count = 0.0, 0
         batch: list[tuple[int, int]] = []
         for item in window_plan(len(tokens), self.window):
             batch.append(item)
             if len(batch) == self.batch_size:
-                total, count = self._add(tokens, labels, batch, total, count)
+                total, count = self._add(tokens, labels, targets, batch, total, count)
                 batch = []
         if batch:
-            total, count = self._add(tokens, labels, batch, total, count)
+            total, count = self._add(tokens, labels, targets, batch, total, count)
         return Score(total, count)
 
-    def _add(self, tokens: np.ndarray, labels: np.ndarray | None, batch: list[tuple[int, int]], total: float, count: int) -> tuple[float, int]:
+    def _add(self, tokens: np.ndarray, labels: np.ndarray | None, targets: np.ndarray, batch: list[tuple[int, int]], total: float, count: int) -> tuple[float, int]:
         # Every batch is padded to the same (batch_size, window) shape so the function compiles once.
         shape = (self.batch_size, self.window)
         x, y, label_x = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape, np.int32)
@@ -103,7 +104,7 @@ class Scorer:
             n = stop - start - 1
             x[row, :n] = tokens[start : stop - 1]
             y[row, :n] = tokens[start + 1 : stop]
-            mask[row, first:n] = 1.0
+            mask[row, first:n] = targets[start + 1 + first : stop]
             if labels is not None:
                 label_x[row, :n] = labels[start : stop - 1]
         nats, targets = self._nll(model_inputs(self.config, x, label_x), y, mask)
@@ -217,6 +218,7 @@ class EvalReport:
     why: str
     documents: int
     textgenrnn: bool = False
+    conditional: bool = False
 
     def summary(self) -> str:
         unit = "character" if self.level == "char" else "token"
@@ -225,6 +227,8 @@ class EvalReport:
         lines = [f"{self.file}: read {read} ({self.why}; --as {other} to change)"]
         if self.textgenrnn:
             lines.append("scored as textgenrnn trains: each target after the 40 tokens before it in its document, left-padded")
+        if self.conditional:
+            lines.append("a reply model: only the replies are scored, each after its parent (documents without one: after an empty parent)")
         lines += [
             f"{self.file} under {self.weights}: {self.score.targets:,} {unit}s scored",
             f"cross-entropy: {self.score.mean:.4f} nats/{unit}, {self.score.bits:.4f} bits/{unit}",
@@ -250,4 +254,4 @@ def evaluate_file(weights_path: Path, file: Path, *, read_as: ReadAs | None = No
     with tempfile.TemporaryDirectory(prefix="botkit-eval-") as tmp:
         stream = encode([file], saved.vocab, how == "stream", Path(tmp), purpose="evaluate")
         score = scorer.score(Split(stream, 0, len(stream)))
-    return EvalReport(weights_path, file, score, saved.vocab.level, stream.unknown, how, why, stream.documents, imported)
+    return EvalReport(weights_path, file, score, saved.vocab.level, stream.unknown, how, why, stream.documents, imported, saved.vocab.conditional)

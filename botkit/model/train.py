@@ -294,7 +294,9 @@ def _dropout_only(overrides: dict[str, Any], base: Path) -> dict[str, Any]:
 def _compile(model: Any, optimizer: Any, config: ModelConfig) -> None:
     import keras
 
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    # A reply model weights its targets (0 on the parents): the mean is over the weighted targets, so
+    # its train loss is nats per reply token, as its val loss is; without weights it is the plain mean.
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
     if config.labelled:
         # textgenrnn's context mode: 0.8 on the labelled output, 0.2 on the label-free one.
         model.compile(optimizer, loss={"next": loss, "aux": loss}, loss_weights={"next": 1 - config.aux_loss_weight, "aux": config.aux_loss_weight})
@@ -318,6 +320,7 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
         **config.model_dump(),
         "epochs": config.epochs if config.epochs is not None or config.minutes else DEFAULT_EPOCHS,
         "corpus": [str(p) for p in plan.corpus],
+        "conditional": plan.vocab.conditional,  # for readers of config.json; the vocabulary's <reply> token decides
     }
     targets_per_step = config.batch_size * window
 

@@ -29,6 +29,13 @@ Level = Literal["char", "word"]
 PAD, SEP, UNK, CAP, UPPER = "<pad>", "<sep>", "<unk>", "<cap>", "<upper>"
 PAD_ID, SEP_ID, UNK_ID = 0, 1, 2
 SPECIALS: dict[str, tuple[str, ...]] = {"char": (PAD, SEP, UNK), "word": (PAD, SEP, UNK, CAP, UPPER)}
+#: Between a parent and its reply in a reply model's documents (``<sep> parent <reply> reply <sep>``).
+#: Not one of the fixed specials, so vocabularies saved before reply models load unchanged: it is
+#: the first token after the specials of a vocabulary built from a pair corpus (appended when a
+#: plain model is fine-tuned on pairs), and a model is conditional exactly when its vocabulary has it.
+#: No text encodes to it (one character at char level; ``<`` is a token of its own at word level).
+REPLY = "<reply>"
+_SILENT = (PAD, SEP, REPLY)  # structure, not text: decoding drops them
 NO_LABEL = ""  # label id 0: documents without a label
 
 # A word is letters/digits with inner apostrophes, hyphens and dots kept ("don't", "well-known",
@@ -128,7 +135,7 @@ def join_words(tokens: Iterable[str]) -> str:
             case = token
         elif is_spacing(token):
             gap = "" if token == GLUE else token
-        elif token not in (PAD, SEP):
+        elif token not in _SILENT:
             word = token.capitalize() if case == CAP else token.upper() if case == UPPER else token
             out.append((" " if spacer.space_before(token) else "") if gap is None else gap)
             out.append(word)
@@ -164,6 +171,16 @@ class Vocabulary:
     def labelled(self) -> bool:
         return len(self.labels) > 1
 
+    @property
+    def reply_id(self) -> int | None:
+        """Id of :data:`REPLY` in a reply model's vocabulary; None for a model that only posts."""
+        return self._ids.get(REPLY)
+
+    @property
+    def conditional(self) -> bool:
+        """A reply model: trained on (parent, reply) pairs, it writes replies to a given parent."""
+        return self.reply_id is not None
+
     def split(self, text: str) -> list[str]:
         """Tokens of ``text``; a model trained before spacing tokens existed does not get them."""
         if self.level == "char":
@@ -191,7 +208,7 @@ class Vocabulary:
         """Text of ``ids``; padding and separators are dropped, ``<unk>`` is kept visible."""
         tokens = [self.tokens[i] for i in ids]
         if self.level == "char":
-            return "".join(t if t == UNK or t not in (PAD, SEP) else "" for t in tokens)
+            return "".join("" if t in _SILENT else t for t in tokens)
         return join_words(tokens)
 
     def label_id(self, label: str | None) -> int:
@@ -242,18 +259,23 @@ class VocabularyBuilder:
         self.max_words = max_words
         self.counts: Counter[str] = Counter()
         self.labels: dict[str, None] = {}  # first-seen order keeps label ids stable across runs
+        self.conditional = False  # a document had a parent: the vocabulary gets REPLY
 
-    def add(self, text: str, label: str | None = None) -> None:
+    def add(self, text: str, label: str | None = None, parent: str | None = None) -> None:
         self.counts.update(text if self.level == "char" else split_words(text))
         if label is not None:
             self.labels.setdefault(label)
+        if parent is not None:
+            self.conditional = True
+            self.add(parent)
 
     def build(self) -> Vocabulary:
         specials = SPECIALS[self.level]
         ranked = sorted((t for t in self.counts if t not in specials), key=lambda t: (-self.counts[t], t))
         if self.level == "word" and self.max_words is not None:
             ranked = ranked[: self.max_words]
-        return Vocabulary(self.level, [*specials, *ranked], [NO_LABEL, *self.labels])
+        reply = [REPLY] if self.conditional else []
+        return Vocabulary(self.level, [*specials, *reply, *ranked], [NO_LABEL, *self.labels])
 
     def new_tokens(self, vocab: Sequence[str]) -> list[str]:
         """Tokens counted here that ``vocab`` lacks, most frequent first (for fine-tuning)."""
