@@ -17,13 +17,14 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from botkit.bots import TARGETS, Limits, Target, TargetOptions
 from botkit.bots.durations import Duration
 from botkit.errors import BotkitError, ConfigError
+from botkit.generation import GenerateSettings
 from botkit.options import Options, validate
 from botkit.training import ShapeOptions, TrainConfig
 
@@ -84,20 +85,6 @@ def _weekdays(field: str) -> str:
     return ",".join(parts)
 
 
-class Generate(Options):
-    """How a model bot generates its candidates (used when the bot has ``model:``)."""
-
-    temperature: float | list[float] = Field(1.0, description="sampling temperature, or a list cycled token by token (textgenrnn style)")
-    max_length: int | None = Field(None, ge=1, description="longest sample, in tokens (characters for a char model; default about 300 characters)")
-    label: str | None = Field(None, description="context label to generate for (a subreddit, a user)")
-    prefix: str | None = Field(None, description="text every sample starts with")
-    top_k: int | None = Field(None, ge=1, description="sample only among the K likeliest tokens (botkit generate --top-k)")
-    top_p: float | None = Field(None, gt=0, le=1, description="sample only among the likeliest tokens holding P of the probability (--top-p)")
-    context: Literal["window", "carry", "sliding"] | None = Field(
-        None, description="what each prediction conditions on (--context): window (default), carry, or sliding (textgenrnn's, the default for its imports)"
-    )
-
-
 class TrainBlock(TrainConfig, ShapeOptions):
     """A model bot's ``train:`` block: every setting of ``botkit train`` (its flags, as keys), and ``from``."""
 
@@ -132,7 +119,7 @@ class BotOptions(Options):
     posts: Path | None = Field(None, description="a .txt or .jsonl file of prepared posts, taken in order, each once")
     corpus: str | list[str] | None = Field(None, description="corpora (names under corpora:) its model learns from, for botkit farm build")
     train: TrainBlock = Field(default_factory=TrainBlock, description="training settings for botkit farm build: the flags of botkit train as keys (epochs, minutes...), and from")
-    generate: Generate = Field(default_factory=Generate, description="generation settings for a model bot")
+    generate: GenerateSettings = Field(default_factory=GenerateSettings, description="generation settings for a model bot: the flags of botkit generate as keys")
     filters: str | list[str | dict[str, Any]] = Field(
         "default", description="filters every candidate must pass: a list, 'default' or 'none'"
     )

@@ -22,8 +22,8 @@ from botkit.corpus import read_corpus
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
-    from botkit.bots.spec import Generate
     from botkit.generate import Generator
+    from botkit.generation import GenerateSettings
 
 
 class CandidateSupplier(Protocol):
@@ -65,16 +65,12 @@ class ModelSamples:
     since loading compiles the model.
     """
 
-    def __init__(self, load: Callable[[], Generator], settings: Generate, start: int = 0) -> None:
+    def __init__(self, load: Callable[[], Generator], settings: GenerateSettings, start: int = 0) -> None:
         self.load = load
         self.settings = settings
         self.position = start
 
     def candidates(self, n: int) -> list[Sample]:
-        s = self.settings
-        samples = self.load().generate(
-            n, temperature=s.temperature, label=s.label, prefix=s.prefix or "", max_length=s.max_length, seed=self.position,
-            top_k=s.top_k, top_p=s.top_p, context=s.context,
-        )  # fmt: skip
+        samples = self.load().generate(n, **self.settings.given(), seed=self.position)
         self.position += len(samples)
         return samples

@@ -37,6 +37,21 @@ def test_every_train_flag_is_a_train_key_of_a_bot_and_back() -> None:
     assert "--from" in _flags(train)
 
 
+def test_every_generate_setting_is_a_flag_and_a_generate_key_of_a_bot_and_back() -> None:
+    from botkit.bots.spec import BotOptions
+    from botkit.generation import GenerateSettings
+
+    generate = _subcommands(build_parser())["generate"]
+    dests = set(_flags(generate).values())
+    settings = set(GenerateSettings.model_fields)
+    # what to do with the samples (how many, for which parents, where to write, which filters): the command's own
+    command_only = {"help", "verbose", "n", "parent", "parents", "seed", "batch_size", "filters", "report", "output", "interactive", "top_n"}
+    assert settings <= dests and dests - command_only == settings
+    bot_block = BotOptions.model_fields["generate"].annotation
+    assert bot_block is GenerateSettings  # a bot's generate: block is the very same model
+    assert "-t" in _flags(generate) and _flags(generate)["-t"] == "temperature"
+
+
 def test_train_help_shows_the_declared_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])

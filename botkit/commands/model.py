@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from botkit.errors import ConfigError
+from botkit.generation import GenerateSettings
 from botkit.options import add_arguments, validate
 from botkit.training import GROUPS, ShapeOptions, TrainConfig
 
@@ -91,22 +92,12 @@ def _generate_parser(commands: argparse._SubParsersAction, common: argparse.Argu
     )
     generate.add_argument("weights", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
     generate.add_argument("-n", type=int, default=10, help="samples to generate (default 10); filters may keep fewer")
-    generate.add_argument("-t", "--temperature", type=float, action="append", help="sampling temperature, 0 is greedy (default 1.0); repeat to cycle per token, as textgenrnn does")
-    generate.add_argument("--top-k", type=int, help="sample only among the K likeliest tokens")
-    generate.add_argument("--top-p", type=float, help="sample only among the likeliest tokens holding P of the probability (nucleus)")
-    generate.add_argument("--prefix", default="", help="text every sample starts with")
+    add_arguments(GenerateSettings, generate.add_argument_group("sampling (also the keys of a bot's generate: block)"))
     parents = generate.add_mutually_exclusive_group()
     parents.add_argument("--parent", action="append", metavar="TEXT", help="reply model: text to reply to, -n replies each; repeat for several (the parent is not in the output)")
     parents.add_argument("--parents", type=Path, metavar="FILE", help="reply model: texts to reply to, one a line (escaped like .txt corpora), -n replies each, in order")
-    generate.add_argument("--label", action="append", help="context label (a trained one); repeat to spread several over the samples (default: none, the label-free output)")
-    generate.add_argument("--max-length", type=int, help="longest sample in tokens, prefix included, a reply's parent not (default: 300 characters' worth)")
     generate.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same samples (default 0)")
     generate.add_argument("--batch-size", type=int, help="sequences generated in parallel; a row that ends a sample starts the next (default 500)")
-    generate.add_argument(
-        "--context", choices=["window", "carry", "sliding"],
-        help="window: beyond the trained window W, condition on the last W/2..W tokens, as training and eval do (default); "
-        "carry: on everything; sliding: on exactly the last W, as textgenrnn does (W times slower; default for imported textgenrnn models)",
-    )  # fmt: skip
     generate.add_argument("--filters", default="default", help="filter chain: default, none, or names such as length,dedupe,novelty (default: default)")
     generate.add_argument("--report", action="store_true", help="print how many samples each filter rejected")
     generate.add_argument("-o", "--output", type=Path, help="write the kept samples to a .txt (one a line) or .jsonl (text, score, temperature, label) file")
@@ -149,20 +140,17 @@ def generate(args: argparse.Namespace) -> None:
     from botkit.generate.interactive import Session
     from botkit.generate.run import run
 
+    settings = validate(GenerateSettings, {k: getattr(args, k) for k in GenerateSettings.model_fields if hasattr(args, k)}, "botkit generate", flags=True)
     generator = Generator.load(args.weights)
-    temperatures = args.temperature or [1.0]
-    labels = args.label or [None]
+    given = settings.given()
     parents = [decode_txt(line.rstrip("\n")) for line in read_lines(args.parents, "parents")] if args.parents else args.parent
     if args.interactive and parents:
         raise ConfigError("--interactive does not take --parent/--parents")
     if args.interactive:
-        Session(generator, top_n=args.top_n, temperature=temperatures[0], label=labels[0], max_length=args.max_length, seed=args.seed, prefix=args.prefix).run()
+        first_label = given["label"][0]
+        Session(generator, top_n=args.top_n, temperature=settings.temperature[0], label=first_label, max_length=settings.max_length, seed=args.seed, prefix=settings.prefix).run()
         return
-    options = Options(
-        temperature=temperatures, top_k=args.top_k, top_p=args.top_p, prefix=args.prefix, label=labels,
-        max_length=args.max_length, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, context=args.context,
-        parent=parents,
-    )  # fmt: skip
+    options = Options(**given, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, parent=parents)
     result = run(generator, args.n, options, args.filters, args.output)
     report = sys.stdout if args.output else sys.stderr  # without -o, stdout holds only the samples
     if args.output:

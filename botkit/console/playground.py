@@ -61,8 +61,7 @@ class Form:
     def defaults(cls, spec: BotSpec) -> Form:
         """The bot's own ``generate:`` settings: the form starts from what the bot generates."""
         g = spec.options.generate
-        temperature = ", ".join(map(str, g.temperature)) if isinstance(g.temperature, list) else str(g.temperature)
-        return cls(DEFAULT_SAMPLES, temperature, g.label, g.prefix or "")
+        return cls(DEFAULT_SAMPLES, ", ".join(map(str, g.temperature)), g.label[0] if g.label else None, g.prefix)
 
     @classmethod
     def parse(cls, form: Any) -> Form:
@@ -72,13 +71,13 @@ class Form:
             raise BotkitError(f"the number of samples must be 1 to {MAX_SAMPLES} (got {n!r})")
         return cls(int(n), str(form.get("temperature", "1.0")), str(form.get("label", "")) or None, str(form.get("prefix", "")))
 
-    def temperatures(self) -> float | list[float]:
+    def temperatures(self) -> list[float]:
         """What the generator takes; "nan" and "inf" parse as floats but are no temperature."""
         given = self.temperature.split(",")
         values = [number for number in map(_number, given) if number is not None]
         if len(values) != len(given):
             raise BotkitError(f"temperature must be a number, or numbers separated by commas (got {self.temperature!r})")
-        return values[0] if len(values) == 1 else values
+        return values
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def generate(spec: BotSpec, ledger: Ledger, where: str, asked: Form) -> list[Ver
     found = trained_model(folder)
     if found.problem:
         raise BotkitError(found.problem)
-    settings = spec.options.generate.model_copy(update={"temperature": asked.temperatures(), "label": asked.label, "prefix": asked.prefix})
+    settings = spec.options.generate.model_copy(update={"temperature": asked.temperatures(), "label": [asked.label] if asked.label else None, "prefix": asked.prefix})
     supplier = ModelSamples(lambda: _generator(folder, (folder / _WEIGHTS).stat().st_mtime_ns), settings, start=secrets.randbits(31))
     with _GENERATING:
         samples = supplier.candidates(asked.n)
