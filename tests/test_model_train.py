@@ -16,7 +16,7 @@ from botkit.model import weights
 from botkit.model.data import Split, TokenStream
 from botkit.model.evaluate import Scorer, evaluate_file, window_plan
 from botkit.model.network import ModelConfig, build_model, model_inputs
-from botkit.model.sample import Sampler
+from botkit.model.previews import Sampler
 from botkit.model.vocab import Vocabulary
 from botkit.training import LearningRateSchedule
 

@@ -135,7 +135,7 @@ def import_textgenrnn(args: argparse.Namespace) -> None:
 def generate(args: argparse.Namespace) -> None:
     from botkit.corpus import read_lines
     from botkit.corpus.io import decode_txt
-    from botkit.generate import Generator, Options
+    from botkit.generate import GenerateRequest, Generator
     from botkit.generate.generator import DEFAULT_BATCH_SIZE
     from botkit.generate.interactive import Session
     from botkit.generate.run import run
@@ -150,7 +150,7 @@ def generate(args: argparse.Namespace) -> None:
         first_label = given["label"][0]
         Session(generator, top_n=args.top_n, temperature=settings.temperature[0], label=first_label, max_length=settings.max_length, seed=args.seed, prefix=settings.prefix).run()
         return
-    options = Options(**given, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, parent=parents)
+    options = GenerateRequest(**given, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, parent=parents)
     result = run(generator, args.n, options, args.filters, args.output)
     report = sys.stdout if args.output else sys.stderr  # without -o, stdout holds only the samples
     if args.output:

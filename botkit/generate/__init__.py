@@ -22,13 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from botkit.generate.generator import Generator, Options, write_samples
+from botkit.generate.generator import GenerateRequest, Generator, write_samples
 from botkit.sample import Sample
 
 
 def generate(weights: str | Path, n: int, **options: Any) -> list[Sample]:
-    """``n`` samples from the model in ``weights`` (keywords: see :class:`Options`)."""
+    """``n`` samples from the model in ``weights`` (keywords: see :class:`GenerateRequest`)."""
     return Generator.load(weights).generate(n, **options)
 
 
-__all__ = ["Generator", "Options", "Sample", "generate", "write_samples"]
+__all__ = ["Generator", "GenerateRequest", "Sample", "generate", "write_samples"]

@@ -59,7 +59,7 @@ Context = Literal["window", "carry", "sliding"]
 
 
 @dataclass(frozen=True)
-class Options:
+class GenerateRequest:
     """What to generate. Temperatures cycle per sampled token (token i uses ``temperature[i % len]``,
     as textgenrnn does); labels are spread over the samples (sample j gets ``label[j % len]``).
     ``parent`` (a reply model's only): one text, or several, each answered by ``n`` samples in turn."""
@@ -149,7 +149,7 @@ class Generator:
     # -- the public API ---------------------------------------------------------------------------
 
     def generate(self, n: int, **options: Any) -> list[Sample]:
-        """``n`` samples, or ``n`` replies to each ``parent`` in turn (see :class:`Options` for the keywords)."""
+        """``n`` samples, or ``n`` replies to each ``parent`` in turn (see :class:`GenerateRequest` for the keywords)."""
         return list(self.stream(n, **options))
 
     def stream(self, n: int, **options: Any) -> Iterator[Sample]:
@@ -159,7 +159,7 @@ class Generator:
 
     def batches(self, n: int, **options: Any) -> Iterator[list[Sample]]:
         """``n`` samples as lists, one per compiled call (filters judge whole lists at once)."""
-        opts = self._check(n, Options(**options))
+        opts = self._check(n, GenerateRequest(**options))
         total = n * len(opts.parents)
         per_call = max(min(total, opts.batch_size * CALL_BATCHES), 1)  # one shape for every call: XLA compiles once
         for call in self._calls(n, per_call, opts):
@@ -171,7 +171,7 @@ class Generator:
 
     # -- one call of the compiled loop ----------------------------------------------------------
 
-    def _check(self, n: int, opts: Options) -> Options:
+    def _check(self, n: int, opts: GenerateRequest) -> GenerateRequest:
         if n < 0 or opts.batch_size < 1:
             raise ConfigError(f"-n must be at least 0 and --batch-size at least 1 (got {n} and {opts.batch_size})")
         check_temperatures(opts.temperatures)
@@ -213,7 +213,7 @@ class Generator:
         except VocabError as exc:
             raise ConfigError(str(exc)) from None
 
-    def _calls(self, n: int, per_call: int, opts: Options) -> Iterator[_Call]:
+    def _calls(self, n: int, per_call: int, opts: GenerateRequest) -> Iterator[_Call]:
         """The run's calls: sample j has label ``j % labels`` and answers parent ``j // n``."""
         labels, total = opts.labels, n * len(opts.parents)
         prefix = self.vocab.encode(opts.prefix).astype(np.int32)
@@ -235,7 +235,7 @@ class Generator:
             return "next"
         return "aux" if (label_ids == NO_LABEL_ROW).all() else "both"
 
-    def _run_call(self, call: _Call, opts: Options, rows: int) -> list[Sample]:
+    def _run_call(self, call: _Call, opts: GenerateRequest, rows: int) -> list[Sample]:
         label_ids = np.array([self.label_row(label) for label in call.labels], np.int32)
         assert opts.max_length is not None  # _check settled it
         limits = call.contexts + opts.max_length
@@ -254,10 +254,10 @@ class Generator:
         ids = np.asarray(ids, np.int32)
         label_ids = np.full(ids.shape[0], self.label_row(label), np.int32)
         lengths = np.full(len(ids), ids.shape[1], np.int32)
-        _, logps, _, _ = self._loop_call(ids, lengths, lengths, label_ids, len(ids), Options(context=context or self.default_context()), 0)
+        _, logps, _, _ = self._loop_call(ids, lengths, lengths, label_ids, len(ids), GenerateRequest(context=context or self.default_context()), 0)
         return logps[: ids.shape[1]].T
 
-    def _loop_call(self, forced: np.ndarray, lengths: np.ndarray, limits: np.ndarray, label_ids: np.ndarray, rows: int, opts: Options, number: int) -> tuple[np.ndarray, ...]:
+    def _loop_call(self, forced: np.ndarray, lengths: np.ndarray, limits: np.ndarray, label_ids: np.ndarray, rows: int, opts: GenerateRequest, number: int) -> tuple[np.ndarray, ...]:
         """Run the compiled loop over ``len(label_ids)`` samples (at most ``len(forced)``) on ``rows`` rows.
 
         Sample j is forced through ``forced[j, :lengths[j]]`` and ends by ``limits[j]`` tokens.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from botkit.corpus.io import encode_txt
-from botkit.generate.generator import Generator, Options, write_samples
+from botkit.generate.generator import GenerateRequest, Generator, write_samples
 from botkit.sample import Sample
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def filter_context(generator: Generator) -> Any:
     return context
 
 
-def run(generator: Generator, n: int, options: Options, filters: str, output: Path | None, stdout: TextIO | None = None) -> RunResult:
+def run(generator: Generator, n: int, options: GenerateRequest, filters: str, output: Path | None, stdout: TextIO | None = None) -> RunResult:
     """Generate ``n`` samples, keep those the ``filters`` chain passes, write them to ``output`` or ``stdout``."""
     from botkit.filters import build_chain
 

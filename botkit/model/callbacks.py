@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from botkit.model.data import Split
 from botkit.model.evaluate import Scorer
-from botkit.model.sample import Sampler
+from botkit.model.previews import Sampler
 
 if TYPE_CHECKING:
     from botkit.training import LearningRateSchedule, TrainState

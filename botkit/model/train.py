@@ -27,7 +27,7 @@ from botkit.errors import ConfigError, CorpusError
 from botkit.model import data, weights
 from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
-from botkit.model.sample import Sampler
+from botkit.model.previews import Sampler
 from botkit.model.vocab import Vocabulary
 from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState
 
