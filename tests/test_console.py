@@ -274,6 +274,12 @@ def test_environment_token_is_used_and_never_printed(tmp_path: Path, monkeypatch
         load_token(tmp_path / "never-made")
 
 
+def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--port", "99999"])
+    assert "not a port number 0-65535: '99999'" in capsys.readouterr().err
+
+
 def test_serve_parser_defaults_to_loopback_and_a_taken_port_is_one_error(tmp_path: Path) -> None:
     args = build_parser().parse_args(["serve"])
     assert (str(config_path(args)), args.host, args.port) == ("config.yaml", "127.0.0.1", 8750)

@@ -20,6 +20,13 @@ DEFAULT_PORT = 8750
 LOOPBACK = "127.0.0.1"
 
 
+def _port(text: str) -> int:
+    """A TCP port, or argparse's one-line usage error (a socket would raise OverflowError past 65535)."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number 0-65535: {text!r}")
+    return int(text)
+
+
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     serve = commands.add_parser(
         "serve",
@@ -29,7 +36,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         "$BOTKIT_CONSOLE_TOKEN, else one generated at first start into a mode-0600 file beside the ledger and printed once.",
     )
     add_config(serve)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     serve.add_argument(
         "--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK}); anything else reaches beyond this machine, and is warned about"
     )
