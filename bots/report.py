@@ -29,7 +29,7 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
     for name in names:
         state = ledger.state(name)
         last = ledger.history(name, 1)
-        link = f"  {last[0].url}" if last and _is_link(last[0].url) else ""
+        link = f"  {last[0].url}" if last and web_link(last[0].url) else ""
         claimed = ledger.claimed(name)
         in_flight = ""
         if claimed is not None:
@@ -58,8 +58,10 @@ def target_of(spec: BotSpec | None) -> str:
     return spec.target_kind if spec.live else f"outbox (the {spec.target_kind} target is not live)"
 
 
-def _is_link(url: str | None) -> bool:
-    return bool(url) and str(url).startswith(("https://", "http://"))
+def web_link(url: str | None) -> str | None:
+    """A post's URL when it is a web link (http or https), else None: an outbox file path is no
+    link, and a ``javascript:`` URL in the ledger must never become one on the console."""
+    return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
 def holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) -> str:
@@ -80,6 +82,6 @@ def history(ledger: Ledger, bot: str, limit: int | None) -> str:
         return f"{bot}: no posts yet"
     lines = []
     for r in records:
-        remote = r.url if _is_link(r.url) else r.remote_id if r.remote_id is not None else f"(id unknown{': ' + r.note if r.note else ''})"
+        remote = web_link(r.url) or (r.remote_id if r.remote_id is not None else f"(id unknown{': ' + r.note if r.note else ''})")
         lines.append(f"{show_time(r.posted_at)}  {r.target:<8} {remote:<14} {_one_line(r.text, 100)}")
     return "\n".join(lines)

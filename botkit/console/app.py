@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from botkit.bots.ledger import Ledger, show_time
+from botkit.bots.report import web_link
 from botkit.bots.spec import BotSpec
 from botkit.config import Config
 from botkit.console import charts, playground
@@ -60,7 +61,7 @@ def create_app(config: Config, ledger: Ledger, token: Token) -> Any:
 
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True)
     env.filters["time"] = show_time
-    env.filters["web"] = _web_link
+    env.filters["web"] = web_link
     console = _Console(config, ledger, token, env)
     routes = [
         Route("/login", console.login_form, methods=["GET"]),
@@ -117,11 +118,6 @@ def authenticated(request: Any, token: Token) -> str | None:
     if scheme.lower() == "bearer" and token.matches(value.strip()):
         return "bearer"
     return "cookie" if token.session_matches(request.cookies.get(SESSION_COOKIE)) else None
-
-
-def _web_link(url: str | None) -> str | None:
-    """A post's link only when it is http(s): a ``javascript:`` URL in the ledger must not become a link."""
-    return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
 def _safe_next(path: str | None) -> str:
