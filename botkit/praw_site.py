@@ -41,11 +41,12 @@ def read_site(site: str) -> Config:
         raise SiteError(f"praw site {site!r}: {exc}") from None
 
 
-def client(site: str, user_agent: str, **settings: Any) -> praw.Reddit:
-    """A praw client for ``site``; ``user_agent`` is used only where the site sets none."""
+def client(site: str, user_agent: str, config: Config | None = None, **settings: Any) -> praw.Reddit:
+    """A praw client for ``site`` (its settings ``config`` when the caller has read them already);
+    ``user_agent`` is used only where the site sets none."""
     import praw
 
-    if not read_site(site).user_agent:
+    if not (config or read_site(site)).user_agent:
         settings["user_agent"] = user_agent
     return praw.Reddit(site, check_for_updates=False, **settings)
 

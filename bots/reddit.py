@@ -172,11 +172,13 @@ class RedditTarget(Target):
             assert self.options.site is not None  # readiness() refused to start without one
             # praw 8 reads the site's `timeout` (its own default: 16 s) but never hands it to
             # prawcore; the requestor applies it, so a request ends well inside the claim's lease.
+            config = praw_site.read_site(self.options.site)
             self._reddit = praw_site.client(
                 self.options.site,
                 f"botkit/{__version__} (bot {self.bot}; run by {self.options.contact})",
+                config,
                 requestor_class=_requestor_class(),
-                requestor_kwargs={"timeout": praw_site.read_site(self.options.site).timeout},
+                requestor_kwargs={"timeout": config.timeout},
             )
         return self._reddit
 

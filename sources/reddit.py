@@ -204,7 +204,7 @@ def connect(site: str) -> praw.Reddit:
         raise SourceError(f"no Reddit API credentials in praw site {site!r}: {CREDENTIALS_HELP}")
     if not config.client_secret:
         raise SourceError(f"praw site {site!r} has a client_id but no client_secret: {CREDENTIALS_HELP}")
-    return praw_site.client(site, USER_AGENT)
+    return praw_site.client(site, USER_AGENT, config)
 
 
 def patient(listing: Iterator[Submission], subreddit: str) -> Iterator[Submission]:
