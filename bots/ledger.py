@@ -598,13 +598,13 @@ class Ledger:
                 conn.execute(insert(self.t["candidates"]), rows)
         return True
 
-    def waiting(self, bot: str) -> int:
-        """Candidates queued for review or approved, not yet claimed."""
+    def waiting(self, bot: str, states: Sequence[str] = WAITING) -> int:
+        """Candidates queued for review or approved (or in ``states``), not yet claimed: a count, no rows read."""
         from sqlalchemy import func, select
 
         c = self.t["candidates"]
         with self._read() as conn:
-            return conn.execute(select(func.count()).where(c.c.bot == bot, c.c.state.in_(WAITING))).scalar_one()
+            return conn.execute(select(func.count()).where(c.c.bot == bot, c.c.state.in_(states))).scalar_one()
 
     def claimed(self, bot: str) -> Candidate | None:
         """The bot's claimed-but-unconfirmed candidate, if one is in flight or a crash left one."""

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from botkit.bots.ledger import REJECTED, REVIEWED, Ledger, NewCandidate, PostRecord, utcnow
+from botkit.bots.ledger import QUEUED, REJECTED, REVIEWED, Ledger, NewCandidate, PostRecord, utcnow
 from botkit.bots.report import holder, target_of
 from botkit.bots.spec import BotSpec
 from botkit.corpus import CorpusStats, corpus_stats
@@ -89,7 +89,7 @@ def farm(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[BotView]:
             BotView(
                 name=name, target=target_of(specs.get(name)), state=kind, why=why, last_post=history[0] if history else None,
                 next_run=None if state.disabled else state.not_before or state.next_run_at, queue=ledger.waiting(name),
-                to_review=len(ledger.queued(name)), holder=holder(state, workers), last_error=state.last_error,
+                to_review=ledger.waiting(name, (QUEUED,)), holder=holder(state, workers), last_error=state.last_error,
                 last_error_at=state.last_error_at, per_day=posts_per_day(ledger, name), in_config=name in specs,
             )
         )  # fmt: skip
