@@ -14,7 +14,7 @@ Both collect every problem, each as ``FILE: bots.NAME.key: what is wrong``, and 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,55 +158,24 @@ class BotSpec:
         return self.limits.looser_than(self.target_cls.default_limits) if self.live else []
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``, mappings merged key by key.
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any], inherited: set[tuple[str, ...]], at: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``over`` on top of ``base``, mappings merged key by key; the key paths taken from ``base``
+    as they were are added to ``inherited`` (a mistake there is reported at ``defaults.KEY``).
 
     Two exceptions, where a merge would make nonsense: a ``schedule`` replaces the default one
     whole (``every`` and ``cron`` exclude each other), and so does a ``target`` of another kind
     (keys of a Reddit default mean nothing to an X target).
     """
     merged = copy.deepcopy(dict(base))
+    inherited |= {(*at, str(key)) for key in base if key not in over}
     for key, value in over.items():
         old = merged.get(key)
         if isinstance(old, Mapping) and isinstance(value, Mapping) and key != "schedule":
             same_kind = key != "target" or value.get("kind", old.get("kind")) == old.get("kind")
-            merged[key] = _merge(old, value) if same_kind else copy.deepcopy(dict(value))
+            merged[key] = _merge(old, value, inherited, (*at, str(key))) if same_kind else copy.deepcopy(dict(value))
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def _origin(defaults: Mapping[str, Any], own: Mapping[str, Any]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
-    """Where a merged bot's key path was written: ``defaults.KEY`` when the bot did not set it.
-
-    A mistake in ``defaults:`` is then reported once, at its own key, instead of once per bot
-    under ``bots.NAME``. Follows :func:`_merge`: a bot's own ``schedule`` (or ``target`` of another
-    kind) replaces the default one whole, so everything under it is the bot's.
-    """
-
-    def shown_as(path: tuple[str, ...]) -> tuple[str, ...]:
-        keys = path[2:]  # path starts with ("bots", name)
-        mine: Any = own
-        theirs: Any = defaults
-        for i, key in enumerate(keys):
-            if not isinstance(mine, Mapping) or key in mine:
-                if not isinstance(mine, Mapping) or i == len(keys) - 1 or not isinstance(mine[key], Mapping) or key == "schedule":
-                    return path
-                if key == "target" and mine[key].get("kind", _kind(theirs)) != _kind(theirs):
-                    return path
-                mine, theirs = mine[key], theirs.get(key) if isinstance(theirs, Mapping) else None
-                continue
-            if isinstance(theirs, Mapping) and key in theirs:
-                return ("defaults", *keys)
-            return path
-        return path
-
-    return shown_as
-
-
-def _kind(defaults: Any) -> Any:
-    target = defaults.get("target") if isinstance(defaults, Mapping) else None
-    return target.get("kind") if isinstance(target, Mapping) else None
 
 
 def _secret_paths(secret: set[tuple[str, ...]], name: str) -> set[tuple[str, ...]]:
@@ -222,8 +191,14 @@ def _bot_spec(
     """One bot's spec, or a ConfigError naming every problem of its options and of its target."""
     prefix = ("bots", name)
     secret = _secret_paths(secret, name)
-    raw = _merge(defaults, own)
-    shown_as = _origin(defaults, own)
+    inherited: set[tuple[str, ...]] = set()
+    raw = _merge(defaults, own, inherited)
+
+    def shown_as(path: tuple[str, ...]) -> tuple[str, ...]:
+        """``defaults.KEY`` for a value the bot inherited: a mistake there is reported once, at its own key."""
+        keys = path[2:]  # after ("bots", name)
+        return ("defaults", *keys) if any(keys[:n] in inherited for n in range(1, len(keys) + 1)) else path
+
     problems: list[str] = []
     try:
         options = validate(BotOptions, raw, where, prefix, base_dir=base_dir, secret=secret, shown_as=shown_as)
