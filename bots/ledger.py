@@ -575,18 +575,23 @@ class Ledger:
 
     # -- candidates --------------------------------------------------------------------------
 
-    def add_candidates(self, bot: str, new: Sequence[NewCandidate], start: int, taken: int) -> bool:
+    def add_candidates(self, bot: str, new: Sequence[NewCandidate], start: int | None, taken: int = 0) -> bool:
         """Insert candidates and move the bot's supplier position from ``start`` to ``start + taken``,
-        in one transaction, only if nobody moved it meanwhile (compare-and-set). False: discarded."""
+        in one transaction, only if nobody moved it meanwhile (compare-and-set). False: discarded.
+
+        ``start=None``: candidates that did not come from the supplier (a reviewer's picks); the
+        position is left alone and the insert always happens.
+        """
         from sqlalchemy import insert
 
         s = self.t["bot_state"]
         with self._write() as conn:
             now = self.now(conn)
             self._insert_missing(conn, s, bot=bot, supplied=0)
-            moved = conn.execute(s.update().where(s.c.bot == bot, s.c.supplied == start).values(supplied=start + taken)).rowcount
-            if not moved:
-                return False
+            if start is not None:
+                moved = conn.execute(s.update().where(s.c.bot == bot, s.c.supplied == start).values(supplied=start + taken)).rowcount
+                if not moved:
+                    return False
             rows = [
                 {
                     "bot": bot, "text": c.text, "label": c.label, "score": c.score, "temperature": c.temperature,

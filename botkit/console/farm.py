@@ -184,22 +184,10 @@ def decide(ledger: Ledger, bot: str, candidate_id: int, action: str, text: str |
     return f"candidate {candidate_id} {PAST[action]}"
 
 
-#: Tries to add candidates while refills keep moving the bot's supplier position (see :func:`enqueue`).
-_ENQUEUE_TRIES = 5
-
-
 def enqueue(ledger: Ledger, bot: str, new: Sequence[NewCandidate]) -> None:
-    """Add candidates that did not come from the bot's supplier (the playground's picks).
-
-    :meth:`Ledger.add_candidates` is the one way in, and it moves the supplier position by
-    compare-and-set; taking 0 leaves that position where it is, so the bot's next refill is seeded
-    as it would have been. It fails only when a refill moved the position between reading it and
-    writing: then read it again.
-    """
-    for _ in range(_ENQUEUE_TRIES):
-        if ledger.add_candidates(bot, new, ledger.state(bot).supplied, 0):
-            return
-    raise BotkitError(f"{bot}: its buffer kept being refilled meanwhile; nothing was sent, try again")
+    """Add candidates that did not come from the bot's supplier (the playground's picks); the
+    supplier's position, and so the bot's next refill, stays as it was."""
+    ledger.add_candidates(bot, new, None)
 
 
 # -- models ----------------------------------------------------------------------------------
