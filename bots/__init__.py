@@ -1,7 +1,10 @@
-"""Post targets: where a bot's posts go (the local outbox, Reddit, X), as plugins.
+"""Post targets: where a bot's posts go (the local outbox, Reddit, X, Mastodon, Bluesky), as plugins.
 
 A target is a class with an ``Options`` model (its keys under ``target:`` in config.yaml) and two
-methods: :meth:`Target.post` and :meth:`Target.reconcile`. It registers by name in the
+methods: :meth:`Target.post` and :meth:`Target.reconcile`. A target that can also *listen* (for a
+bot's ``reply:`` block) sets :attr:`Target.listens` and implements :meth:`Target.incoming` and
+:meth:`Target.me`; its ``post`` then answers :attr:`~botkit.bots.ledger.Candidate.reply_to` when a
+candidate has one, and its ``reconcile`` looks for the bot's reply under that parent. It registers by name in the
 ``botkit.targets`` entry-point group::
 
     [project.entry-points."botkit.targets"]
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
@@ -57,9 +61,7 @@ def _show(seconds: float | None) -> str:
 class TargetOptions(Options):
     """Keys every target has; a target's own ``Options`` subclasses this."""
 
-    live: bool = Field(
-        False, description="really post; until then the bot posts to the local outbox instead (and says so)"
-    )
+    live: bool = Field(False, description="really post; until then the bot posts to the local outbox instead (and says so)")
     limits: Limits = Field(
         default_factory=Limits,
         description="lower the target's minimum interval / daily cap explicitly, e.g. {min_interval: 0s, daily_cap: null}",
@@ -74,6 +76,27 @@ class PostResult:
     remote_id: str | None
     url: str | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """Something a reply bot may answer (a mention, a comment, a reply to one of its posts), as the target saw it.
+
+    ``id`` is claimed once per bot, ever (the ledger's ``parents`` table): whatever happens later,
+    the bot never answers it twice. ``link`` is what the target needs to post the reply under it
+    (a Reddit fullname, a Mastodon status id, a Bluesky ``uri cid root-uri root-cid``...): the
+    bot stores it with the reply candidate and hands it back to :meth:`Target.post` untouched.
+    """
+
+    id: str
+    text: str
+    author: str  # the author's account, as :meth:`Target.me` names the bot's own
+    thread: str  # the conversation's root: replies per thread are counted under it
+    depth: int  # 0: a top-level post; 1: a reply to one; ...
+    link: str
+    author_is_bot: bool = False  # the service flags the author as automated (Mastodon's bot flag)
+    url: str | None = None
+    created_at: datetime | None = None  # aware UTC; None when the service does not say
 
 
 class TargetError(Exception):
@@ -162,6 +185,24 @@ class Target(ABC):
         then posts it normally). Raise :class:`Transient` when it cannot tell yet.
         """
 
+    #: Whether :meth:`incoming` works: a bot with a ``reply:`` block needs a target that listens.
+    listens: ClassVar[bool] = False
+    #: What the names in ``reply.watch`` are on this target ("subreddits"); None: nothing to watch.
+    watches: ClassVar[str | None] = None
+
+    def incoming(self, watch: list[str]) -> list[Incoming]:
+        """What was addressed to the bot lately (mentions, replies to its posts), plus, for each
+        place in ``watch`` the target knows (subreddits...), what was posted there; oldest first.
+
+        The bot decides what to answer (the ledger remembers what it saw), so returning an item
+        again is harmless. Raise a :class:`TargetError` subclass as :meth:`post` does.
+        """
+        raise Disabled(f"{type(self).__name__} cannot listen for replies")
+
+    def me(self) -> str:
+        """The bot's own account as :attr:`Incoming.author` names it: a bot never answers itself."""
+        return self.bot
+
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line, an error or ``botkit status``."""
         return []
@@ -176,6 +217,7 @@ TARGETS: Registry[type[Target]] = Registry("target", "botkit.targets")
 __all__ = [
     "TARGETS",
     "Disabled",
+    "Incoming",
     "Limits",
     "PostResult",
     "RateLimited",

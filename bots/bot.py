@@ -24,12 +24,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botkit.bots import TARGETS, Disabled, Limits, PostResult, RateLimited, Rejected, Target, Transient
 from botkit.bots.ledger import APPROVED, EVERY_STATE, QUEUED, REJECTED, Busy, Candidate, Ledger, NewCandidate, Wait, storable, utcnow
+from botkit.bots.replies import Replier
 from botkit.bots.spec import BotSpec, readiness
-from botkit.bots.supply import CandidateSupplier, ModelSamples, PostsFile
+from botkit.bots.supply import CandidateSupplier, ModelSamples, NoPosts, PostsFile
 from botkit.bots.workers import dead_here, describe, new_worker_id
 from botkit.errors import BotkitError, ConfigError
 
@@ -73,8 +75,10 @@ class Bot:
         *,
         worker: str,
         stop: threading.Event | None = None,
+        replier: Replier | None = None,
     ) -> None:
         self.spec = spec
+        self.replier = replier
         self.name = spec.name
         self.ledger = ledger
         self.target = target
@@ -90,8 +94,16 @@ class Bot:
     # -- the tick ----------------------------------------------------------------------------
 
     def tick(self) -> TickResult:
+        """Post once, on the bot's schedule (a claim left by a crash is settled first)."""
+        return self._guarded(self._tick)
+
+    def reply_tick(self) -> TickResult:
+        """Listen, turn what is new into reply candidates, and post one reply: every ``reply.every``."""
+        return self._guarded(self._reply_tick)
+
+    def _guarded(self, tick: Callable[[], TickResult]) -> TickResult:
         try:
-            result = self._tick()
+            result = tick()
         except Exception as exc:
             message = self.explain(exc)
             log.error("%s: tick failed: %s", self.name, message, exc_info=log.isEnabledFor(logging.DEBUG))
@@ -107,7 +119,9 @@ class Bot:
         except Exception as exc:  # noqa: BLE001 - the ledger is down: nothing more to do in this tick
             log.error("%s: could not record the error in the ledger either: %s", self.name, self.explain(exc))
 
-    def _tick(self) -> TickResult:
+    def _settle(self) -> TickResult | None:
+        """Hold the bot, and settle a claim left in flight or by a crash before anything else: the
+        tick's result when that (or a wait, a disabled bot) is all this tick may do, else None."""
         holder = self.ledger.acquire(self.name, self.worker, dead=dead_here)
         if holder is not None:
             return TickResult(self.name, "skipped", f"run by {describe(holder)}")
@@ -117,11 +131,17 @@ class Bot:
         if state.not_before is not None and utcnow() < state.not_before:
             return TickResult(self.name, "waiting", "the service asked to wait", state.not_before)
         claimed = self.ledger.claimed(self.name)
-        if claimed is not None:  # in flight elsewhere, or left by a crash: settled before anything else
+        if claimed is not None:
             held = self.ledger.take_over(claimed, self.worker, dead=dead_here)
             if isinstance(held, Busy):
                 return TickResult(self.name, "waiting", f"candidate {claimed.id} is being posted by {describe(held.owner)}", claimed.lease_until)
             return self._deliver(held, check_first=True)
+        return None
+
+    def _tick(self) -> TickResult:
+        settled = self._settle()
+        if settled is not None:
+            return settled
         got = self.claim_next()
         if got is None:  # only a first tick, or a bot that outran its buffer, waits on its supplier
             self.refill()
@@ -131,15 +151,45 @@ class Bot:
         if isinstance(got, Busy):
             return TickResult(self.name, "skipped", f"run by {describe(got.owner)}")
         if got is None:
-            waiting = "candidates wait for review (botkit review)" if self.ledger.waiting(self.name) else "no candidates left"
+            waiting = "candidates wait for review (botkit review)" if self.ledger.waiting(self.name, replies=False) else "no candidates left"
             return TickResult(self.name, "empty", waiting)
         result = self._deliver(got, check_first=False)
         self._top_up()
         return result
 
-    def claim_next(self) -> Candidate | Wait | Busy | None:
-        """Claim the next approved candidate within the account's limits (see :meth:`Ledger.claim_next`)."""
-        return self.ledger.claim_next(self.name, self.worker, account=self.target.account(), limits=self.limits, render=self.target.render)
+    def claim_next(self, *, replies: bool = False) -> Candidate | Wait | Busy | None:
+        """Claim the next approved post (or reply) within the account's limits (see :meth:`Ledger.claim_next`)."""
+        return self.ledger.claim_next(self.name, self.worker, account=self.target.account(), limits=self.limits, render=self.target.render, replies=replies)
+
+    def _reply_tick(self) -> TickResult:
+        settled = self._settle()
+        if settled is not None:
+            return settled
+        assert self.replier is not None  # reply ticks are scheduled for reply bots only
+        try:
+            heard = self.target.incoming(self.replier.options.watch)
+        except RateLimited as exc:
+            until = utcnow() + timedelta(seconds=exc.wait)
+            self.ledger.wait_until(self.name, until)
+            return TickResult(self.name, "waiting", f"rate limited while listening: {self.redact(str(exc))}", until)
+        except Disabled as exc:
+            self.ledger.disable(self.name, self.redact(str(exc)))
+            return TickResult(self.name, "disabled", self.redact(str(exc)))
+        except (Transient, Rejected) as exc:
+            message = f"listening failed: {self.redact(str(exc))}"
+            self._record_error(message)
+            return TickResult(self.name, "error", message)
+        stored, skipped = self.replier.take(heard, self.target.me())
+        heard_line = f"heard {len(heard)}, {stored} new repl{'y' if stored == 1 else 'ies'}, {skipped} skipped"
+        got = self.claim_next(replies=True)
+        if isinstance(got, Wait):
+            return TickResult(self.name, "waiting", f"{heard_line}; {got.reason}", got.until)
+        if isinstance(got, Busy):
+            return TickResult(self.name, "skipped", f"run by {describe(got.owner)}")
+        if got is None:
+            waiting = self.ledger.waiting(self.name, (QUEUED,), replies=True)
+            return TickResult(self.name, "empty", heard_line + (f"; {waiting} repl(ies) wait for review" if waiting else ""))
+        return self._deliver(got, check_first=False)
 
     def _top_up(self) -> None:
         """Refill after posting, so the next post does not wait on generation; a failure here is
@@ -223,7 +273,7 @@ class Bot:
         this batch is dropped rather than stored twice.
         """
         buffer = self.spec.options.buffer
-        waiting = self.ledger.waiting(self.name)
+        waiting = self.ledger.waiting(self.name, replies=False)
         if waiting >= max(buffer.low, 1):
             return 0
         start = self.ledger.state(self.name).supplied
@@ -234,10 +284,7 @@ class Bot:
         result = self.chain.apply([s for s in samples if storable(s.text) == s.text])
         state = QUEUED if self.spec.options.review else APPROVED
         new = [NewCandidate(s.text, state, s.label, s.score, s.temperature) for s in result.kept]
-        new += [
-            NewCandidate(r.sample.text, REJECTED, r.sample.label, r.sample.score, r.sample.temperature, f"{r.filter}: {r.reason}")
-            for r in result.rejected
-        ]
+        new += [NewCandidate(r.sample.text, REJECTED, r.sample.label, r.sample.score, r.sample.temperature, f"{r.filter}: {r.reason}") for r in result.rejected]
         new += [NewCandidate(storable(s.text), REJECTED, s.label, s.score, s.temperature, BROKEN_TEXT) for s in broken]
         for s in broken:
             log.warning("%s: skipped a candidate with a lone surrogate (invalid Unicode): %r", self.name, storable(s.text)[:80])
@@ -260,20 +307,41 @@ class Bot:
 # -- building bots from config ---------------------------------------------------------------
 
 
-def _supplier(spec: BotSpec, ledger: Ledger) -> Callable[[int], CandidateSupplier]:
+class _Models:
+    """Each model's generator, loaded at its first use (TensorFlow loads, the model compiles) and
+    shared by every bot of one build that writes with it, posts and replies alike."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[Path, Generator] = {}
+        self._lock = threading.Lock()
+
+    def loader(self, model: Path) -> Callable[[], Generator]:
+        return functools.partial(self.load, model)
+
+    def load(self, model: Path) -> Generator:
+        from botkit.generate import Generator
+
+        with self._lock:
+            if model not in self._loaded:
+                self._loaded[model] = Generator.load(model)
+            return self._loaded[model]
+
+
+def _supplier(spec: BotSpec, ledger: Ledger, models: _Models) -> Callable[[int], CandidateSupplier]:
     """A factory of suppliers that start from the position the ledger holds (another process may have moved it)."""
     posts, model = spec.options.posts, spec.options.model
     if posts is not None:  # which lines were taken is known by their content, whatever the position
         return lambda start: PostsFile(posts, ledger.texts(spec.name, EVERY_STATE))
+    if model is None:  # a bot that only replies: nothing to supply
+        return lambda start: NoPosts()
+    return lambda start: ModelSamples(models.loader(model), spec.options.generate, start)
 
-    @functools.cache
-    def load() -> Generator:  # once per process, at the first refill: TensorFlow loads, the model compiles
-        from botkit.generate import Generator
 
-        assert model is not None  # a bot has posts or a model
-        return Generator.load(model)
-
-    return lambda start: ModelSamples(load, spec.options.generate, start)
+def _replier(spec: BotSpec, ledger: Ledger, chain: FilterChain, models: _Models, names: set[str]) -> Replier | None:
+    model = spec.options.reply_model
+    if model is None:
+        return None
+    return Replier(spec, ledger, chain, models.loader(model), others=names)
 
 
 def _target(spec: BotSpec, ledger: Ledger) -> Target:
@@ -303,16 +371,16 @@ def filter_chain(spec: BotSpec, ledger: Ledger, where: str) -> FilterChain:
     return build_chain(o.filters, context, where=where, path_prefix=("bots", spec.name, "filters"), base_dir=spec.base_dir)
 
 
-def build_bots(
-    specs: Mapping[str, BotSpec], ledger: Ledger, where: str, *, worker: str | None = None, stop: threading.Event | None = None
-) -> list[Bot]:
+def build_bots(specs: Mapping[str, BotSpec], ledger: Ledger, where: str, *, worker: str | None = None, stop: threading.Event | None = None) -> list[Bot]:
     """Every bot ready to tick as ``worker`` (a new id by default), or a :class:`ConfigError` listing every problem of every bot."""
     worker = worker or new_worker_id()
     problems = readiness(specs, where)
-    bots = []
+    bots, models = [], _Models()
     for spec in specs.values():
         try:
-            bots.append(Bot(spec, ledger, _target(spec, ledger), _supplier(spec, ledger), filter_chain(spec, ledger, where), worker=worker, stop=stop))
+            target, chain = _target(spec, ledger), filter_chain(spec, ledger, where)
+            replier = _replier(spec, ledger, chain, models, set(specs))
+            bots.append(Bot(spec, ledger, target, _supplier(spec, ledger, models), chain, worker=worker, stop=stop, replier=replier))
         except ConfigError as exc:
             message = str(exc)
             problems.append(message if message.startswith(f"{where}:") else f"{where}: {message}")

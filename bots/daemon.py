@@ -74,7 +74,10 @@ def run_once(bots: Sequence[Bot], ledger: Ledger) -> list[TickResult]:
     try:
         for bot in bots:
             with kept_alive(ledger, bot.worker, bot.name):
-                results.append(bot.tick())
+                if bot.replier is not None:
+                    results.append(bot.reply_tick())
+                if bot.spec.options.posts_at_all:
+                    results.append(bot.tick())
             try:
                 ledger.release_bot(bot.name, bot.worker)
             except Exception as exc:  # noqa: BLE001 - the ledger is down: its lease runs out by itself
@@ -93,7 +96,8 @@ def _retire(ledger: Ledger, worker: str) -> None:
 
 
 class Daemon:
-    """One APScheduler job per bot, plus one-off retries when a service asks the bot to wait."""
+    """One APScheduler job per bot (two for a reply bot: its posts and its listening), plus one-off
+    retries when a service asks the bot to wait."""
 
     def __init__(self, bots: Sequence[Bot], ledger: Ledger, report: Report, stop: threading.Event) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
@@ -104,9 +108,9 @@ class Daemon:
         self.worker = bots[0].worker
         self.report = report
         self.stop = stop
-        # A regular tick and a retry of the same bot are two jobs: this lock keeps them apart.
+        # A regular tick, a listening tick and a retry of the same bot are separate jobs: this lock keeps them apart.
         self._busy = {name: threading.Lock() for name in self.bots}
-        self._last: dict[str, str] = {}
+        self._last: dict[tuple[str, bool], str] = {}
         self._idle = threading.Condition()
         self._running = 0
         self._signalled: int | None = None
@@ -123,12 +127,18 @@ class Daemon:
         ``started`` is called once the signal handlers are in place: a supervisor that waits for
         its message may then send SIGTERM and get a clean stop, never the default kill.
         """
+        from apscheduler.triggers.interval import IntervalTrigger
+
         self.ledger.enable(self.bots)
         now = datetime.now(UTC)
         for name, bot in self.bots.items():
-            schedule = bot.spec.options.schedule
-            first = {"next_run_time": now} if schedule.every is not None else {}  # intervals start at once
-            self.scheduler.add_job(self._tick, schedule.trigger(), args=[name], id=f"bot:{name}", name=name, **first)
+            schedule, reply = bot.spec.options.schedule, bot.spec.options.reply
+            if bot.spec.options.posts_at_all:
+                first = {"next_run_time": now} if schedule.every is not None else {}  # intervals start at once
+                self.scheduler.add_job(self._tick, schedule.trigger(), args=[name], id=f"bot:{name}", name=name, **first)
+            if reply is not None:
+                every = IntervalTrigger(seconds=reply.every, timezone="UTC")
+                self.scheduler.add_job(self._tick, every, args=[name, True], id=f"reply:{name}", name=f"{name} (replies)", next_run_time=now)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         beat_every = self.ledger.lease.total_seconds() / 3
         try:
@@ -162,6 +172,9 @@ class Daemon:
         for name in sorted(lost):
             log.info("%s: now run by another worker", name)
         for name in gained:
+            listening = self.scheduler.get_job(f"reply:{name}")
+            if listening is not None:
+                listening.modify(next_run_time=datetime.now(UTC))
             job = self.scheduler.get_job(f"bot:{name}")
             if job is None:
                 continue
@@ -184,18 +197,19 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal stops at once
             signal.signal(sig, signal.SIG_DFL)
 
-    def _tick(self, name: str) -> None:
+    def _tick(self, name: str, replies: bool = False) -> None:
         if self.stop.is_set() or name not in self.share.held or not self._busy[name].acquire(blocking=False):
             return  # stopping, run by another worker, or ticking already
         with self._idle:
             self._running += 1
         try:
-            result = self.bots[name].tick()
+            bot = self.bots[name]
+            result = bot.reply_tick() if replies else bot.tick()
             if result.outcome == "skipped":  # the lease moved on meanwhile: the other worker reports
                 return
-            if str(result) != self._last.get(name):  # "empty" every 10 s for hours says nothing new
+            if str(result) != self._last.get((name, replies)):  # "empty" every 10 s for hours says nothing new
                 self.report(result)
-            self._last[name] = str(result)
+            self._last[name, replies] = str(result)
             self._after(name, result)
         finally:
             self._busy[name].release()
@@ -207,12 +221,14 @@ class Daemon:
         """Keep ``next run`` in the ledger for ``botkit status``; come back early when asked to wait."""
         if self.stop.is_set():
             return
-        job = self.scheduler.get_job(f"bot:{name}")
-        if job is None:
-            return
         if result.outcome == "disabled":
-            job.remove()
+            for kind in ("bot", "reply"):
+                if self.scheduler.get_job(f"{kind}:{name}") is not None:
+                    self.scheduler.remove_job(f"{kind}:{name}")
             self.ledger.set_next_run(name, None)
+            return
+        job = self.scheduler.get_job(f"bot:{name}") or self.scheduler.get_job(f"reply:{name}")
+        if job is None:
             return
         next_run: Any = job.next_run_time
         if result.retry_at is not None:

@@ -47,11 +47,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
     from sqlalchemy.engine import URL
 
-    from botkit.bots import Limits, PostResult
+    from botkit.bots import Incoming, Limits, PostResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: A worker renews its leases a few times per lease; the default lets a dead worker's bots move in 30 s.
 DEFAULT_LEASE_S = 30.0
 SQLITE_TIMEOUT_S = 30.0
@@ -102,6 +102,7 @@ class Candidate:
     owner: str | None = None
     lease_until: datetime | None = None
     reason: str | None = None  # rejected: the filter (or "review"); failed: why
+    reply_to: str | None = None  # a reply: the target's link to its parent (see botkit.bots.Incoming.link); None for a post
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,28 @@ class NewCandidate:
     score: float | None = None
     temperature: float | None = None
     reason: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """How much a bot has answered lately in one thread or to one author (the reply guards' inputs)."""
+
+    count: int
+    last_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A post or reply the ledger's bots made, with where it sits in its thread."""
+
+    candidate_id: int
+    bot: str
+    remote_id: str | None
+    text: str
+    thread: str  # the root post's remote id
+    depth: int  # 0: a top-level post
+    posted_at: datetime
 
 
 @dataclass(frozen=True)
@@ -263,6 +286,7 @@ def _tables() -> tuple[Any, dict[str, Table]]:
             Column("lease_until", Time),  # ... until then; after that another worker may reconcile it
             Column("rendered", Text),  # the exact text sent, signature included: what reconciliation looks for
             Column("account", String(200)),  # the service account whose limits the claim counts against
+            Column("reply_to", Text),  # a reply's link to its parent, as the target gave it; NULL for a post
             # The bot's queue in order, its claimed candidate, its queue size: all one index range.
             Index("ix_candidates_bot_state_id", "bot", "state", "id"),
             Index("ix_candidates_account_state", "account", "state"),
@@ -307,6 +331,24 @@ def _tables() -> tuple[Any, dict[str, Table]]:
             Column("started_at", Time, nullable=False),
             Column("seen_at", Time, nullable=False),
         ),
+        # What each reply bot saw and decided, once per parent, ever: the claim that makes
+        # "answered at most once" hold across restarts, crashes and workers.
+        "parents": Table(
+            "parents",
+            metadata,
+            Column("bot", String(200), primary_key=True),
+            Column("remote_id", String(200), primary_key=True),  # the parent's id on the service
+            Column("thread", String(200), nullable=False),
+            Column("author", String(200), nullable=False),
+            Column("depth", Integer, nullable=False),
+            Column("text", Text, nullable=False),
+            Column("url", Text),
+            Column("seen_at", Time, nullable=False),
+            Column("candidate_id", Integer, ForeignKey("candidates.id"), unique=True),  # the reply, when one was written
+            Column("skipped", Text),  # why it is not answered (a guard, the filters); NULL: answered
+            Index("ix_parents_bot_thread", "bot", "thread"),
+            Index("ix_parents_bot_author", "bot", "author"),
+        ),
         # One row per service account, locked while a claim checks that account's limits.
         "accounts": Table("accounts", metadata, Column("key", String(200), primary_key=True)),
         # What targets keep for themselves (the outbox: what it delivered, for its reconciliation),
@@ -346,7 +388,12 @@ def _migrate_2_to_3(conn: Connection) -> None:
 
 
 #: Upgrades from version N to N+1, run in order inside the schema transaction when an older ledger opens.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+def _migrate_3_to_4(conn: Connection) -> None:
+    """Replies: a candidate's link to its parent; the ``parents`` table comes from ``create_all``."""
+    conn.exec_driver_sql("ALTER TABLE candidates ADD COLUMN reply_to TEXT")
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -595,7 +642,7 @@ class Ledger:
             rows = [
                 {
                     "bot": bot, "text": c.text, "label": c.label, "score": c.score, "temperature": c.temperature,
-                    "state": c.state, "reason": c.reason, "attempts": 0, "created_at": now, "updated_at": now,
+                    "state": c.state, "reason": c.reason, "attempts": 0, "created_at": now, "updated_at": now, "reply_to": c.reply_to,
                 }
                 for c in new
             ]  # fmt: skip
@@ -603,13 +650,19 @@ class Ledger:
                 conn.execute(insert(self.t["candidates"]), rows)
         return True
 
-    def waiting(self, bot: str, states: Sequence[str] = WAITING) -> int:
-        """Candidates queued for review or approved (or in ``states``), not yet claimed: a count, no rows read."""
+    def waiting(self, bot: str, states: Sequence[str] = WAITING, *, replies: bool | None = None) -> int:
+        """Candidates queued for review or approved (or in ``states``), not yet claimed: a count, no rows read.
+
+        ``replies``: only replies (True), only posts (False: the buffer a refill tops up), or both.
+        """
         from sqlalchemy import func, select
 
         c = self.t["candidates"]
+        query = select(func.count()).where(c.c.bot == bot, c.c.state.in_(states))
+        if replies is not None:
+            query = query.where(c.c.reply_to.is_not(None) if replies else c.c.reply_to.is_(None))
         with self._read() as conn:
-            return conn.execute(select(func.count()).where(c.c.bot == bot, c.c.state.in_(states))).scalar_one()
+            return conn.execute(query).scalar_one()
 
     def claimed(self, bot: str) -> Candidate | None:
         """The bot's claimed-but-unconfirmed candidate, if one is in flight or a crash left one."""
@@ -622,13 +675,14 @@ class Ledger:
         return _candidate(row) if row else None
 
     def claim_next(
-        self, bot: str, worker: str, *, account: str, limits: Limits, render: Callable[[Candidate], str]
+        self, bot: str, worker: str, *, account: str, limits: Limits, render: Callable[[Candidate], str], replies: bool = False
     ) -> Candidate | Wait | Busy | None:
-        """Check the account's limits and claim the bot's oldest approved candidate, in one transaction.
+        """Check the account's limits and claim the bot's oldest approved post (or, with ``replies``,
+        reply), in one transaction.
 
         The claim is made only while ``worker`` holds the bot and no other claim of the bot is in
         flight; the claim itself reserves the limits' slot (it counts as a post until it is
-        released). None: nothing approved to post.
+        released), so replies and posts share one account's limits. None: nothing approved.
         """
         from sqlalchemy import select
 
@@ -645,7 +699,8 @@ class Ledger:
             wait = self._limits(conn, account, limits, now)
             if wait is not None:
                 return wait
-            query = select(c).where(c.c.bot == bot, c.c.state == APPROVED).order_by(c.c.id).limit(1).with_for_update(skip_locked=True)
+            kind = c.c.reply_to.is_not(None) if replies else c.c.reply_to.is_(None)
+            query = select(c).where(c.c.bot == bot, c.c.state == APPROVED, kind).order_by(c.c.id).limit(1).with_for_update(skip_locked=True)
             row = conn.execute(query).mappings().first()
             if row is None:
                 return None
@@ -755,9 +810,7 @@ class Ledger:
         c = self.t["candidates"]
         with self._write() as conn:
             mine = (c.c.id == candidate.id) & (c.c.state == CLAIMED) & (c.c.owner == worker)
-            moved = conn.execute(
-                c.update().where(mine).values(state=state, reason=reason, owner=None, lease_until=None, updated_at=self.now(conn))
-            ).rowcount
+            moved = conn.execute(c.update().where(mine).values(state=state, reason=reason, owner=None, lease_until=None, updated_at=self.now(conn))).rowcount
         if not moved:
             log.warning("%s: candidate %d is no longer ours to mark %s; left as it is", candidate.bot, candidate.id, state)
         return bool(moved)
@@ -811,6 +864,113 @@ class Ledger:
         p = self.t["posts"]
         with self._read() as conn:
             return list(conn.execute(select(p.c.posted_at).where(p.c.bot == bot, p.c.posted_at >= since).order_by(p.c.posted_at)).scalars())
+
+    # -- replies -----------------------------------------------------------------------------
+
+    def unseen(self, bot: str, remote_ids: Iterable[str]) -> set[str]:
+        """Which of ``remote_ids`` the bot has never decided about (answered or skipped)."""
+        from sqlalchemy import select
+
+        r, ids = self.t["parents"], set(remote_ids)
+        if not ids:
+            return set()
+        with self._read() as conn:
+            seen = set(conn.execute(select(r.c.remote_id).where(r.c.bot == bot, r.c.remote_id.in_(sorted(ids)))).scalars())
+        return ids - seen
+
+    def answered(self, bot: str, *, thread: str | None = None, author: str | None = None) -> Answered:
+        """How many parents the bot answered in ``thread`` (or to ``author``), and when it last did."""
+        with self._read() as conn:
+            return self._answered(conn, bot, thread=thread, author=author)
+
+    def _answered(self, conn: Connection, bot: str, *, thread: str | None = None, author: str | None = None) -> Answered:
+        from sqlalchemy import func, select
+
+        r = self.t["parents"]
+        query = select(func.count(), func.max(r.c.seen_at)).where(r.c.bot == bot, r.c.skipped.is_(None))
+        if thread is not None:
+            query = query.where(r.c.thread == thread)
+        if author is not None:
+            query = query.where(r.c.author == author)
+        count, last = conn.execute(query).one()
+        return Answered(count, None if last is None else (last if last.tzinfo else last.replace(tzinfo=UTC)))
+
+    def add_reply(self, bot: str, parent: Incoming, reply: NewCandidate | None, skipped: str | None, *, per_thread: int, cooldown: float) -> str | None:
+        """Claim ``parent`` for ``bot`` once, ever, with its reply or the reason it is not answered, in one transaction.
+
+        The thread and author guards are checked again inside the transaction, so they hold even
+        if two workers decided at once. Returns what was recorded: None for a stored reply, the
+        reason for a skip, ``"seen"`` when the parent was claimed before (nothing written).
+        """
+        from sqlalchemy import insert, select
+
+        r, c = self.t["parents"], self.t["candidates"]
+        with self._write() as conn:
+            now = self.now(conn)
+            if conn.execute(select(r.c.remote_id).where(r.c.bot == bot, r.c.remote_id == parent.id)).first() is not None:
+                return "seen"
+            if reply is not None:
+                skipped = self._guard(conn, bot, parent, now, per_thread=per_thread, cooldown=cooldown)
+            candidate_id = None
+            if reply is not None and skipped is None:
+                values = {
+                    "bot": bot, "text": reply.text, "label": reply.label, "score": reply.score, "temperature": reply.temperature,
+                    "state": reply.state, "reason": reply.reason, "attempts": 0, "created_at": now, "updated_at": now, "reply_to": parent.link,
+                }  # fmt: skip
+                candidate_id = conn.execute(insert(c).values(**values).returning(c.c.id)).scalar_one()
+                if reply.state == REJECTED:
+                    skipped = f"no reply passed the filters ({reply.reason})"
+            conn.execute(
+                insert(r).values(
+                    bot=bot, remote_id=parent.id, thread=parent.thread, author=parent.author, depth=parent.depth, text=storable(parent.text),
+                    url=parent.url, seen_at=now, candidate_id=candidate_id, skipped=skipped,
+                )
+            )  # fmt: skip
+        return skipped
+
+    def _guard(self, conn: Connection, bot: str, parent: Incoming, now: datetime, *, per_thread: int, cooldown: float) -> str | None:
+        """Why ``parent`` must not be answered now by the thread cap or the author's cooldown, or None."""
+        in_thread = self._answered(conn, bot, thread=parent.thread)
+        if in_thread.count >= per_thread:
+            return f"max_per_thread: {in_thread.count} replies in this thread already"
+        to_author = self._answered(conn, bot, author=parent.author)
+        if to_author.last_at is not None and now < to_author.last_at + timedelta(seconds=cooldown):
+            return f"cooldown: answered {parent.author} at {show_time(to_author.last_at)}"
+        return None
+
+    def parent_of(self, bot: str, candidate_id: int) -> tuple[str, str | None] | None:
+        """The text (and link) of what a reply candidate answers, for review and the console."""
+        from sqlalchemy import select
+
+        r = self.t["parents"]
+        with self._read() as conn:
+            row = conn.execute(select(r.c.text, r.c.url).where(r.c.bot == bot, r.c.candidate_id == candidate_id)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def posted(self, target: str, *, limit: int = 200) -> list[Posted]:
+        """The newest posts and replies the ledger's bots made to ``target`` (a target kind), each
+        with its thread and depth: what a target that lives in the ledger (the outbox) listens to."""
+        from sqlalchemy import select
+
+        p, c, r = self.t["posts"], self.t["candidates"], self.t["parents"]
+        query = (
+            select(p.c.candidate_id, p.c.bot, p.c.remote_id, p.c.posted_at, c.c.rendered, c.c.text, r.c.thread, r.c.depth)
+            .join(c, c.c.id == p.c.candidate_id)
+            .outerjoin(r, r.c.candidate_id == p.c.candidate_id)
+            .where(p.c.target == target)
+            .order_by(p.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Posted(
+                row.candidate_id, row.bot, row.remote_id, row.text,
+                row.thread if row.thread is not None else (row.remote_id or f"#{row.candidate_id}"),
+                0 if row.depth is None else row.depth + 1, row.posted_at,
+            )
+            for row in reversed(rows)
+        ]  # fmt: skip
 
     # -- bot state ---------------------------------------------------------------------------
 
@@ -913,5 +1073,5 @@ def _candidate(row: Any) -> Candidate:
     return Candidate(
         id=row["id"], bot=row["bot"], text=row["text"], label=row["label"], score=row["score"], state=row["state"],
         attempts=row["attempts"], claimed_at=row["claimed_at"], created_at=row["created_at"], rendered=row["rendered"],
-        owner=row["owner"], lease_until=row["lease_until"], reason=row["reason"],
+        owner=row["owner"], lease_until=row["lease_until"], reason=row["reason"], reply_to=row["reply_to"],
     )  # fmt: skip

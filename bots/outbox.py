@@ -5,6 +5,10 @@ target can use for state of its own), and its reconciliation looks there.
 
 It is where a bot posts until its real target is marked ``live: true``, and what the README demo
 uses: no network, no accounts, and the same exactly-once path as Reddit and X.
+
+It listens too, so reply bots can be tried offline: every post and reply the ledger's bots made to
+the outbox is one community's feed (a local subreddit), and a reply line names its parent
+(``re #12: ...``). Who may answer whom is the reply guards' business, as on a real service.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from botkit.bots import PostResult, Target, TargetOptions
+from botkit.bots import Incoming, PostResult, Target, TargetOptions
 from botkit.bots.ledger import Candidate, show_time
 from botkit.corpus.io import encode_txt
 
@@ -33,6 +37,7 @@ class OutboxTarget(Target):
     summary = "the local outbox: the ledger plus a readable file per bot (the default; no network)"
     Options = OutboxOptions
     options: OutboxOptions
+    listens = True
 
     @property
     def path(self) -> Path:
@@ -40,8 +45,20 @@ class OutboxTarget(Target):
 
     def post(self, candidate: Candidate) -> PostResult:
         text = self.text_of(candidate)
-        self.ledger.record("outbox", str(candidate.id), text, lambda when: self._append(candidate.id, when, text))
+        line = text if candidate.reply_to is None else f"re {candidate.reply_to}: {text}"
+        self.ledger.record("outbox", str(candidate.id), text, lambda when: self._append(candidate.id, when, line))
         return self._result(candidate)
+
+    def incoming(self, watch: list[str]) -> list[Incoming]:
+        """Every post and reply made to the outbox lately, by any bot of the ledger (the bot's own
+        are dropped by the bot)."""
+        return [
+            Incoming(
+                id=post.remote_id or f"#{post.candidate_id}", text=post.text, author=post.bot, thread=post.thread, depth=post.depth,
+                link=post.remote_id or f"#{post.candidate_id}", url=str(self.options.folder / f"{post.bot}.txt"), created_at=post.posted_at,
+            )
+            for post in self.ledger.posted("outbox")
+        ]  # fmt: skip
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
         return self._result(candidate) if self.ledger.recorded("outbox", str(candidate.id)) is not None else None

@@ -96,9 +96,7 @@ class RedditTarget(Target):
         problems = []
         lacking = [key for key in NEEDS if not getattr(config, key)]
         if lacking:
-            problems.append(
-                f"site: praw site {options.site!r} lacks {', '.join(lacking)} (a posting bot needs a script app: {', '.join(NEEDS)})"
-            )
+            problems.append(f"site: praw site {options.site!r} lacks {', '.join(lacking)} (a posting bot needs a script app: {', '.join(NEEDS)})")
         if not config.user_agent and not options.contact:
             problems.append("contact: required (who runs this bot, e.g. u/yourname; it goes into the user agent) unless the praw site sets user_agent")
         return problems
@@ -128,8 +126,8 @@ class RedditTarget(Target):
     def post(self, candidate: Candidate) -> PostResult:
         title, body = self.title_body(candidate)
         with self._errors():
-            submission = self.reddit().subreddit(self.options.sub).submit(
-                title=title, selftext=body, flair_id=self.options.flair_id, flair_text=self.options.flair_text
+            submission = (
+                self.reddit().subreddit(self.options.sub).submit(title=title, selftext=body, flair_id=self.options.flair_id, flair_text=self.options.flair_text)
             )
             # praw drops the URL Reddit sent (reading .url would fetch the post again): build it.
             return PostResult(submission.id, url=f"https://www.reddit.com/r/{self.options.sub}/comments/{submission.id}/")
@@ -211,7 +209,9 @@ class RedditTarget(Target):
         except (e.ServerError, e.RequestException) as exc:
             raise Transient(f"{sub}: Reddit unreachable or failing ({_what(exc)}), after prawcore's own retries") from None
         except (e.OAuthException, e.InvalidToken, e.InsufficientScope, e.Forbidden) as exc:
-            raise Disabled(f"{sub}: Reddit refused the account of praw site {self.options.site!r} ({_what(exc)}); check its credentials, app type and bans") from None
+            raise Disabled(
+                f"{sub}: Reddit refused the account of praw site {self.options.site!r} ({_what(exc)}); check its credentials, app type and bans"
+            ) from None
         except (e.NotFound, e.Redirect):
             raise Disabled(f"{sub}: no such subreddit, or it is banned; check subreddit:") from None
         except e.BadRequest as exc:

@@ -34,7 +34,9 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
         in_flight = ""
         if claimed is not None:
             live = claimed.lease_until is not None and claimed.lease_until > utcnow()
-            in_flight = f", candidate {claimed.id} " + (f"being posted by {describe(claimed.owner)}" if live and claimed.owner else "claimed (reconciled at the next tick)")
+            in_flight = f", candidate {claimed.id} " + (
+                f"being posted by {describe(claimed.owner)}" if live and claimed.owner else "claimed (reconciled at the next tick)"
+            )
         lines = [
             f"{name}",
             f"  target:     {target_of(specs.get(name))}",

@@ -57,9 +57,7 @@ class Schedule(Options):
             raise ValueError(f"crontab line {self.cron!r} has {len(fields)} fields, expected 5 (minute hour day month weekday)")
         minute, hour, day, month, weekday = fields
         try:
-            return CronTrigger(
-                minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), jitter=jitter, timezone="UTC"
-            )
+            return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), jitter=jitter, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"not a valid crontab line {self.cron!r} ({exc})") from None
 
@@ -112,28 +110,79 @@ class Retry(Options):
     max_backoff: Duration = Field(60.0, description="longest wait between two tries")
 
 
+class ReplyOptions(Options):
+    """A bot's ``reply:`` block: what it listens to, how it answers, and the guards against reply storms.
+
+    Every guard is on by default. A reply is a candidate like a post: it passes the bot's filters,
+    waits for ``botkit review`` when ``review: true``, and counts against the target's limits.
+    """
+
+    model: Path | None = Field(
+        None, description="a reply model (trained on a pair corpus) to answer with; default: the bot's own model, which must then be one"
+    )
+    every: Duration = Field(120.0, gt=0, description="look for new mentions and comments this often")
+    watch: list[str] = Field(
+        default_factory=list, description="places to watch besides what is addressed to the bot: subreddits on reddit (new posts and comments there)"
+    )
+    bots: list[str] = Field(
+        default_factory=list,
+        description="other bots it may answer (their names in this config, or account names); anyone the service flags as a bot, or any bot of this config, is ignored otherwise",
+    )
+    max_depth: int = Field(4, ge=1, description="the deepest reply it writes (a top-level post is depth 0, a comment on it 1)")
+    max_per_thread: int = Field(3, ge=1, description="most replies of this bot in one thread")
+    decay: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="the chance of answering something at depth d is decay^(d-1): a mention or a comment on its post always (1), deeper ones less and less",
+    )
+    cooldown: Duration = Field(600.0, description="least time between two replies of this bot to one author")
+    samples: int = Field(5, ge=1, le=100, description="replies generated per parent; the first that passes the filters is kept")
+    max_age: Duration = Field(
+        86400.0, gt=0, description="ignore what is older than this when first seen (a bot started after a week off does not answer last week)"
+    )
+
+
 class BotOptions(Options):
     """One bot, as written under ``bots.NAME`` (after ``defaults:`` are merged in)."""
 
     model: Path | None = Field(None, description="weights folder to generate from, e.g. weights/apple")
     posts: Path | None = Field(None, description="a .txt or .jsonl file of prepared posts, taken in order, each once")
     corpus: str | list[str] | None = Field(None, description="corpora (names under corpora:) its model learns from, for botkit farm build")
-    train: TrainBlock = Field(default_factory=TrainBlock, description="training settings for botkit farm build: the flags of botkit train as keys (epochs, minutes...), and from")
-    generate: GenerateSettings = Field(default_factory=GenerateSettings, description="generation settings for a model bot: the flags of botkit generate as keys")
-    filters: str | list[str | dict[str, Any]] = Field(
-        "default", description="filters every candidate must pass: a list, 'default' or 'none'"
+    train: TrainBlock = Field(
+        default_factory=TrainBlock, description="training settings for botkit farm build: the flags of botkit train as keys (epochs, minutes...), and from"
     )
+    generate: GenerateSettings = Field(
+        default_factory=GenerateSettings, description="generation settings for a model bot: the flags of botkit generate as keys"
+    )
+    filters: str | list[str | dict[str, Any]] = Field("default", description="filters every candidate must pass: a list, 'default' or 'none'")
     target: dict[str, Any] = Field(default_factory=lambda: {"kind": "outbox"}, description="where posts go: {kind: outbox|reddit|twitter, ...}")
     schedule: Schedule = Field(default_factory=lambda: Schedule(every=3 * 3600.0), description="when the bot posts")
     review: bool = Field(False, description="hold candidates until approved with `botkit review NAME`")
     buffer: Buffer = Field(default_factory=Buffer, description="candidates kept ready")
     retry: Retry = Field(default_factory=Retry, description="retries after server errors")
+    reply: ReplyOptions | None = Field(None, description="answer mentions and comments: where to listen, and the guards against reply storms")
 
     @model_validator(mode="after")
     def _one_supply(self) -> BotOptions:
-        if (self.model is None) == (self.posts is None):
-            raise ValueError("give exactly one of model: (a weights folder) or posts: (a file of prepared posts)")
+        if self.model is not None and self.posts is not None:
+            raise ValueError("give one of model: (a weights folder) or posts: (a file of prepared posts), not both")
+        if self.model is None and self.posts is None:
+            if self.reply is None:
+                raise ValueError("give one of model: (a weights folder) or posts: (a file of prepared posts), or a reply: block")
+            if self.reply.model is None:
+                raise ValueError("a bot that only replies needs reply.model: (a reply model)")
         return self
+
+    @property
+    def posts_at_all(self) -> bool:
+        """Whether the bot writes top-level posts on its schedule (a reply-only bot does not)."""
+        return self.model is not None or self.posts is not None
+
+    @property
+    def reply_model(self) -> Path | None:
+        """The model that writes its replies: ``reply.model``, else its own model."""
+        return None if self.reply is None else self.reply.model or self.model
 
 
 @dataclass(frozen=True)
@@ -185,9 +234,7 @@ def _secret_paths(secret: set[tuple[str, ...]], name: str) -> set[tuple[str, ...
     return paths
 
 
-def _bot_spec(
-    name: str, defaults: Mapping[str, Any], own: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]
-) -> BotSpec:
+def _bot_spec(name: str, defaults: Mapping[str, Any], own: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]) -> BotSpec:
     """One bot's spec, or a ConfigError naming every problem of its options and of its target."""
     prefix = ("bots", name)
     secret = _secret_paths(secret, name)
@@ -219,10 +266,23 @@ def _bot_spec(
         target = validate(target_cls.Options, target_values, where, prefix + ("target",), base_dir=base_dir, secret=secret, shown_as=shown_as)
     except ConfigError as exc:
         problems.append(str(exc))
+    if not problems:
+        problems += _reply_problems(options, kind, target_cls, f"{where}: bots.{name}.reply")
     if problems:
         raise ConfigError("\n".join(problems))
     limits = target.limits.applied_to(target_cls.default_limits)
     return BotSpec(name, options, kind, target_cls, target, limits, base_dir)
+
+
+def _reply_problems(options: BotOptions, kind: str, target_cls: type[Target], at: str) -> list[str]:
+    """What a ``reply:`` block asks of its target that the target cannot do."""
+    if options.reply is None:
+        return []
+    if not target_cls.listens:
+        return [f"{at}: the {kind} target cannot listen for things to answer"]
+    if options.reply.watch and target_cls.watches is None:
+        return [f"{at}.watch: the {kind} target has no places to watch (it answers what is addressed to the bot)"]
+    return []
 
 
 def parse_bots(
@@ -251,6 +311,8 @@ def readiness(specs: Mapping[str, BotSpec], where: str) -> list[str]:
             problems.append(f"{where}: bots.{name}.model: no weights folder {o.model} (train it first: botkit farm build)")
         if o.posts is not None and not o.posts.is_file():
             problems.append(f"{where}: bots.{name}.posts: no such file {o.posts}")
+        if o.reply is not None and o.reply.model is not None and not o.reply.model.is_dir():
+            problems.append(f"{where}: bots.{name}.reply.model: no weights folder {o.reply.model} (train it on a pair corpus first)")
         if spec.live:
             problems += [f"{where}: bots.{name}.target.{line}" for line in spec.target_cls.missing(spec.target)]
     return problems

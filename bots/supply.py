@@ -71,6 +71,16 @@ class ModelSamples:
         self.position = start
 
     def candidates(self, n: int) -> list[Sample]:
-        samples = self.load().generate(n, **self.settings.given(), seed=self.position)
+        generator = self.load()
+        # A reply model trained on a corpus of posts and replies writes a post as a reply to nothing.
+        parent = {"parent": ""} if generator.vocab.conditional else {}
+        samples = generator.generate(n, **self.settings.given(), **parent, seed=self.position)
         self.position += len(samples)
         return samples
+
+
+class NoPosts:
+    """The supplier of a bot that only replies: it never has a post to offer."""
+
+    def candidates(self, n: int) -> list[Sample]:
+        return []

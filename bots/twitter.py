@@ -128,7 +128,11 @@ class TwitterTarget(Target):
                 response = self.client.get_users_tweets(user, max_results=RECENT, start_time=since, user_auth=True)
             except tweepy.Forbidden as exc:  # the account's own 403s come from posting; this one is about the access level
                 self._can_look_up = False
-                log.warning("%s: X will not list the account's posts (HTTP 403: %s); only its duplicate-content refusal can tell a post went out", self.bot, _messages(exc))
+                log.warning(
+                    "%s: X will not list the account's posts (HTTP 403: %s); only its duplicate-content refusal can tell a post went out",
+                    self.bot,
+                    _messages(exc),
+                )
                 return None
         for tweet in response.data or []:
             if matches(tweet.text):
@@ -173,7 +177,9 @@ class TwitterTarget(Target):
         except tweepy.TwitterServerError as exc:
             raise Transient(f"X failed with HTTP {exc.response.status_code}") from None
         except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
-            raise Disabled(f"X refused the account (HTTP {exc.response.status_code}: {_messages(exc)}); check the four OAuth 1.0a keys and the app's write permission") from None
+            raise Disabled(
+                f"X refused the account (HTTP {exc.response.status_code}: {_messages(exc)}); check the four OAuth 1.0a keys and the app's write permission"
+            ) from None
         except tweepy.BadRequest as exc:
             raise Rejected(f"X refused the text (HTTP 400: {_messages(exc)})") from None
         except tweepy.HTTPException as exc:

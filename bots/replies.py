@@ -1,0 +1,134 @@
+"""Reply bots: what a bot heard, what it answers, and the guards that keep bots from talking forever.
+
+A reply bot's listening tick (:meth:`botkit.bots.bot.Bot.reply_tick`) asks its target for what
+was addressed to it (:meth:`~botkit.bots.Target.incoming`), and :class:`Replier` decides, once
+per parent and for good, whether to answer it:
+
+* never itself; another bot (one of this config, or one the service flags) only when
+  ``reply.bots`` names it;
+* nothing deeper than ``max_depth`` allows, and deeper threads with falling chance
+  (``decay ** (depth - 1)``, drawn once per parent from a hash, so a restart decides the same);
+* at most ``max_per_thread`` replies per thread and one per author per ``cooldown`` (checked
+  again inside the ledger transaction that claims the parent);
+* nothing older than ``max_age`` when first seen.
+
+A parent that passes is answered by ``samples`` generated replies; the first that passes the bot's
+filters becomes a reply candidate (queued for review with ``review: true``), claimed and posted
+like a post, under the same limits. The decision, answered or skipped and why, is stored with the
+parent's id in the ledger's ``parents`` table, so nothing is ever answered twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from botkit.bots import Incoming
+from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
+
+if TYPE_CHECKING:
+    from botkit.bots.spec import BotSpec, ReplyOptions
+    from botkit.filters import FilterChain
+    from botkit.generate import Generator
+
+log = logging.getLogger(__name__)
+
+
+def chance(bot: str, parent: Incoming, decay: float) -> tuple[float, float]:
+    """The chance of answering ``parent`` at its depth, and this parent's fixed draw in [0, 1)."""
+    draw = int.from_bytes(hashlib.sha256(f"{bot}\0{parent.id}".encode()).digest()[:8], "big") / 2**64
+    return decay ** max(parent.depth - 1, 0), draw
+
+
+class Replier:
+    """Turns what a bot's target heard into reply candidates (or recorded skips) in the ledger.
+
+    ``me`` is the bot's own account on its target, ``others`` the names of the other bots in the
+    config (what the local outbox calls its authors), ``load`` the reply model's generator.
+    """
+
+    def __init__(self, spec: BotSpec, ledger: Ledger, chain: FilterChain, load: Callable[[], Generator], *, others: set[str]) -> None:
+        assert spec.options.reply is not None  # only reply bots get a replier
+        self.name = spec.name
+        self.options: ReplyOptions = spec.options.reply
+        self.settings = spec.options.generate
+        self.review = spec.options.review
+        self.ledger = ledger
+        self.chain = chain
+        self.load = load
+        self.others = others - {spec.name}
+
+    def take(self, heard: Sequence[Incoming], me: str, now: datetime | None = None) -> tuple[int, int]:
+        """Decide about everything new in ``heard`` (``me``: the bot's own account there): returns
+        (replies stored, parents skipped)."""
+        now = now or datetime.now(UTC)
+        fresh = self.ledger.unseen(self.name, (item.id for item in heard))
+        todo, seen = [], set()
+        for item in heard:
+            if item.id not in fresh or item.id in seen or item.author == me:
+                continue  # decided before, twice in one answer, or the bot's own: never answered, never stored
+            seen.add(item.id)
+            todo.append(item)
+        answer, skipped = [], 0
+        for item in todo:
+            why = self.why_not(item, now)
+            if why is None:
+                answer.append(item)
+            elif self.ledger.add_reply(self.name, item, None, why, per_thread=self.options.max_per_thread, cooldown=self.options.cooldown) != "seen":
+                skipped += 1
+                log.info("%s: not answering %s: %s", self.name, item.id, why)
+        stored = 0
+        for item, reply in zip(answer, self.write(answer)):
+            outcome = self.ledger.add_reply(self.name, item, reply, None, per_thread=self.options.max_per_thread, cooldown=self.options.cooldown)
+            if outcome is None:
+                stored += 1
+            elif outcome != "seen":
+                skipped += 1
+                log.info("%s: not answering %s: %s", self.name, item.id, outcome)
+        return stored, skipped
+
+    def why_not(self, item: Incoming, now: datetime) -> str | None:
+        """The guard that keeps the bot from answering ``item`` (the ledger's thread and author
+        guards included, read here so no reply is generated in vain), or None."""
+        o = self.options
+        if item.author_is_bot or item.author in self.others:
+            if item.author not in o.bots:
+                return f"{item.author} is a bot not named in reply.bots"
+        if item.depth + 1 > o.max_depth:
+            return f"max_depth: a reply would be at depth {item.depth + 1} (most {o.max_depth})"
+        if item.created_at is not None and now - item.created_at > timedelta(seconds=o.max_age):
+            return f"max_age: posted at {item.created_at.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+        odds, draw = chance(self.name, item, o.decay)
+        if draw >= odds:
+            return f"decay: chance {odds:.2f} at depth {item.depth}"
+        in_thread = self.ledger.answered(self.name, thread=item.thread)
+        if in_thread.count >= o.max_per_thread:
+            return f"max_per_thread: {in_thread.count} replies in this thread already"
+        to_author = self.ledger.answered(self.name, author=item.author)
+        if to_author.last_at is not None and now < to_author.last_at + timedelta(seconds=o.cooldown):
+            return f"cooldown: answered {item.author} lately"
+        return None
+
+    def write(self, parents: Sequence[Incoming]) -> list[NewCandidate]:
+        """One reply candidate per parent: the first of ``samples`` generated replies the filters keep,
+        else a rejected one carrying the first filter's reason."""
+        if not parents:
+            return []
+        n = self.options.samples
+        seed = int.from_bytes(hashlib.sha256(parents[0].id.encode()).digest()[:4], "big")
+        samples = self.load().generate(n, **self.settings.given(), parent=[p.text for p in parents], seed=seed)
+        state = QUEUED if self.review else APPROVED
+        replies = []
+        for j in range(len(parents)):
+            result = self.chain.apply(samples[j * n : (j + 1) * n])
+            if result.kept:
+                s = result.kept[0]
+                replies.append(NewCandidate(s.text, state, s.label, s.score, s.temperature))
+            else:
+                first = result.rejected[0]
+                s = first.sample
+                replies.append(NewCandidate(s.text, REJECTED, s.label, s.score, s.temperature, f"{first.filter}: {first.reason}"))
+        return replies
