@@ -1,9 +1,12 @@
 """Fixtures shared by the test modules: a real PostgreSQL server for the ledger's PostgreSQL path,
-``zone`` (tests that touch time run west and east of UTC), and ``live_bots`` (bots that post
-prepared lines to a live target)."""
+``zone`` (tests that touch time run west and east of UTC), ``live_bots`` (bots that post
+prepared lines to a live target), ``reply_model`` (a tiny trained reply model) and ``reply_bots``
+(bots that answer what their target hears with it)."""
 
 from __future__ import annotations
 
+import json
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +20,10 @@ from botkit.config import load_config
 from pgserver import PostgresServer, PostgresUnavailable
 from zones import zone
 
-__all__ = ["live_bots", "pg_url", "postgres", "zone"]
+__all__ = ["live_bots", "pg_url", "postgres", "reply_bots", "reply_model", "zone"]
+
+#: The reply model's lesson: each parent word has one answer, so its replies show it read the parent.
+ANSWERS = {"alpha": "zulu", "bravo": "yankee", "charlie": "xray", "delta": "whiskey", "echo": "victor", "golf": "tango"}
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +64,54 @@ def live_bots(tmp_path: Path) -> Iterator[Callable[..., tuple[list[Bot], Ledger]
             "defaults:\n  posts: posts.txt\n  filters: none\n  schedule: {every: 1s}\n  retry: {attempts: 3, backoff: 0.01s}\n"
             f"  target: {{{target}, live: true, limits: {{min_interval: 0s, daily_cap: null}}}}\n"
             "bots:\n" + "".join(f"  {name}: {{target: {{{own}}}}}\n" for name, own in (bots or {"bot": ""}).items()),
+            encoding="utf-8",
+        )
+        ledger = Ledger(store_url("botkit.db", tmp_path))
+        ledgers.append(ledger)
+        return build_bots(load_config(config).bots, ledger, str(config), worker=worker), ledger
+
+    yield make
+    for ledger in ledgers:
+        ledger.close()
+
+
+@pytest.fixture(scope="session")
+def reply_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny char-level reply model trained on :data:`ANSWERS` (about 10 s): it answers
+    ``alpha`` with ``zulu`` and so on, and writes a post (``parent: ""``) too."""
+    from botkit.model.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("reply_model")
+    rng = random.Random(0)
+    lines = [{"text": word} for word in ANSWERS]  # posts: documents without a parent
+    lines += [{"text": ANSWERS[parent], "parent": parent} for parent in (rng.choice(list(ANSWERS)) for _ in range(500))]
+    (folder / "pairs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    config = TrainConfig(epochs=15, batch_size=16, window=32, lr=0.03, patience=0, sample_every=0)
+    train([folder / "pairs.jsonl"], folder / "weights", config, {"embedding_size": 16, "rnn_layers": 1, "rnn_size": 32})
+    return folder / "weights"
+
+
+@pytest.fixture
+def reply_bots(tmp_path: Path, reply_model: Path) -> Iterator[Callable[..., tuple[list[Bot], Ledger]]]:
+    """``reply_bots(target, reply="", bots={"bot": ""}, worker=None)``: bots that answer with
+    :func:`reply_model` what their (live) target hears.
+
+    ``target`` is the target mapping's keys as YAML flow text, given to every bot with its limits
+    lifted; ``reply`` extra keys of every bot's ``reply:`` block (``max_depth: 2, bots: [b]``);
+    ``bots`` maps each bot's name to keys of its own (``target: {...}, posts: p.txt``). The guards
+    are the defaults except the cooldown (0 s) and the decay (1: every depth answered). Every call
+    reads config.yaml again, as a restarted daemon does.
+    """
+    ledgers: list[Ledger] = []
+
+    def make(target: str, reply: str = "", *, bots: dict[str, str] | None = None, worker: str | None = None) -> tuple[list[Bot], Ledger]:
+        config = tmp_path / "config.yaml"
+        extra = f", {reply}" if reply else ""
+        config.write_text(
+            "defaults:\n  filters: none\n  schedule: {every: 1s}\n  retry: {attempts: 3, backoff: 0.01s}\n  generate: {temperature: 0.1}\n"
+            f"  reply: {{model: {reply_model}, every: 1s, cooldown: 0s, decay: 1{extra}}}\n"
+            f"  target: {{{target}, live: true, limits: {{min_interval: 0s, daily_cap: null}}}}\n"
+            "bots:\n" + "".join(f"  {name}: {{{own}}}\n" for name, own in (bots or {"bot": ""}).items()),
             encoding="utf-8",
         )
         ledger = Ledger(store_url("botkit.db", tmp_path))

@@ -107,8 +107,20 @@ class PostgresServer:
                 os.chown(path, self._owner.pw_uid, self._owner.pw_gid)
         try:
             # Password checked on TCP (what the ledger uses); the socket sits in our private folder.
-            self._run("initdb", "-D", str(self._data), "-U", USER, f"--pwfile={pwfile}", "--auth-local=trust",
-                      "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions")
+            self._run(
+                "initdb",
+                "-D",
+                str(self._data),
+                "-U",
+                USER,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            )
             pwfile.unlink()
             self.port = free_port()
             with open(self._data / "postgresql.conf", "a") as conf:
@@ -148,8 +160,7 @@ class PostgresServer:
         import psycopg
         from psycopg import sql
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password,
-                             dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password, dbname="postgres", autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 

@@ -76,7 +76,9 @@ class Farm:
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
         self.started += 1
         log = open(self.logs / f"{self.started:03d}-{'-'.join(args)}.log", "wb")
-        return subprocess.Popen([sys.executable, "-m", "botkit", *args, str(self.config)], cwd=self.config.parent, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "botkit", *args, str(self.config)], cwd=self.config.parent, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def _cron(self) -> None:
         while not self.cron_stop.is_set():

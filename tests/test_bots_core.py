@@ -102,7 +102,10 @@ def test_crontab_weekdays_mean_what_crontab_says(tmp_path: Path) -> None:
         ("posts: posts.txt\n    schedule: {cron: '0 25 * * *'}", r"bots\.apple\.schedule: .*not a valid crontab line"),
         ("posts: posts.txt\n    schedule: {every: soon}", r"bots\.apple\.schedule\.every: .*not a duration"),
         ("posts: posts.txt\n    schedule: {every: 1s, cron: '* * * * *'}", r"give exactly one of every: .* or cron:"),
-        ("posts: posts.txt\n    target: {kind: reddit, subreddit: x, limits: {daily_cap: 0}}", r"bots\.apple\.target\.limits\.daily_cap: Input should be greater than or equal to 1"),
+        (
+            "posts: posts.txt\n    target: {kind: reddit, subreddit: x, limits: {daily_cap: 0}}",
+            r"bots\.apple\.target\.limits\.daily_cap: Input should be greater than or equal to 1",
+        ),
         ("posts: posts.txt\n    target: {kind: twitter, api_key: x}", r"bots\.apple\.target\.api_key: unknown key"),
     ],
 )
@@ -271,21 +274,17 @@ def test_filters_judge_candidates_as_they_enter_the_buffer(tmp_path: Path) -> No
     assert outbox_lines(tmp_path, "apple") == [f"{posts[0]}\\n\\n#bot", f"{fits}\\n\\n#bot", f"{posts[5]}\\n\\n#bot"]
     with ledger_for(config) as ledger, ledger.engine.connect() as conn:
         rejected = set(conn.exec_driver_sql("SELECT text, reason FROM candidates WHERE state = 'rejected'"))
-    assert {(text, reason.split(":")[0]) for text, reason in rejected} == {
-        (posts[1], "dedupe"), (posts[2], "repetition"), (too_long, "length")
-    }
+    assert {(text, reason.split(":")[0]) for text, reason in rejected} == {(posts[1], "dedupe"), (posts[2], "repetition"), (too_long, "length")}
     assert any(reason == "length: too long: 281 characters (max 274)" for _, reason in rejected)
 
 
 # -- exactly once over crashes -----------------------------------------------------------------
 
 
-
 def one_bot(config: Path, ledger: Ledger, worker: str | None = None) -> Bot:
     c = load_config(config)
     (bot,) = build_bots(c.bots, ledger, str(config), worker=worker)
     return bot
-
 
 
 def test_a_claim_left_by_a_crash_is_reconciled_not_reposted(tmp_path: Path, zone: str) -> None:
@@ -455,9 +454,7 @@ def test_run_lists_config_mistakes_and_missing_files_together(tmp_path: Path, ca
     """A bad key in one bot does not hide another bot's missing posts file, nor the bot's own bad target."""
     config = tmp_path / "config.yaml"
     config.write_text(
-        "bots:\n"
-        "  a: {posts: posts.txt, target: {kind: nope}, schedule: {cron: 'bad cron'}}\n"
-        "  b: {posts: missing.txt}\n",
+        "bots:\n  a: {posts: posts.txt, target: {kind: nope}, schedule: {cron: 'bad cron'}}\n  b: {posts: missing.txt}\n",
         encoding="utf-8",
     )
     (tmp_path / "posts.txt").write_text("hello\n", encoding="utf-8")

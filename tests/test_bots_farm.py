@@ -71,10 +71,7 @@ def test_train_from_is_relative_to_the_config_except_the_shipped_base(tmp_path: 
 
     config = tmp_path / "config.yaml"
     config.write_text(
-        "bots:\n"
-        "  a: {model: weights/a, train: {from: weights/other}}\n"
-        "  b: {model: weights/b, train: {from: base}}\n"
-        "  c: {model: weights/c}\n",
+        "bots:\n  a: {model: weights/a, train: {from: weights/other}}\n  b: {model: weights/b, train: {from: base}}\n  c: {model: weights/c}\n",
         encoding="utf-8",
     )
     bots = load_config(config).bots

@@ -65,8 +65,6 @@ def make_bots(config: Path, worker: str | None = None) -> tuple[list[Bot], Ledge
     return build_bots(load_config(config).bots, ledger, str(config), worker=worker), ledger
 
 
-
-
 def test_posts_reach_the_subreddit_as_the_bot_account(tmp_path: Path, fake: FakeReddit) -> None:
     config = write_config(tmp_path, "flair_text: generated, signature: 'I am a bot.'")
     (bot,), ledger = make_bots(config)

@@ -65,9 +65,7 @@ def make_bots(
 ) -> tuple[list[Bot], Ledger]:
     (tmp_path / "posts.txt").write_text("".join(p + "\n" for p in posts), encoding="utf-8")
     bots = bots or {"bird": "X_ACCESS_TOKEN"}
-    body = "bots:\n" + "".join(
-        BOT.format(name=name, posts="posts.txt", token=token, signature=signature, interval=interval) for name, token in bots.items()
-    )
+    body = "bots:\n" + "".join(BOT.format(name=name, posts="posts.txt", token=token, signature=signature, interval=interval) for name, token in bots.items())
     config = tmp_path / "config.yaml"
     config.write_text(body, encoding="utf-8")
     ledger = Ledger(store_url("botkit.db", tmp_path))
@@ -75,8 +73,6 @@ def make_bots(
     for bot in built:
         fake.route(bot.target.client.session)  # the test's seam: tweepy's own session, routed here
     return built, ledger
-
-
 
 
 def calls(fake: FakeX) -> list[tuple[str, str, int]]:

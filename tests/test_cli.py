@@ -18,9 +18,7 @@ BUILT_IN_SOURCES = ["csv", "files", "gitter", "matrix", "reddit", "reddit-dump",
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "botkit", *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "botkit", *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120)
 
 
 def test_fetch_files_line_mode_then_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,7 +95,7 @@ def test_third_party_source_plugs_in_through_an_entry_point(tmp_path: Path) -> N
     """A package that only declares a ``botkit.sources`` entry point becomes a fetch source."""
     (tmp_path / "shout_source.py").write_text(
         textwrap.dedent(
-            '''
+            """
             from pydantic import Field
             from botkit.corpus import Document
             from botkit.options import Options
@@ -113,7 +111,7 @@ def test_third_party_source_plugs_in_through_an_entry_point(tmp_path: Path) -> N
                 def documents(self):
                     for word in self.options.word:
                         yield Document(word.upper() + "!", label="shout")
-            '''
+            """
         ),
         encoding="utf-8",
     )
@@ -150,7 +148,11 @@ def test_training_on_a_cpu_is_quiet(tmp_path: Path) -> None:
     tiny = ["--embedding-size", "8", "--rnn-layers", "1", "--rnn-size", "8", "--window", "16", "--batch-size", "8", "--sample-every", "0"]
     done = subprocess.run(
         [sys.executable, "-m", "botkit", "train", str(corpus), "-o", str(tmp_path / "m"), "--epochs", "1", *tiny],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     for noise in ("cuda", "cuinit", "absl", "onednn", "cpu_feature_guard", "tensorflow binary"):

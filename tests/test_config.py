@@ -36,11 +36,17 @@ def test_the_shipped_example_config_is_valid() -> None:
     [
         ("stor: x\n", r"config\.yaml: stor: unknown key"),
         ("corpora:\n  c:\n    source: files\n    paths: [a]\n    colour: red\n", r"config\.yaml: corpora\.c\.colour: unknown key"),
-        ("corpora:\n  c:\n    source: files\n    paths: [a]\n    skip_header: maybe\n", r"corpora\.c\.skip_header: Input should be a valid boolean.*got 'maybe'"),
+        (
+            "corpora:\n  c:\n    source: files\n    paths: [a]\n    skip_header: maybe\n",
+            r"corpora\.c\.skip_header: Input should be a valid boolean.*got 'maybe'",
+        ),
         ("corpora:\n  c:\n    source: files\n", r"corpora\.c\.paths: required key is missing"),
         ("corpora:\n  c:\n    paths: [a]\n", r"corpora\.c\.source: required key is missing"),
         ("corpora:\n  c:\n    source: nosuch\n", r"corpora\.c\.source: unknown source 'nosuch' \(known: .*files"),
-        ("corpora:\n  c:\n    source: files\n    paths: [a]\n    normalize: {min_length: -1}\n", r"corpora\.c\.normalize\.min_length: Input should be greater than or equal to 0"),
+        (
+            "corpora:\n  c:\n    source: files\n    paths: [a]\n    normalize: {min_length: -1}\n",
+            r"corpora\.c\.normalize\.min_length: Input should be greater than or equal to 0",
+        ),
         ("corpora: [1, 2]\n", r"corpora: Input should be a valid dictionary"),
         ("- just\n- a list\n", r"top level must be a mapping"),
         ("corpora:\n  c: {source: files\n", r"line \d+, column \d+: not valid YAML"),

@@ -52,9 +52,7 @@ sys.exit(main(sys.argv[3:]))
 def child(cwd: Path, *args: str, fsize: int = -1, unprivileged: bool = False) -> str:
     """Run botkit in a child process, with a file size limit or without root; return its stderr."""
     uid = UNPRIVILEGED if unprivileged and os.geteuid() == 0 else -1  # a normal user is unprivileged already
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(fsize), str(uid), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", _CHILD, str(fsize), str(uid), *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     return result.stderr
 
@@ -230,9 +228,7 @@ def test_config_that_is_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 # --- secrets --------------------------------------------------------------------------------
 
 
-def test_literal_secrets_of_the_wrong_type_are_never_shown(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_literal_secrets_of_the_wrong_type_are_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     Path("posts.txt").write_text("a post\n", encoding="utf-8")
     Path("config.yaml").write_text(

@@ -41,7 +41,7 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"user_filters_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(
         textwrap.dedent(
-            '''
+            """
             def no_cats(text):
                 return "mentions cats" if "cat" in text.split() else True
 
@@ -58,7 +58,7 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
                 return text.split("-")
 
             not_a_function = 3
-            '''
+            """
         ),
         encoding="utf-8",
     )

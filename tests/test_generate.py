@@ -95,7 +95,8 @@ def sequence_logprobs(model, config: ModelConfig, ids: list[int], label: int = 0
 # Char models only: a char sample re-encodes to exactly the ids that were sampled (a word sample's
 # casing tokens do not always survive detokenisation), and the loop does not depend on the level.
 @pytest.mark.parametrize(
-    ("vocab", "label", "output", "jit"), [(CHARS, None, "next", True), (CHARS, None, "next", False), (LABELLED, "bob", "next", False), (LABELLED, None, "aux", False)]
+    ("vocab", "label", "output", "jit"),
+    [(CHARS, None, "next", True), (CHARS, None, "next", False), (LABELLED, "bob", "next", False), (LABELLED, None, "aux", False)],
 )
 def test_score_is_the_full_models_mean_log_probability(vocab: Vocabulary, label: str | None, output: str, jit: bool) -> None:
     model, config = random_model(vocab, sep_bias=0.5)

@@ -155,7 +155,12 @@ def test_interactive_word_model_offers_cased_words_not_casing_marks(tmp_path: Pa
     words = "quick brown fox jumps over lazy dogs".split()
     corpus = tmp_path / "titles.txt"
     corpus.write_text("".join(" ".join(rng.choice(words, size=4)).capitalize() + "\n" for _ in range(200)))
-    train([corpus], tmp_path / "w", TrainConfig(level="word", epochs=8, batch_size=16, window=16, lr=0.03, sample_every=0), {"embedding_size": 8, "rnn_layers": 1, "rnn_size": 16})
+    train(
+        [corpus],
+        tmp_path / "w",
+        TrainConfig(level="word", epochs=8, batch_size=16, window=16, lr=0.03, sample_every=0),
+        {"embedding_size": 8, "rnn_layers": 1, "rnn_size": 16},
+    )
     generator = Generator.load(tmp_path / "w", jit=False)
     session = Session(generator, top_n=3, seed=0, temperature=0.5)
     marks = {generator.vocab.tokens.index("<cap>"), generator.vocab.tokens.index("<upper>")}

@@ -59,6 +59,7 @@ def cudnn_layout(kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray, rn
     Per gate, the input kernel in cuDNN's layout and the recurrent kernel transposed; the bias
     split into an input and a recurrent half that sum to the LSTM bias.
     """
+
     def per_gate(k: np.ndarray, change: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         return np.hstack([change(g) for g in np.hsplit(k, 4)])
 
@@ -97,7 +98,19 @@ def write_textgenrnn(tmp_path: Path, cudnn: bool, attention_scale: float = 1.0) 
                 group.create_dataset(weight_name, data=array.astype("float32"))
     vocab, config = tmp_path / "tg_vocab.json", tmp_path / "tg_config.json"
     vocab.write_text(json.dumps(TG_VOCAB))
-    config.write_text(json.dumps({"rnn_layers": LAYERS, "rnn_size": UNITS, "rnn_bidirectional": False, "max_length": 40, "dim_embeddings": EMB, "word_level": False, "single_text": False}))
+    config.write_text(
+        json.dumps(
+            {
+                "rnn_layers": LAYERS,
+                "rnn_size": UNITS,
+                "rnn_bidirectional": False,
+                "max_length": 40,
+                "dim_embeddings": EMB,
+                "word_level": False,
+                "single_text": False,
+            }
+        )
+    )
     return layers, path, vocab, config
 
 
@@ -192,7 +205,10 @@ def test_import_cli_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-@pytest.mark.skipif(not (BENCH / "out" / "textgenrnn-venv" / ".bench-requirements.json").exists(), reason="textgenrnn's bench environment is not set up (run bench/textgenrnn_parity.py once)")
+@pytest.mark.skipif(
+    not (BENCH / "out" / "textgenrnn-venv" / ".bench-requirements.json").exists(),
+    reason="textgenrnn's bench environment is not set up (run bench/textgenrnn_parity.py once)",
+)
 def test_shipped_textgenrnn_model_parity(tmp_path: Path) -> None:
     """textgenrnn 2.0.0 itself (its real Keras 2 model, in its own environment) against the import of its shipped weights, on every window."""
     import subprocess

@@ -171,7 +171,10 @@ def test_the_weights_carry_every_epochs_losses(tmp_path: Path, text_file: Path, 
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda d: (d / "model.weights.h5").write_bytes((d / "model.weights.h5").read_bytes()[:2000]), "model.weights.h5: truncated or not a botkit weights file"),
+        (
+            lambda d: (d / "model.weights.h5").write_bytes((d / "model.weights.h5").read_bytes()[:2000]),
+            "model.weights.h5: truncated or not a botkit weights file",
+        ),
         (lambda d: (d / "model.weights.h5").write_text("hello"), "model.weights.h5: truncated or not a botkit weights file"),
         (lambda d: (d / "model.weights.h5").unlink(), "model.weights.h5: missing"),
         (lambda d: (d / "config.json").write_text('{"format_version": 1, "mod'), "config.json: truncated or not a botkit config"),
@@ -248,7 +251,23 @@ def test_fine_tune_extends_the_vocabulary(tmp_path: Path, text_file: Path, capsy
     new_text = tmp_path / "new.md"
     new_text.write_text(text_file.read_text() + "Zut! Xylophones & ümlauts.\n", encoding="utf-8")
     tuned = tmp_path / "tuned"
-    train(capsys, str(new_text), "--single-text", "--from", str(base), "-o", str(tuned), "--epochs", "1", "--window", "16", "--batch-size", "8", "--sample-every", "0")
+    train(
+        capsys,
+        str(new_text),
+        "--single-text",
+        "--from",
+        str(base),
+        "-o",
+        str(tuned),
+        "--epochs",
+        "1",
+        "--window",
+        "16",
+        "--batch-size",
+        "8",
+        "--sample-every",
+        "0",
+    )
     old, new = weights.load(base), weights.load(tuned)
     assert new.vocab.tokens[: len(old.vocab)] == old.vocab.tokens
     assert {"Z", "X", "&", "ü"} <= set(new.vocab.tokens[len(old.vocab) :])

@@ -33,7 +33,9 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return captured.out + captured.err
 
 
-def test_resume_names_every_ignored_flag_and_the_value_kept(tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_resume_names_every_ignored_flag_and_the_value_kept(
+    tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     out = tmp_path / "m"
     run(capsys, str(text_file), "--single-text", "-o", str(out), "--epochs", "1", "--seed", "3", *TINY)
     caplog.set_level(logging.WARNING, logger="botkit")
@@ -51,7 +53,9 @@ def test_resume_names_every_ignored_flag_and_the_value_kept(tmp_path: Path, text
     assert (training["window"], training["batch_size"], training["seed"], training["level"]) == (16, 8, 3, "char")
 
 
-def test_resume_with_the_same_or_no_flags_warns_nothing(tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+def test_resume_with_the_same_or_no_flags_warns_nothing(
+    tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     out = tmp_path / "m"
     run(capsys, str(text_file), "--single-text", "-o", str(out), "--epochs", "1", *TINY)
     caplog.set_level(logging.WARNING, logger="botkit")
@@ -77,7 +81,9 @@ def test_mirrored_strategy_trains_saves_resumes_and_reloads(tmp_path: Path, text
     assert math.isfinite(best) and best < math.log(saved.config.vocab_size)
 
 
-def test_bad_multi_worker_cluster_spec_is_one_line(tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_multi_worker_cluster_spec_is_one_line(
+    tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TF_CONFIG", "{not json")
     assert main(["train", str(text_file), "--single-text", "-o", str(tmp_path / "m"), "--distribute", "multi-worker", *TINY]) == 1
     err = capsys.readouterr().err

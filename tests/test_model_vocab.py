@@ -151,8 +151,19 @@ def assert_round_trips(titles: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["C++ vs. C#", "Ubuntu 17.10 released", "github.com/x is down", "Raises $13.7B at a $1,000,000 cap", "See https://example.com/a?b=1.",
-     "Python 3.11.2 and v1.2.3-beta", "I <3 this :) ;-)", "AT&T's 10:30 call", "  two  spaces\tand a tab ", "“Quoted,” he said.", 'He said "yes" (twice).'],
+    [
+        "C++ vs. C#",
+        "Ubuntu 17.10 released",
+        "github.com/x is down",
+        "Raises $13.7B at a $1,000,000 cap",
+        "See https://example.com/a?b=1.",
+        "Python 3.11.2 and v1.2.3-beta",
+        "I <3 this :) ;-)",
+        "AT&T's 10:30 call",
+        "  two  spaces\tand a tab ",
+        "“Quoted,” he said.",
+        'He said "yes" (twice).',
+    ],
 )
 def test_word_tokens_round_trip_exactly(text: str) -> None:
     assert join_words(split_words(text)) == text

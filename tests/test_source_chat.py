@@ -96,9 +96,7 @@ def test_matrix_zip_gives_the_same_messages(matrix_zip: Path) -> None:
     assert [(d.label, d.id, d.text) for d in matrix(matrix_zip)] == MATRIX_MESSAGES
 
 
-def test_matrix_filters_and_label_override_through_the_cli(
-    matrix_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_matrix_filters_and_label_override_through_the_cli(matrix_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "room.jsonl"
     args = ["fetch", "matrix", str(matrix_zip), "--exclude-user", "@notices:matrix.org", "--label", "botkit-dev", "-o", str(out)]
     assert main(args) == 0
@@ -173,25 +171,36 @@ def test_matrix_reply_gets_the_message_it_answers_and_the_gap_rule_is_opt_in() -
 
 def write_gitter(path: Path, messages: list[tuple[str, str, str, str | None]]) -> Path:
     """Messages as (id, user, seconds past 12:00, parentId)."""
-    path.write_text(json.dumps([
-        {"id": id_, "text": f"{user} says {id_}", "sent": f"2021-05-01T12:00:{sec}.000Z", "fromUser": {"username": user}}
-        | ({"parentId": parent} if parent else {})
-        for id_, user, sec, parent in messages
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"id": id_, "text": f"{user} says {id_}", "sent": f"2021-05-01T12:00:{sec}.000Z", "fromUser": {"username": user}}
+                | ({"parentId": parent} if parent else {})
+                for id_, user, sec, parent in messages
+            ]
+        )
+    )
     return path
 
 
 def test_gitter_thread_messages_answer_the_thread_root_before_any_user_filter(tmp_path: Path) -> None:
-    path = write_gitter(tmp_path / "room.json", [
-        ("m1", "camperbot", "00", None),
-        ("m2", "ann", "05", "m1"),  # in the thread of the bot's message
-        ("m3", "ann", "06", None),  # same author as the message before: never its reply
-        ("m4", "bob", "09", None),
-        ("m5", "ann", "50", None),  # 41 s later: past the gap
-        ("m6", "bob", "51", "gone"),  # a thread whose root is not in the file: no parent, no guess
-    ])
+    path = write_gitter(
+        tmp_path / "room.json",
+        [
+            ("m1", "camperbot", "00", None),
+            ("m2", "ann", "05", "m1"),  # in the thread of the bot's message
+            ("m3", "ann", "06", None),  # same author as the message before: never its reply
+            ("m4", "bob", "09", None),
+            ("m5", "ann", "50", None),  # 41 s later: past the gap
+            ("m6", "bob", "51", "gone"),  # a thread whose root is not in the file: no parent, no guess
+        ],
+    )
     got = gitter(path, exclude_user=["camperbot"], reply_gap=30)
     assert [(d.id, d.parent) for d in got] == [
-        ("m2", "camperbot says m1"), ("m3", None), ("m4", "ann says m3"), ("m5", None), ("m6", None),
+        ("m2", "camperbot says m1"),
+        ("m3", None),
+        ("m4", "ann says m3"),
+        ("m5", None),
+        ("m6", None),
     ]
     assert [d.parent for d in gitter(path)] == [None, "camperbot says m1", None, None, None, None]

@@ -47,7 +47,11 @@ def test_kaggle_style_chat_csv_defaults_to_text_column_and_skips_empty_rows() ->
     assert [d.id for d in got][:2] == ["55b8f1ec0fc9f982beab6f3a", "55b8f1f50fc9f982beab6f3c"]
     # Z, an offset converted to UTC, and an unreadable time left out rather than failing the row.
     assert [d.created for d in got] == [
-        "2015-07-29T15:31:24Z", "2015-07-29T15:31:33Z", "2015-07-29T15:31:47Z", "2015-07-29T13:33:00Z", None,
+        "2015-07-29T15:31:24Z",
+        "2015-07-29T15:31:33Z",
+        "2015-07-29T15:31:47Z",
+        "2015-07-29T13:33:00Z",
+        None,
     ]
     assert {d.source for d in got} == {f"csv:{KAGGLE_SAMPLE}"}
 
@@ -168,7 +172,7 @@ def test_a_separator_must_be_one_character() -> None:
     [
         (None, r"nope\.csv: CSV file not found"),
         (b"", r"empty\.csv: the file is empty \(a CSV needs a header row"),
-        (b"text\nfine\n\"never closed\n", r"quote\.csv: not valid CSV \(.*\); check --sep"),
+        (b'text\nfine\n"never closed\n', r"quote\.csv: not valid CSV \(.*\); check --sep"),
     ],
     ids=["not-found", "empty", "unclosed-quote"],
 )
@@ -213,7 +217,11 @@ def test_reply_gap_pairs_turns_across_chunks_before_filters(tmp_path: Path) -> N
     )
     got = docs(path=path, author_column="user", created_column="sent", reply_gap=30, exclude=["user=ci"], chunk_size=2)
     assert [(d.text, d.parent) for d in got] == [
-        ("hi all", None), ("hey ann", "hi all"), ("how are things", None), ("great", "build passed"), ("much later", None),
+        ("hi all", None),
+        ("hey ann", "hi all"),
+        ("how are things", None),
+        ("great", "build passed"),
+        ("much later", None),
     ]
     by_label = docs(path=path, label_column="user", created_column="sent", reply_gap=30)
     assert [d.parent for d in by_label][1] == "hi all"  # the label column names the author when no author column is given

@@ -104,9 +104,7 @@ def test_fetch_subreddit_read_only_then_again_adds_nothing(xdg: Path, fake: Fake
     assert listing.user_agent.startswith("botkit/0.1.0 (corpus fetcher) PRAW/")
 
 
-def test_password_grant_from_praw_env_vars(
-    xdg: Path, fake: FakeReddit, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_password_grant_from_praw_env_vars(xdg: Path, fake: FakeReddit, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     write_ini(xdg, fake, site="fakereddit")  # endpoints only: praw reads oauth_url/reddit_url from no env var
     for key, value in {
         "praw_site": "fakereddit",
@@ -344,8 +342,7 @@ def test_unknown_site_and_malformed_ini(xdg: Path, fake: FakeReddit, capsys: pyt
 def test_network_down_names_the_host(xdg: Path, fake: FakeReddit, capsys: pytest.CaptureFixture[str]) -> None:
     port = closed_port()
     (xdg / "praw.ini").write_text(
-        f"[botkit]\noauth_url = http://127.0.0.1:{port}\nreddit_url = http://127.0.0.1:{port}\n"
-        f"client_id = {CLIENT_ID}\nclient_secret = {SECRET}\n",
+        f"[botkit]\noauth_url = http://127.0.0.1:{port}\nreddit_url = http://127.0.0.1:{port}\nclient_id = {CLIENT_ID}\nclient_secret = {SECRET}\n",
         encoding="utf-8",
     )
     code, out, err = fetch(capsys, "--subreddit", "politics", "--site", "botkit")  # prawcore retries: ~4 s
@@ -384,13 +381,13 @@ def test_installed_command_end_to_end(tmp_path: Path, fake: FakeReddit) -> None:
     env = {k: v for k, v in os.environ.items() if not k.lower().startswith("praw_") and k != "APPDATA"}
     env["XDG_CONFIG_HOME"] = str(config_home)
     botkit = Path(sys.executable).with_name("botkit")
-    done = subprocess.run(
-        [str(botkit), "fetch", "--subreddit", "politics", "--site", "botkit"], cwd=work, env=env, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([str(botkit), "fetch", "--subreddit", "politics", "--site", "botkit"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert ids(work / "corpora" / "politics.jsonl") == DEFAULT_KEPT
     lazy = subprocess.run(
         [sys.executable, "-c", "import sys, botkit.sources.reddit; print(sorted({'praw', 'prawcore'} & set(sys.modules)))"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert lazy.stdout.strip() == "[]"  # the CLI imports every source to build its parser

@@ -226,7 +226,9 @@ def test_truncated_file_message_from_the_installed_command(dump: Path) -> None:
     _truncated(dump)
     run = subprocess.run(
         [str(BOTKIT), "fetch", "reddit-dump", str(dump), "-o", str(dump.parent / "out.jsonl")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert f"{dump}: the file is truncated" in run.stderr
@@ -268,8 +270,14 @@ def test_memory_stays_bounded_on_a_large_dump(tmp_path: Path) -> None:
             yield piece
 
     posts = (
-        {"id": f"b{i}", "title": f"title {i} café", "selftext": hashlib.sha256(b"%d" % i).hexdigest() * 3,
-         "subreddit": SUBREDDITS[i % 3], "score": i, "created_utc": BASE + i}
+        {
+            "id": f"b{i}",
+            "title": f"title {i} café",
+            "selftext": hashlib.sha256(b"%d" % i).hexdigest() * 3,
+            "subreddit": SUBREDDITS[i % 3],
+            "score": i,
+            "created_utc": BASE + i,
+        }
         for i in range(lines)
     )
     path = write_zst(tmp_path / "RS_big.zst", counted(ndjson(posts)))
@@ -287,9 +295,7 @@ def make_comment(id_: str, body: str, parent_id: str, *, created: int = BASE, su
     return {"id": id_, "body": body, "parent_id": parent_id, "link_id": "t3_p0", "subreddit": subreddit, "score": score, "created_utc": created}
 
 
-def test_comment_dump_pairs_each_comment_with_the_post_or_comment_it_answers(
-    tmp_path: Path, small_reads: None, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_comment_dump_pairs_each_comment_with_the_post_or_comment_it_answers(tmp_path: Path, small_reads: None, caplog: pytest.LogCaptureFixture) -> None:
     """In a folder the submissions are read first, whatever the names sort as, so titles are found."""
     write_zst(tmp_path / "pics_submissions.zst", ndjson([make_post(0), make_post(3) | {"min": 1}]))
     comments = [

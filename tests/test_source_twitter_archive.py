@@ -17,8 +17,15 @@ from botkit.sources.twitter_archive import TwitterArchiveOptions, TwitterArchive
 def tweet(id_: str, text: str, *, reply_to: str | None = None, lang: str = "en", created: str = "Wed Oct 10 20:19:24 +0000 2018") -> dict[str, Any]:
     """One element of tweets.js, shaped like the archive's (counts are strings there)."""
     body = {
-        "id": id_, "id_str": id_, "full_text": text, "created_at": created, "lang": lang,
-        "favorite_count": "3", "retweet_count": "0", "retweeted": False, "entities": {"hashtags": [], "user_mentions": []},
+        "id": id_,
+        "id_str": id_,
+        "full_text": text,
+        "created_at": created,
+        "lang": lang,
+        "favorite_count": "3",
+        "retweet_count": "0",
+        "retweeted": False,
+        "entities": {"hashtags": [], "user_mentions": []},
     }
     if reply_to:
         body |= {"in_reply_to_status_id_str": reply_to, "in_reply_to_screen_name": "bob"}
@@ -126,11 +133,15 @@ def test_a_reply_that_is_only_mentions_is_skipped(tmp_path: Path) -> None:
 
 def test_a_reply_to_a_tweet_in_the_archive_gets_it_as_parent_across_parts(tmp_path: Path) -> None:
     """Archives list newest first, so the reply comes before its parent, here even in an earlier part."""
-    (tmp_path / "tweets.js").write_text(tweets_js([
-        tweet("12", "@me and the third", reply_to="11"),
-        tweet("11", "@me then the second &amp; more", reply_to="10"),
-        tweet("13", "@someone_else a reply to a tweet that is not mine", reply_to="777"),
-    ]))
+    (tmp_path / "tweets.js").write_text(
+        tweets_js(
+            [
+                tweet("12", "@me and the third", reply_to="11"),
+                tweet("11", "@me then the second &amp; more", reply_to="10"),
+                tweet("13", "@someone_else a reply to a tweet that is not mine", reply_to="777"),
+            ]
+        )
+    )
     (tmp_path / "tweets-part1.js").write_text(tweets_js([tweet("10", "first, a thread 🧵")], part=1))
     got = {d.id: d.parent for d in documents(tmp_path)}
     assert got == {"12": "then the second & more", "11": "first, a thread 🧵", "13": None, "10": None}
@@ -140,11 +151,14 @@ def test_a_reply_to_a_tweet_in_the_archive_gets_it_as_parent_across_parts(tmp_pa
     ("content", "expected"),
     [
         ('[{"tweet": {}}]', "does not start with 'window.YTD.tweets.part0 = '"),
-        ("window.YTD.tweets.part0 = [ {\"tweet\": {\"full_text\": \"cut off", "not valid JSON after 'window.YTD.tweets.part0 ='"),
-        ('window.YTD.like.part0 = []', "holds window.YTD.like data, not tweets"),
+        ('window.YTD.tweets.part0 = [ {"tweet": {"full_text": "cut off', "not valid JSON after 'window.YTD.tweets.part0 ='"),
+        ("window.YTD.like.part0 = []", "holds window.YTD.like data, not tweets"),
         ('window.YTD.tweets.part0 = {"tweet": {}}', "expected a JSON array"),
         ('window.YTD.tweets.part0 = [{"tweet": {"full_text": "ok"}}, {"tweet": {"text": "no"}}]', 'item 1 is not a tweet (no "full_text")'),
-        ('window.YTD.tweets.part0 = [{"tweet": {"id_str": "8", "full_text": "x", "created_at": "2018-10-10"}}]', "tweet 8: created_at '2018-10-10' is not like"),
+        (
+            'window.YTD.tweets.part0 = [{"tweet": {"id_str": "8", "full_text": "x", "created_at": "2018-10-10"}}]',
+            "tweet 8: created_at '2018-10-10' is not like",
+        ),
     ],
 )
 def test_bad_tweets_file_is_one_clear_error(content: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -227,9 +227,7 @@ class FakeReddit(LocalServer):
         posts = []
         for n in range(count):
             age = rng.uniform(0, 86400) if n % 4 == 0 else rng.uniform(0, max_age_days * 86400)
-            posts.append(
-                Post(f"{subreddit.lower()}{n:05d}", f"{subreddit} post {n}", subreddit, round(self.now - age), rng.randint(1, 50_000))
-            )
+            posts.append(Post(f"{subreddit.lower()}{n:05d}", f"{subreddit} post {n}", subreddit, round(self.now - age), rng.randint(1, 50_000)))
         self.add_posts(subreddit, posts)
         return posts
 

@@ -183,7 +183,17 @@ class FakeX(LocalServer):
         if self.duplicates and any(t.text == text and t.access_token == token for t in self.tweets):
             return 403, {"detail": DUPLICATE_DETAIL, "type": "about:blank", "title": "Forbidden", "status": 403}, {}, False
         if not text or len(text) > TWEET_MAX:
-            return 400, {"errors": [{"message": f"text must be 1 to {TWEET_MAX} characters"}], "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}, {}, False
+            return (
+                400,
+                {
+                    "errors": [{"message": f"text must be 1 to {TWEET_MAX} characters"}],
+                    "title": "Invalid Request",
+                    "detail": "One or more parameters to your request was invalid.",
+                    "type": "https://api.twitter.com/2/problems/invalid-request",
+                },
+                {},
+                False,
+            )
         self._next_id += 1
         tweet = Tweet(str(self._next_id), text, key, token)
         self.tweets.append(tweet)
@@ -199,10 +209,29 @@ class FakeX(LocalServer):
         except ValueError:
             size, since = 0, 0.0
         if not 5 <= size <= 100:
-            return 400, {"errors": [{"parameters": {"max_results": [query.get("max_results")]}, "message": "The `max_results` query parameter value is not between 5 and 100"}], "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}
+            return 400, {
+                "errors": [
+                    {"parameters": {"max_results": [query.get("max_results")]}, "message": "The `max_results` query parameter value is not between 5 and 100"}
+                ],
+                "title": "Invalid Request",
+                "detail": "One or more parameters to your request was invalid.",
+                "type": "https://api.twitter.com/2/problems/invalid-request",
+            }
         tokens = {self.user_id(token): token for token in self.accounts.values()}
         if user not in tokens:
-            return 200, {"errors": [{"value": user, "detail": f"Could not find user with id: [{user}].", "title": "Not Found Error", "resource_type": "user", "parameter": "id", "resource_id": user, "type": "https://api.twitter.com/2/problems/resource-not-found"}]}
+            return 200, {
+                "errors": [
+                    {
+                        "value": user,
+                        "detail": f"Could not find user with id: [{user}].",
+                        "title": "Not Found Error",
+                        "resource_type": "user",
+                        "parameter": "id",
+                        "resource_id": user,
+                        "type": "https://api.twitter.com/2/problems/resource-not-found",
+                    }
+                ]
+            }
         shown_by = time.time() - self.timeline_lag
         mine = [t for t in reversed(self.tweets) if t.access_token == tokens[user] and since <= t.created_at <= shown_by]
         page = mine[:size]

@@ -1,0 +1,140 @@
+"""Reply bots on the local outbox: what they hear, what they answer (once each, ever), and the
+guards that stop two bots from talking forever. The targets' own listening (Reddit, X, Mastodon,
+Bluesky) is tested with each target against its fake service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from botkit.bots import Incoming
+from botkit.bots.bot import Bot
+from botkit.bots.daemon import run_once
+from botkit.bots.ledger import POSTED, Ledger
+from botkit.cli import main
+
+OUTBOX = "kind: outbox"
+Make = Callable[..., tuple[list[Bot], Ledger]]
+
+
+def by_name(bots: list[Bot]) -> dict[str, Bot]:
+    return {bot.name: bot for bot in bots}
+
+
+def outbox_lines(tmp_path: Path, bot: str) -> list[str]:
+    path = tmp_path / "outbox" / f"{bot}.txt"
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def test_a_bot_answers_another_bots_post_once_with_its_reply_model(reply_bots: Make, tmp_path: Path) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt, reply: {bots: [answerer]}", "answerer": "reply: {bots: [poster]}"})
+    bot = by_name(bots)
+    assert bot["poster"].tick().outcome == "posted"
+    first = bot["answerer"].reply_tick()
+    assert first.outcome == "posted", first
+    assert "heard" not in first.message  # a post's message, not the listening summary
+    again = bot["answerer"].reply_tick()
+    assert again.outcome == "empty" and "0 new replies" in again.message
+    (reply,) = ledger.latest("answerer", 5, (POSTED,))
+    assert reply.text == "zulu" and reply.reply_to == "#1"  # the model read its parent
+    assert outbox_lines(tmp_path, "answerer")[0].endswith("re #1: zulu")
+    assert ledger.parent_of("answerer", reply.id) == ("alpha", str(tmp_path / "outbox" / "poster.txt"))
+    # A restart (config read again, the generators loaded again) hears the same post and does not answer it again.
+    bots, ledger = reply_bots(
+        OUTBOX, bots={"poster": "posts: posts.txt, reply: {bots: [answerer]}", "answerer": "reply: {bots: [poster]}"}, worker=bot["answerer"].worker
+    )
+    assert by_name(bots)["answerer"].reply_tick().outcome == "empty"
+    assert len(ledger.history("answerer")) == 1
+
+
+def test_two_bots_talking_stop_at_the_depth_limit_and_never_answer_themselves(reply_bots: Make, tmp_path: Path) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, "max_depth: 3, max_per_thread: 10", bots={"a": "posts: posts.txt, reply: {bots: [b]}", "b": "reply: {bots: [a]}"})
+    bot = by_name(bots)
+    bot["a"].tick()
+    for _ in range(6):  # far more rounds than the depth allows
+        bot["b"].reply_tick()
+        bot["a"].reply_tick()
+    depths = [post.depth for post in ledger.posted("outbox")]
+    assert depths == [0, 1, 2, 3]  # a's post, b's reply, a's answer, b's last word: nothing at depth 4
+    assert len(ledger.history("a")) == 2 and len(ledger.history("b")) == 2
+    skipped = [line for line in _skips(ledger, "a")]
+    assert any("max_depth" in why for why in skipped)
+    assert not any(post.bot == "a" for post in _answered_parents(ledger, "a"))  # a never answered itself
+
+
+def _skips(ledger: Ledger, bot: str) -> list[str]:
+    from sqlalchemy import select
+
+    r = ledger.t["parents"]
+    with ledger.engine.connect() as conn:
+        return [row.skipped for row in conn.execute(select(r.c.skipped).where(r.c.bot == bot, r.c.skipped.is_not(None)))]
+
+
+def _answered_parents(ledger: Ledger, bot: str) -> list[object]:
+    from sqlalchemy import select
+
+    r = ledger.t["parents"]
+    with ledger.engine.connect() as conn:
+        authors = list(conn.execute(select(r.c.author).where(r.c.bot == bot)).scalars())
+    return [type("P", (), {"bot": author}) for author in authors]
+
+
+def test_other_bots_are_answered_only_when_named(reply_bots: Make, tmp_path: Path) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt", "shy": ""})
+    bot = by_name(bots)
+    bot["poster"].tick()
+    result = bot["shy"].reply_tick()
+    assert result.outcome == "empty" and "1 skipped" in result.message
+    assert ledger.history("shy") == []
+    assert _skips(ledger, "shy") == ["poster is a bot not named in reply.bots"]
+
+
+def test_thread_cap_and_author_cooldown_hold(reply_bots: Make, tmp_path: Path) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\nbravo\ncharlie\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt", "fan": "reply: {bots: [poster], cooldown: 1h}"})
+    bot = by_name(bots)
+    for _ in range(3):
+        bot["poster"].tick()
+    bot["fan"].reply_tick()  # three posts by one author: the cooldown lets one through
+    assert [c.text for c in ledger.latest("fan", 5, (POSTED,))] == ["zulu"]
+    assert sorted(why.split(":")[0] for why in _skips(ledger, "fan")) == ["cooldown", "cooldown"]
+
+
+def test_decay_is_drawn_once_per_parent_and_repeats_after_a_restart() -> None:
+    from botkit.bots.replies import chance
+
+    deep = [Incoming(id=f"t{i}", text="x", author="u", thread="t", depth=5, link=f"t{i}") for i in range(400)]
+    odds = [chance("bot", item, 0.7) for item in deep]
+    assert odds == [chance("bot", item, 0.7) for item in deep]
+    answered = sum(draw < p for p, draw in odds) / len(deep)
+    assert abs(answered - 0.7**4) < 0.06
+    assert chance("bot", Incoming(id="m", text="x", author="u", thread="m", depth=1, link="m"), 0.7)[0] == 1.0
+
+
+def test_replies_wait_for_review_and_the_reviewer_sees_the_parent(reply_bots: Make, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt", "careful": "review: true, reply: {bots: [poster]}"})
+    bot = by_name(bots)
+    bot["poster"].tick()
+    result = bot["careful"].reply_tick()
+    assert result.outcome == "empty" and "1 repl(ies) wait for review" in result.message
+    (queued,) = ledger.queued("careful")
+    assert queued.reply_to == "#1"
+    assert ledger.review(queued, True)
+    assert bot["careful"].reply_tick().outcome == "posted"
+
+
+def test_run_once_listens_and_a_reply_only_bot_needs_a_reply_model(reply_bots: Make, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt", "answerer": "reply: {bots: [poster]}"})
+    results = run_once(bots, ledger)
+    assert [(r.bot, r.outcome) for r in results] == [("poster", "empty"), ("poster", "posted"), ("answerer", "posted")]
+    config = tmp_path / "bad.yaml"
+    config.write_text("bots:\n  lonely: {reply: {every: 1m}}\n", encoding="utf-8")
+    assert main(["farm", "build", str(config)]) == 1
+    assert "bots.lonely: a bot that only replies needs reply.model: (a reply model)" in capsys.readouterr().err
