@@ -131,10 +131,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         corpus = args.corpus
         stats = timed_build(corpus, True)
-        print(
-            f"tiny Shakespeare index (single text, N=7): {stats['runs']:,} word runs in {stats['seconds']:.2f} s, "
-            f"peak RSS {stats['peak_rss_mb']:.0f} MB"
-        )
+        print(f"tiny Shakespeare index (single text, N=7): {stats['runs']:,} word runs in {stats['seconds']:.2f} s, peak RSS {stats['peak_rss_mb']:.0f} MB")
         from botkit.filters.novelty import INDEX_NAME, Settings, open_index
 
         weights = tmp / "weights"

@@ -116,7 +116,14 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, action="append", help="repeatable (default: 1000 and 250)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per setting; the best is reported")
-    parser.add_argument("--textgenrnn", type=int, nargs="?", const=3, metavar="N", help="run textgenrnn's generate for N samples (default 3) on its shipped model, and botkit on the same")
+    parser.add_argument(
+        "--textgenrnn",
+        type=int,
+        nargs="?",
+        const=3,
+        metavar="N",
+        help="run textgenrnn's generate for N samples (default 3) on its shipped model, and botkit on the same",
+    )
     args = parser.parse_args()
     from botkit.generate import Generator
 
@@ -125,8 +132,10 @@ def main() -> None:
     tg = textgenrnn_side(args.textgenrnn) if args.textgenrnn else None
     if tg is not None:
         reference = float(tg["chars"]) / float(tg["seconds"])
-        print(f"textgenrnn 2.0.0 generate, shipped model: {tg['samples']} samples, {tg['chars']} characters in {tg['seconds']:.1f} s: "
-              f"{float(tg['samples']) / float(tg['seconds']):.3f} samples/s, {reference:.1f} characters/s")
+        print(
+            f"textgenrnn 2.0.0 generate, shipped model: {tg['samples']} samples, {tg['chars']} characters in {tg['seconds']:.1f} s: "
+            f"{float(tg['samples']) / float(tg['seconds']):.3f} samples/s, {reference:.1f} characters/s"
+        )
     else:
         print(f"textgenrnn: not run (--textgenrnn); its figure on this CPU: {reference:.0f} characters/s (27-34 measured)")
     model = "textgenrnn's shipped model, imported" if tg else args.weights or "random default model"
@@ -140,7 +149,11 @@ def main() -> None:
         for batch_size in args.batch_size or [1000, 250]:
             for context in ("window", "carry", "sliding") if tg else ("window", "carry"):
                 first, samples, chars = measure(generator, args.n, batch_size, context, args.repeats)
-                print(f"{'on' if jit else 'off':>5} {batch_size:>6} {context:>8} {first:>11.1f}s {samples:>10,.0f} {chars:>10,.0f} {chars / reference:>12,.0f}×", flush=True)
+                print(
+                    f"{'on' if jit else 'off':>5} {batch_size:>6} {context:>8} {first:>11.1f}s {samples:>10,.0f} {chars:>10,.0f} {chars / reference:>12,.0f}×",
+                    flush=True,
+                )
+
 
 if __name__ == "__main__":
     main()

@@ -127,7 +127,9 @@ def train(train_txt: Path, seconds: float, workdir: Path) -> dict[str, float]:
 def score(workdir: Path, context_txt: Path, val_txt: Path) -> dict[str, float]:
     """Mean -ln p of every character of ``val_txt`` after the 40 characters before it."""
     textgenrnn = import_textgenrnn()
-    tg = textgenrnn(weights_path=str(workdir / "bench_weights.hdf5"), vocab_path=str(workdir / "bench_vocab.json"), config_path=str(workdir / "bench_config.json"))
+    tg = textgenrnn(
+        weights_path=str(workdir / "bench_weights.hdf5"), vocab_path=str(workdir / "bench_vocab.json"), config_path=str(workdir / "bench_config.json")
+    )
     val = val_txt.read_text(encoding="utf-8")
     text = context_txt.read_text(encoding="utf-8")[-WINDOW:] + val
     ids = np.array([tg.vocab.get(c, 0) for c in text], np.int32)

@@ -125,8 +125,15 @@ def main() -> None:
         print(f"on the {int(beyond.sum())} windows with a score beyond 30 (where clipping would differ): max |Δp| {diff[beyond].max():.3e}")
     print(f"botkit's <unk> (no textgenrnn counterpart): p ≤ {unk:.1e}")
     report = {
-        "windows": texts, "classes": int(expected.shape[1]), "per_window_max_abs_diff": diff.tolist(), "largest_attention_score": top_score.tolist(),
-        "windows_beyond_clip": int(beyond.sum()), "max_abs_diff_all": float(diff.max()), "max_unk_probability": unk, "tolerance": TOLERANCE, "passed": passed,
+        "windows": texts,
+        "classes": int(expected.shape[1]),
+        "per_window_max_abs_diff": diff.tolist(),
+        "largest_attention_score": top_score.tolist(),
+        "windows_beyond_clip": int(beyond.sum()),
+        "max_abs_diff_all": float(diff.max()),
+        "max_unk_probability": unk,
+        "tolerance": TOLERANCE,
+        "passed": passed,
     }
     (args.out / "textgenrnn_parity.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     if not passed:

@@ -82,7 +82,13 @@ def run_textgenrnn(train: Path, val: Path, out: Path, minutes: float) -> dict[st
     work = out / "textgenrnn_model"
     trained = run_driver("train", train, minutes * 60, work, cwd=out)
     scored = run_driver("score", work, train, val, cwd=out)
-    return {"val_loss": scored["val_loss"], "targets_per_second": trained["targets_per_second"], "steps": trained["steps"], "train_seconds": round(trained["seconds"], 1), "unscored_chars": scored["unscored"]}
+    return {
+        "val_loss": scored["val_loss"],
+        "targets_per_second": trained["targets_per_second"],
+        "steps": trained["steps"],
+        "train_seconds": round(trained["seconds"], 1),
+        "unscored_chars": scored["unscored"],
+    }
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -108,8 +114,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     train, val = split(args.data, out)
     load_before = os.getloadavg()[0]
-    print(f"{args.data.name}: {train.stat().st_size:,} bytes train, {val.stat().st_size:,} validation; {args.minutes:g} min each; "
-          f"{os.cpu_count()} CPU(s), load {load_before:.1f}", flush=True)
+    print(
+        f"{args.data.name}: {train.stat().st_size:,} bytes train, {val.stat().st_size:,} validation; {args.minutes:g} min each; "
+        f"{os.cpu_count()} CPU(s), load {load_before:.1f}",
+        flush=True,
+    )
     results: dict[str, dict[str, Any]] = {}
     for name, run in (("botkit", lambda: run_botkit(args.data, val, out, args.minutes)), ("textgenrnn", lambda: run_textgenrnn(train, val, out, args.minutes))):
         if name == "textgenrnn" and args.skip_textgenrnn:
@@ -119,9 +128,15 @@ def main() -> None:
         print(f"{name}: done in {time.monotonic() - began:.0f} s (set-up, training, scoring)", flush=True)
     print(table(results))
     report = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "minutes": args.minutes, "data": str(args.data), "cpus": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-        "textgenrnn_environment": REQUIREMENTS, "results": results,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "minutes": args.minutes,
+        "data": str(args.data),
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+        "textgenrnn_environment": REQUIREMENTS,
+        "results": results,
     }
     if len(results) == 2:
         report["ratios"] = {key: results["botkit"][key] / results["textgenrnn"][key] for key in ("val_loss", "targets_per_second")}

@@ -938,14 +938,16 @@ class Ledger:
             return f"cooldown: answered {parent.author} at {show_time(to_author.last_at)}"
         return None
 
-    def parent_of(self, bot: str, candidate_id: int) -> tuple[str, str | None] | None:
-        """The text (and link) of what a reply candidate answers, for review and the console."""
+    def parents_of(self, bot: str, candidate_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
+        """What each reply candidate answers (its text and web address), for review and the console."""
         from sqlalchemy import select
 
-        r = self.t["parents"]
+        r, ids = self.t["parents"], sorted(set(candidate_ids))
+        if not ids:
+            return {}
+        query = select(r.c.candidate_id, r.c.text, r.c.url).where(r.c.bot == bot, r.c.candidate_id.in_(ids))
         with self._read() as conn:
-            row = conn.execute(select(r.c.text, r.c.url).where(r.c.bot == bot, r.c.candidate_id == candidate_id)).first()
-        return (row[0], row[1]) if row is not None else None
+            return {row.candidate_id: (row.text, row.url) for row in conn.execute(query)}
 
     def posted(self, target: str, *, limit: int = 200) -> list[Posted]:
         """The newest posts and replies the ledger's bots made to ``target`` (a target kind), each

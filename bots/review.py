@@ -29,8 +29,11 @@ def review(ledger: Ledger, bot: str, ask: Callable[[str], str], show: Callable[[
     """Walk the queue oldest first; end of input (EOF) stops like ``q``."""
     report = ReviewReport()
     queue = ledger.queued(bot)
+    parents = ledger.parents_of(bot, (c.id for c in queue if c.reply_to is not None))
     for number, candidate in enumerate(queue, 1):
         show(f"\n[{number}/{len(queue)}] candidate {candidate.id}" + (f" (label {candidate.label})" if candidate.label else ""))
+        if candidate.id in parents:
+            show(f"in reply to: {parents[candidate.id][0]}")
         show(candidate.text)
         choice = _ask(ask)
         if choice == "quit":

@@ -8,18 +8,14 @@ the shared account's daily cap held across all processes, and posting carried on
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from processes import Farm, wait_for
 
 from botkit.bots.ledger import Ledger
 
@@ -57,61 +53,6 @@ def write_farm(folder: Path) -> Path:
         encoding="utf-8",
     )
     return config
-
-
-class Farm:
-    """The processes of the farm: daemons and a --once loop, each killable and restartable."""
-
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.config = config
-        self.env = {**os.environ, "PYTHONPATH": str(TESTS), **env}
-        self.daemons: list[subprocess.Popen[bytes]] = []
-        self.once: subprocess.Popen[bytes] | None = None
-        self.cron_stop = threading.Event()
-        self.cron = threading.Thread(target=self._cron, daemon=True)
-        self.logs = config.parent / "logs"
-        self.logs.mkdir()
-        self.started = 0
-
-    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        self.started += 1
-        log = open(self.logs / f"{self.started:03d}-{'-'.join(args)}.log", "wb")
-        return subprocess.Popen(
-            [sys.executable, "-m", "botkit", *args, str(self.config)], cwd=self.config.parent, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-
-    def _cron(self) -> None:
-        while not self.cron_stop.is_set():
-            self.once = self.spawn("run", "--once")
-            self.once.wait()
-            self.cron_stop.wait(0.3)
-
-    def start(self) -> None:
-        self.daemons = [self.spawn("run"), self.spawn("run")]
-        self.cron.start()
-
-    def kill_one(self, rng: random.Random) -> None:
-        """SIGKILL a random process of the farm; a daemon is restarted at once (as systemd would)."""
-        victim = rng.randrange(3)
-        if victim == 2:
-            once = self.once
-            if once is not None and once.poll() is None:
-                once.kill()
-            return
-        self.daemons[victim].kill()
-        self.daemons[victim].wait()
-        self.daemons[victim] = self.spawn("run")
-
-    def stop(self) -> None:
-        self.cron_stop.set()
-        self.cron.join(timeout=60)
-        for proc in self.daemons:
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.daemons:
-            proc.wait(timeout=60)
-
-    def output(self) -> str:
-        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.logs.iterdir()))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -158,7 +99,7 @@ def test_two_daemons_and_cron_killed_at_random_post_each_title_once(tmp_path: Pa
             by_bot = Counter(title.split()[0] for title in fake.titles())
             return by_bot["p1"] == PLAIN and by_bot["a1"] + by_bot["a2"] == CAP and _outbox(tmp_path) == PLAIN
 
-        done = _wait_for(settled, 90)
+        done = wait_for(settled, 90)
     finally:
         farm.stop()
     out = farm.output()
@@ -182,12 +123,3 @@ def _outbox(folder: Path) -> int:
     lines = [line.split("  ", 2)[2] for line in path.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == len(set(lines)), "the outbox has a line twice"
     return len(lines)
-
-
-def _wait_for(condition, timeout: float) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False

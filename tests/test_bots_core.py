@@ -94,8 +94,8 @@ def test_crontab_weekdays_mean_what_crontab_says(tmp_path: Path) -> None:
     ("bot", "message"),
     [
         ("posts: posts.txt\n    colour: red", r"config\.yaml: bots\.apple\.colour: unknown key"),
-        ("target: {kind: outbox}", r"bots\.apple: give exactly one of model: .* or posts:"),
-        ("model: weights/apple\n    posts: posts.txt", r"bots\.apple: give exactly one of model"),
+        ("target: {kind: outbox}", r"bots\.apple: give one of model: .* or posts: .*, or a reply: block"),
+        ("model: weights/apple\n    posts: posts.txt", r"bots\.apple: give one of model: .* or posts: .*, not both"),
         ("posts: posts.txt\n    target: {kind: telegraph}", r"bots\.apple\.target\.kind: unknown target 'telegraph' \(known: .*outbox, reddit, twitter"),
         ("posts: posts.txt\n    target: {live: true}", r"bots\.apple\.target\.kind: required key is missing"),
         ("posts: posts.txt\n    schedule: {cron: '0 */3 * *'}", r"bots\.apple\.schedule: .*crontab line '0 \*/3 \* \*' has 4 fields"),

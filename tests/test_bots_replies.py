@@ -4,16 +4,22 @@ Bluesky) is tested with each target against its fake service."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from processes import Farm, wait_for
 
 from botkit.bots import Incoming
 from botkit.bots.bot import Bot
 from botkit.bots.daemon import run_once
 from botkit.bots.ledger import POSTED, Ledger
+from botkit.bots.review import review
 from botkit.cli import main
+
+from zones import WEST
 
 OUTBOX = "kind: outbox"
 Make = Callable[..., tuple[list[Bot], Ledger]]
@@ -41,7 +47,7 @@ def test_a_bot_answers_another_bots_post_once_with_its_reply_model(reply_bots: M
     (reply,) = ledger.latest("answerer", 5, (POSTED,))
     assert reply.text == "zulu" and reply.reply_to == "#1"  # the model read its parent
     assert outbox_lines(tmp_path, "answerer")[0].endswith("re #1: zulu")
-    assert ledger.parent_of("answerer", reply.id) == ("alpha", str(tmp_path / "outbox" / "poster.txt"))
+    assert ledger.parents_of("answerer", [reply.id]) == {reply.id: ("alpha", str(tmp_path / "outbox" / "poster.txt"))}
     # A restart (config read again, the generators loaded again) hears the same post and does not answer it again.
     bots, ledger = reply_bots(
         OUTBOX, bots={"poster": "posts: posts.txt, reply: {bots: [answerer]}", "answerer": "reply: {bots: [poster]}"}, worker=bot["answerer"].worker
@@ -125,8 +131,28 @@ def test_replies_wait_for_review_and_the_reviewer_sees_the_parent(reply_bots: Ma
     assert result.outcome == "empty" and "1 repl(ies) wait for review" in result.message
     (queued,) = ledger.queued("careful")
     assert queued.reply_to == "#1"
-    assert ledger.review(queued, True)
+    answers = iter(["a"])
+    shown: list[str] = []
+    assert review(ledger, "careful", lambda prompt: next(answers), shown.append).approved == 1
+    assert shown[1:] == ["in reply to: alpha", queued.text]
     assert bot["careful"].reply_tick().outcome == "posted"
+
+
+def test_the_console_shows_what_a_queued_reply_answers(reply_bots: Make, tmp_path: Path) -> None:
+    from console_farm import BEARER, TOKEN
+    from starlette.testclient import TestClient
+
+    from botkit.config import load_config
+    from botkit.console.app import create_app
+
+    (tmp_path / "posts.txt").write_text("alpha <b>bold</b>\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt", "careful": "review: true, reply: {bots: [poster]}"})
+    bot = by_name(bots)
+    bot["poster"].tick()
+    bot["careful"].reply_tick()
+    with TestClient(create_app(load_config(tmp_path / "config.yaml"), ledger, TOKEN)) as client:
+        page = client.get("/bots/careful", headers=BEARER).text
+    assert '<blockquote class="parent">in reply to: alpha &lt;b&gt;bold&lt;/b&gt;</blockquote>' in page
 
 
 def test_run_once_listens_and_a_reply_only_bot_needs_a_reply_model(reply_bots: Make, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,3 +164,67 @@ def test_run_once_listens_and_a_reply_only_bot_needs_a_reply_model(reply_bots: M
     config.write_text("bots:\n  lonely: {reply: {every: 1m}}\n", encoding="utf-8")
     assert main(["farm", "build", str(config)]) == 1
     assert "bots.lonely: a bot that only replies needs reply.model: (a reply model)" in capsys.readouterr().err
+
+
+# -- two daemons killed at random ---------------------------------------------------------------
+
+PARENTS = 24
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'farm.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def test_two_daemons_killed_at_random_answer_each_post_once(tmp_path: Path, reply_model: Path, ledger_url: str) -> None:
+    """A poster and two reply bots on the outbox, run by two daemons that are SIGKILLed and
+    restarted at random: every post is answered by each reply bot exactly once, in the ledger
+    and in the outbox files, and no claim is left behind."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "golf"]
+    (tmp_path / "posts.txt").write_text("".join(f"{words[i % 6]} {i}\n" for i in range(PARENTS)), encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "lease: 1s\n"
+        "defaults: {filters: none, retry: {attempts: 2, backoff: 0.05s}, generate: {temperature: 0.1},"
+        f" reply: {{model: {reply_model}, every: 0.3s, cooldown: 0s, max_per_thread: 1, bots: [poster]}}}}\n"
+        "bots:\n"
+        "  poster: {posts: posts.txt, schedule: {every: 0.3s}, reply: null}\n"
+        "  r1: {}\n"
+        "  r2: {}\n",
+        encoding="utf-8",
+    )
+    farm = Farm(config, {"BOTKIT_DB": ledger_url, "TZ": WEST})
+    rng = random.Random(12)
+    kills = 0
+    farm.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            time.sleep(rng.uniform(1.5, 3.0))
+            farm.kill_one(rng)
+            kills += 1
+
+        def settled() -> bool:
+            return all(len(_replies(tmp_path, bot)) == PARENTS for bot in ("r1", "r2"))
+
+        done = wait_for(settled, 120)
+    finally:
+        farm.stop()
+    out = farm.output()
+    print(f"{kills} kills, {farm.started} processes started")
+    assert done, f"r1 {len(_replies(tmp_path, 'r1'))}, r2 {len(_replies(tmp_path, 'r2'))} of {PARENTS}\n{out}"
+    with Ledger(ledger_url) as ledger:
+        posts = {f"#{c.id}" for c in ledger.latest("poster", 100, (POSTED,))}
+        for bot in ("r1", "r2"):
+            answered = _replies(tmp_path, bot)
+            assert sorted(answered) == sorted(posts), bot  # each post once: none twice, none missed
+            assert sorted(c.reply_to for c in ledger.latest(bot, 100, (POSTED,))) == sorted(posts)
+            assert ledger.claimed(bot) is None
+    assert "Traceback" not in out, out
+
+
+def _replies(folder: Path, bot: str) -> list[str]:
+    """The parents a bot's outbox file answers, one entry per reply line (``re #12: ...``)."""
+    return [line.split("  ", 2)[2].split(":", 1)[0].removeprefix("re ") for line in outbox_lines(folder, bot)]

@@ -208,10 +208,12 @@ class _Console:
         messages += [f"{n} sample(s) from the playground sent to the queue" for n in _ids(request.query_params.getlist("sent"))]
         problems = [f"{n} picked sample(s) not sent: the bot's filters reject them now" for n in _ids(request.query_params.getlist("refused")) if n]
         already = _ids(request.query_params.getlist("already"))
+        queue = self.ledger.queued(name)
         return self._page(
             "bot.html", bot=name, spec=spec, target=spec and spec.target_kind, messages=messages, problems=problems,
             already=[(i, getattr(self.ledger.candidate(name, i), "state", "gone")) for i in already],
-            history=self.ledger.history(name, _HISTORY), queue=self.ledger.queued(name), waiting=self.ledger.waiting(name),
+            history=self.ledger.history(name, _HISTORY), queue=queue, waiting=self.ledger.waiting(name),
+            parents=self.ledger.parents_of(name, (c.id for c in queue if c.reply_to is not None)),
             rejected=rejected(self.ledger, name), funnel=funnel(self.ledger, name),
         )  # fmt: skip
 
