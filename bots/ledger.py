@@ -165,6 +165,7 @@ class PostRecord:
     url: str | None
     text: str
     note: str | None
+    reply_to: str | None = None  # a reply: the target's link to what it answered
 
 
 @dataclass(frozen=True)
@@ -938,6 +939,16 @@ class Ledger:
             return f"cooldown: answered {parent.author} at {show_time(to_author.last_at)}"
         return None
 
+    def heard(self, bot: str) -> tuple[int, int]:
+        """How many parents the bot answered and how many it skipped (a guard or the filters), ever."""
+        from sqlalchemy import func, select
+
+        r = self.t["parents"]
+        query = select(r.c.skipped.is_(None).label("answered"), func.count()).where(r.c.bot == bot).group_by(r.c.skipped.is_(None))
+        with self._read() as conn:
+            counts = {bool(answered): n for answered, n in conn.execute(query)}
+        return counts.get(True, 0), counts.get(False, 0)
+
     def parents_of(self, bot: str, candidate_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
         """What each reply candidate answers (its text and web address), for review and the console."""
         from sqlalchemy import select
@@ -1024,7 +1035,7 @@ class Ledger:
 
         p, c = self.t["posts"], self.t["candidates"]
         query = (
-            select(p.c.posted_at, p.c.target, p.c.remote_id, p.c.url, c.c.text, p.c.note)
+            select(p.c.posted_at, p.c.target, p.c.remote_id, p.c.url, c.c.text, p.c.note, c.c.reply_to)
             .join(c, c.c.id == p.c.candidate_id)
             .where(p.c.bot == bot)
             .order_by(p.c.posted_at.desc(), p.c.id.desc())

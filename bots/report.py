@@ -45,6 +45,11 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
             f"  queue:      {ledger.waiting(name)} waiting{in_flight}",
             f"  run by:     {holder(state, workers)}",
         ]
+        spec = specs.get(name)
+        if spec is not None and spec.options.reply is not None:
+            answered, skipped = ledger.heard(name)
+            waiting = ledger.waiting(name, replies=True)
+            lines.append(f"  replies:    {answered} answered, {skipped} skipped by the guards or filters, {waiting} waiting; listening every {spec.options.reply.every:g}s")
         if state.disabled:
             lines.append(f"  disabled:   {state.disabled}")
         if state.last_error:
@@ -85,5 +90,6 @@ def history(ledger: Ledger, bot: str, limit: int | None) -> str:
     lines = []
     for r in records:
         remote = web_link(r.url) or (r.remote_id if r.remote_id is not None else f"(id unknown{': ' + r.note if r.note else ''})")
-        lines.append(f"{show_time(r.posted_at)}  {r.target:<8} {remote:<14} {_one_line(r.text, 100)}")
+        text = r.text if r.reply_to is None else f"re {r.reply_to}: {r.text}"
+        lines.append(f"{show_time(r.posted_at)}  {r.target:<8} {remote:<14} {_one_line(text, 100)}")
     return "\n".join(lines)

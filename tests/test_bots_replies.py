@@ -56,6 +56,20 @@ def test_a_bot_answers_another_bots_post_once_with_its_reply_model(reply_bots: M
     assert len(ledger.history("answerer")) == 1
 
 
+
+def test_status_and_history_show_replies(reply_bots: Make, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\nbravo\n", encoding="utf-8")
+    bots, _ = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt", "answerer": "reply: {bots: [poster], cooldown: 1h}"})
+    bot = by_name(bots)
+    bot["poster"].tick(), bot["poster"].tick(), bot["answerer"].reply_tick()
+    config = str(tmp_path / "config.yaml")
+    assert main(["status", config]) == 0
+    out = capsys.readouterr().out
+    assert "replies:    1 answered, 1 skipped by the guards or filters, 0 waiting; listening every 1s" in out
+    assert main(["history", "answerer", config]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("#3             re #1: zulu")
+
+
 def test_two_bots_talking_stop_at_the_depth_limit_and_never_answer_themselves(reply_bots: Make, tmp_path: Path) -> None:
     (tmp_path / "posts.txt").write_text("alpha\n", encoding="utf-8")
     bots, ledger = reply_bots(OUTBOX, "max_depth: 3, max_per_thread: 10", bots={"a": "posts: posts.txt, reply: {bots: [b]}", "b": "reply: {bots: [a]}"})
