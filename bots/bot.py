@@ -334,7 +334,7 @@ def _supplier(spec: BotSpec, ledger: Ledger, models: _Models) -> Callable[[int],
         return lambda start: PostsFile(posts, ledger.texts(spec.name, EVERY_STATE))
     if model is None:  # a bot that only replies: nothing to supply
         return lambda start: NoPosts()
-    return lambda start: ModelSamples(models.loader(model), spec.options.generate, start)
+    return lambda start: ModelSamples(models.loader(model), spec.options.generate, start, salt=spec.name)
 
 
 def _replier(spec: BotSpec, ledger: Ledger, chain: FilterChain, models: _Models, names: set[str]) -> Replier | None:

@@ -118,7 +118,7 @@ class Replier:
         if not parents:
             return []
         n = self.options.samples
-        seed = int.from_bytes(hashlib.sha256(parents[0].id.encode()).digest()[:4], "big")
+        seed = int.from_bytes(hashlib.sha256(f"{self.name}\0{parents[0].id}".encode()).digest()[:4], "big")
         samples = self.load().generate(n, **self.settings.given(), parent=[p.text for p in parents], seed=seed)
         state = QUEUED if self.review else APPROVED
         replies = []

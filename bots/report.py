@@ -49,7 +49,9 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
         if spec is not None and spec.options.reply is not None:
             answered, skipped = ledger.heard(name)
             waiting = ledger.waiting(name, replies=True)
-            lines.append(f"  replies:    {answered} answered, {skipped} skipped by the guards or filters, {waiting} waiting; listening every {spec.options.reply.every:g}s")
+            lines.append(
+                f"  replies:    {answered} answered, {skipped} skipped by the guards or filters, {waiting} waiting; listening every {spec.options.reply.every:g}s"
+            )
         if state.disabled:
             lines.append(f"  disabled:   {state.disabled}")
         if state.last_error:

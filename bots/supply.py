@@ -12,6 +12,7 @@ the candidates) that seeds the next batch, so a restart neither repeats nor skip
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -65,18 +66,25 @@ class ModelSamples:
     since loading compiles the model.
     """
 
-    def __init__(self, load: Callable[[], Generator], settings: GenerateSettings, start: int = 0) -> None:
+    def __init__(self, load: Callable[[], Generator], settings: GenerateSettings, start: int = 0, *, salt: str = "") -> None:
         self.load = load
         self.settings = settings
         self.position = start
+        self.salt = seed_of(salt)
 
     def candidates(self, n: int) -> list[Sample]:
         generator = self.load()
         # A reply model trained on a corpus of posts and replies writes a post as a reply to nothing.
         parent = {"parent": ""} if generator.vocab.conditional else {}
-        samples = generator.generate(n, **self.settings.given(), **parent, seed=self.position)
+        samples = generator.generate(n, **self.settings.given(), **parent, seed=self.salt + self.position)
         self.position += len(samples)
         return samples
+
+
+def seed_of(name: str) -> int:
+    """A stable number for ``name`` (the bot's): bots that share one model write different samples
+    from the same position, and a restart continues each bot's own sequence."""
+    return 0 if not name else int.from_bytes(hashlib.sha256(name.encode()).digest()[:3], "big") << 20
 
 
 class NoPosts:

@@ -56,7 +56,6 @@ def test_a_bot_answers_another_bots_post_once_with_its_reply_model(reply_bots: M
     assert len(ledger.history("answerer")) == 1
 
 
-
 def test_status_and_history_show_replies(reply_bots: Make, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "posts.txt").write_text("alpha\nbravo\n", encoding="utf-8")
     bots, _ = reply_bots(OUTBOX, bots={"poster": "posts: posts.txt", "answerer": "reply: {bots: [poster], cooldown: 1h}"})
