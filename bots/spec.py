@@ -14,6 +14,7 @@ Both collect every problem, each as ``FILE: bots.NAME.key: what is wrong``, and 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +303,15 @@ def parse_bots(
     return specs, problems
 
 
+def _trained_without_parents(model: Path) -> bool:
+    """Whether the model's config.json says it is no reply model (read as JSON: no TensorFlow here)."""
+    try:
+        training = json.loads((model / "config.json").read_text(encoding="utf-8")).get("training", {})
+    except (OSError, ValueError, AttributeError):
+        return False  # a missing or broken model is reported as such where it is loaded
+    return isinstance(training, dict) and training.get("conditional") is False
+
+
 def readiness(specs: Mapping[str, BotSpec], where: str) -> list[str]:
     """What stops these bots from running now, one ``FILE: bots.NAME.key: why`` line each."""
     problems = []
@@ -313,6 +323,9 @@ def readiness(specs: Mapping[str, BotSpec], where: str) -> list[str]:
             problems.append(f"{where}: bots.{name}.posts: no such file {o.posts}")
         if o.reply is not None and o.reply.model is not None and not o.reply.model.is_dir():
             problems.append(f"{where}: bots.{name}.reply.model: no weights folder {o.reply.model} (train it on a pair corpus first)")
+        elif o.reply_model is not None and _trained_without_parents(o.reply_model):
+            key = "reply.model" if o.reply is not None and o.reply.model is not None else "model"
+            problems.append(f"{where}: bots.{name}.{key}: {o.reply_model} is not a reply model (its corpus had no parents); a reply: block needs one")
         if spec.live:
             problems += [f"{where}: bots.{name}.target.{line}" for line in spec.target_cls.missing(spec.target)]
     return problems

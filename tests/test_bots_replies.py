@@ -177,6 +177,12 @@ def test_run_once_listens_and_a_reply_only_bot_needs_a_reply_model(reply_bots: M
     config.write_text("bots:\n  lonely: {reply: {every: 1m}}\n", encoding="utf-8")
     assert main(["farm", "build", str(config)]) == 1
     assert "bots.lonely: a bot that only replies needs reply.model: (a reply model)" in capsys.readouterr().err
+    posting_model = tmp_path / "weights" / "plain"
+    posting_model.mkdir(parents=True)
+    (posting_model / "config.json").write_text('{"training": {"conditional": false}}', encoding="utf-8")
+    config.write_text("bots:\n  talker: {model: weights/plain, reply: {every: 1m}}\n", encoding="utf-8")
+    assert main(["run", str(config), "--once"]) == 1
+    assert f"bots.talker.model: {posting_model} is not a reply model (its corpus had no parents)" in capsys.readouterr().err
 
 
 # -- two daemons killed at random ---------------------------------------------------------------
