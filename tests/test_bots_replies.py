@@ -165,7 +165,12 @@ def test_the_console_shows_what_a_queued_reply_answers(reply_bots: Make, tmp_pat
     bot["careful"].reply_tick()
     with TestClient(create_app(load_config(tmp_path / "config.yaml"), ledger, TOKEN)) as client:
         page = client.get("/bots/careful", headers=BEARER).text
+        farm = client.get("/", headers=BEARER).text
+        status = client.get("/api/status", headers=BEARER).json()
     assert '<blockquote class="parent">in reply to: alpha &lt;b&gt;bold&lt;/b&gt;</blockquote>' in page
+    assert '<small class="replies">replies: 1 answered, 0 skipped</small>' in farm
+    replies = {bot["name"]: bot["replies"] for bot in status["bots"]}
+    assert replies == {"poster": {"answered": 0, "skipped": 0}, "careful": {"answered": 1, "skipped": 0}}  # the fixture gives every bot a reply: block
 
 
 def test_run_once_listens_and_a_reply_only_bot_needs_a_reply_model(reply_bots: Make, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

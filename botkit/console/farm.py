@@ -50,6 +50,7 @@ class BotView:
     last_error_at: datetime | None
     per_day: list[tuple[date, int]]
     in_config: bool = True
+    replies: tuple[int, int] | None = None  # a reply bot's parents answered and skipped, ever
 
     def as_json(self) -> dict[str, Any]:
         post = self.last_post
@@ -58,6 +59,7 @@ class BotView:
             "to_review": self.to_review, "next_run": _iso(self.next_run), "run_by": self.holder,
             "last_post": None if post is None else {"at": _iso(post.posted_at), "target": post.target, "url": post.url, "text": post.text},
             "last_error": self.last_error, "last_error_at": _iso(self.last_error_at), "in_config": self.in_config,
+            "replies": None if self.replies is None else {"answered": self.replies[0], "skipped": self.replies[1]},
         }  # fmt: skip
 
 
@@ -85,12 +87,14 @@ def farm(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[BotView]:
         else:
             kind, why = "idle", None  # "run by" says that no worker holds it
         history = ledger.history(name, 1)
+        spec = specs.get(name)
         views.append(
             BotView(
                 name=name, target=target_of(specs.get(name)), state=kind, why=why, last_post=history[0] if history else None,
                 next_run=None if state.disabled else state.not_before or state.next_run_at, queue=ledger.waiting(name),
                 to_review=ledger.waiting(name, (QUEUED,)), holder=holder(state, workers), last_error=state.last_error,
                 last_error_at=state.last_error_at, per_day=posts_per_day(ledger, name), in_config=name in specs,
+                replies=ledger.heard(name) if spec is not None and spec.options.reply is not None else None,
             )
         )  # fmt: skip
     return views
