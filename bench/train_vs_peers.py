@@ -59,12 +59,13 @@ def textgenrnn_side(train: Path, val: Path, out: Path, minutes: float) -> dict[s
 
 def nanogpt_side(checkout: Path, train: Path, val: Path, work: Path, minutes: float) -> dict[str, Any]:
     trained = nanogpt_env.run_driver("train", checkout, work, minutes * 60, cwd=work)
-    scored = nanogpt_env.run_driver("score", checkout, work, train, val, cwd=work)
+    scored = nanogpt_env.run_driver("score", checkout, trained["checkpoint"], work, train, val, cwd=work)
     return {
         "val_loss": scored["val_loss"], "targets_per_second": trained["targets_per_second"], "steps": trained["steps"],
         "train_seconds": round(trained["seconds"], 1), "targets_per_step": trained["targets_per_step"], "max_iters": trained["max_iters"],
         "eval_interval": trained["eval_interval"], "checkpoint_iter": scored["checkpoint_iter"], "own_best_val_loss": trained["own_best_val_loss"],
         "parameters": scored["parameters"], "calibration": trained["calibration"], "command": trained["command"], "score_seconds": scored["seconds"],
+        "attempts": trained["attempts"],
     }  # fmt: skip
 
 

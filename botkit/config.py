@@ -74,9 +74,7 @@ class _TopLevel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     store: str = Field("botkit.db", description="SQLite file (or SQLAlchemy URL, e.g. ${BOTKIT_DB}) of the bots' ledger")
-    lease: Duration = Field(
-        DEFAULT_LEASE_S, gt=0, description="how long a worker's hold on a bot lasts unrenewed: a dead worker's bots move on after this"
-    )
+    lease: Duration = Field(DEFAULT_LEASE_S, gt=0, description="how long a worker's hold on a bot lasts unrenewed: a dead worker's bots move on after this")
     corpora: dict[str, dict[str, Any]] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)  # keys every bot gets unless it gives its own
     bots: dict[str, Any] = Field(default_factory=dict)

@@ -14,11 +14,11 @@ from botkit.sources import Source
 @dataclass(frozen=True)
 class FetchReport:
     output: Path
-    fetched: int      # documents the source yielded
-    dropped: int      # removed by normalisation (too short, too long, empty)
-    duplicates: int   # already in the corpus, or repeated within this fetch
+    fetched: int  # documents the source yielded
+    dropped: int  # removed by normalisation (too short, too long, empty)
+    duplicates: int  # already in the corpus, or repeated within this fetch
     added: int
-    existing: int     # documents the corpus held before
+    existing: int  # documents the corpus held before
 
     def summary(self) -> str:
         return (

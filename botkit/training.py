@@ -42,16 +42,23 @@ class TrainConfig(Options):
     )
     single_text: bool = Field(False, description="read each input as one plain-text stream (tiny Shakespeare, a novel)", json_schema_extra=_in("data"))
     max_words: int | None = Field(10_000, ge=1, description="word level: vocabulary size cap; rarer words become <unk>", json_schema_extra=_in("data"))
-    epochs: int | None = Field(None, ge=1, description=f"passes over the training tokens (default {DEFAULT_EPOCHS} unless --minutes)", json_schema_extra=_in("budget"))
+    epochs: int | None = Field(
+        None, ge=1, description=f"passes over the training tokens (default {DEFAULT_EPOCHS} unless --minutes)", json_schema_extra=_in("budget")
+    )
     minutes: float | None = Field(
-        None, gt=0, description="wall-clock training budget; the learning rate decays to 0 at its end (with --resume: more minutes)", json_schema_extra=_in("budget")
+        None,
+        gt=0,
+        description="wall-clock training budget; the learning rate decays to 0 at its end (with --resume: more minutes)",
+        json_schema_extra=_in("budget"),
     )
     # Measured on tiny Shakespeare, 3-minute budget, 2-core CPU: 32 × 128-token windows at peak
     # LR 8e-3 reached 1.667 nats/char; 64 × 64 at 2e-3: 1.858, at 4e-3: 1.766; 32 × 128 at 4e-3:
     # 1.773; 32 × 256 at 2e-3: 2.199. Small steps and a high, decaying rate win at a CPU budget.
     batch_size: int = Field(32, ge=1, description="windows per step", json_schema_extra=_in("budget"))
     window: int = Field(128, ge=2, description="tokens per training window, also the context eval uses", json_schema_extra=_in("budget"))
-    train_size: float = Field(0.9, gt=0, le=1, description="share of the token stream to train on; the rest (the end) is validation", json_schema_extra=_in("budget"))
+    train_size: float = Field(
+        0.9, gt=0, le=1, description="share of the token stream to train on; the rest (the end) is validation", json_schema_extra=_in("budget")
+    )
     lr: float = Field(8e-3, gt=0, description="peak learning rate of Adam, decayed linearly to 0", json_schema_extra=_in("budget"))
     warmup_steps: int = Field(0, ge=0, description="linear warmup steps", json_schema_extra=_in("budget", short="--warmup"))
     clipnorm: float = Field(1.0, gt=0, description="clip each gradient to this norm", json_schema_extra=_in("budget"))

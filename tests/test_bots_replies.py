@@ -252,3 +252,20 @@ def test_two_daemons_killed_at_random_answer_each_post_once(tmp_path: Path, repl
 def _replies(folder: Path, bot: str) -> list[str]:
     """The parents a bot's outbox file answers, one entry per reply line (``re #12: ...``)."""
     return [line.split("  ", 2)[2].split(":", 1)[0].removeprefix("re ") for line in outbox_lines(folder, bot)]
+
+
+def test_what_is_older_than_max_age_or_twice_in_one_answer_is_decided_once(reply_bots: Make, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    bots, ledger = reply_bots(OUTBOX, "max_age: 1h")
+    (bot,) = bots
+    assert bot.replier is not None
+    now = datetime.now(UTC)
+    old = Incoming(id="old", text="alpha", author="someone", thread="old", depth=0, link="old", created_at=now - timedelta(hours=2))
+    new = Incoming(id="new", text="bravo", author="someone", thread="new", depth=0, link="new", created_at=now - timedelta(minutes=5))
+    own = Incoming(id="own", text="charlie", author="me", thread="own", depth=0, link="own")
+    assert bot.replier.take([old, new, new, own], me="me", now=now) == (1, 1)
+    assert _skips(ledger, "bot") == ["max_age: posted at " + f"{now - timedelta(hours=2):%Y-%m-%d %H:%M}Z"]
+    assert [c.text for c in ledger.latest("bot", 5)] == ["yankee"]
+    assert ledger.unseen("bot", ["old", "new", "own"]) == {"own"}  # the bot's own post is not even recorded
+    assert bot.replier.take([old, new], me="me", now=now) == (0, 0)

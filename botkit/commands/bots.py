@@ -85,8 +85,7 @@ def run_bots(config: Config, args: argparse.Namespace | None, *, once: bool) -> 
                 print(result)
             return
         announce = (
-            f"botkit: running {len(bots)} bot(s) from {config.path} as worker {describe(bots[0].worker)}; "
-            f"ledger {ledger.safe_url}; stop with Ctrl-C or SIGTERM"
+            f"botkit: running {len(bots)} bot(s) from {config.path} as worker {describe(bots[0].worker)}; ledger {ledger.safe_url}; stop with Ctrl-C or SIGTERM"
         )
         Daemon(bots, ledger, lambda result: print(result, flush=True), stop).run(started=lambda: print(announce, flush=True))
         print("botkit: stopped", flush=True)

@@ -82,9 +82,7 @@ def fetch(args: argparse.Namespace) -> None:
     values = {k: v for k, v in vars(args).items() if k not in _FETCH_SHARED}
     norm_keys = set(Normalization.model_fields)
     normalization = validate(Normalization, {k: v for k, v in values.items() if k in norm_keys}, "botkit fetch", flags=True)
-    source = SOURCES.get(args.source).from_mapping(
-        {k: v for k, v in values.items() if k not in norm_keys}, f"botkit fetch {args.source}", flags=True
-    )
+    source = SOURCES.get(args.source).from_mapping({k: v for k, v in values.items() if k not in norm_keys}, f"botkit fetch {args.source}", flags=True)
     if args.output:
         output = Path(args.output)
     else:

@@ -94,8 +94,12 @@ def _generate_parser(commands: argparse._SubParsersAction, common: argparse.Argu
     generate.add_argument("-n", type=int, default=10, help="samples to generate (default 10); filters may keep fewer")
     add_arguments(GenerateSettings, generate.add_argument_group("sampling (also the keys of a bot's generate: block)"))
     parents = generate.add_mutually_exclusive_group()
-    parents.add_argument("--parent", action="append", metavar="TEXT", help="reply model: text to reply to, -n replies each; repeat for several (the parent is not in the output)")
-    parents.add_argument("--parents", type=Path, metavar="FILE", help="reply model: texts to reply to, one a line (escaped like .txt corpora), -n replies each, in order")
+    parents.add_argument(
+        "--parent", action="append", metavar="TEXT", help="reply model: text to reply to, -n replies each; repeat for several (the parent is not in the output)"
+    )
+    parents.add_argument(
+        "--parents", type=Path, metavar="FILE", help="reply model: texts to reply to, one a line (escaped like .txt corpora), -n replies each, in order"
+    )
     generate.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same samples (default 0)")
     generate.add_argument("--batch-size", type=int, help="sequences generated in parallel; a row that ends a sample starts the next (default 500)")
     generate.add_argument("--filters", default="default", help="filter chain: default, none, or names such as length,dedupe,novelty (default: default)")
@@ -129,7 +133,9 @@ def import_textgenrnn(args: argparse.Namespace) -> None:
     from botkit.model.textgenrnn_import import import_textgenrnn as convert
 
     saved = convert(args.weights, args.vocab, args.config, args.output)
-    print(f"{args.output}: imported {args.weights} ({saved.vocab.level} level, {len(saved.vocab):,} tokens, {saved.config.rnn_layers} × {saved.config.rnn_size} LSTM)")
+    print(
+        f"{args.output}: imported {args.weights} ({saved.vocab.level} level, {len(saved.vocab):,} tokens, {saved.config.rnn_layers} × {saved.config.rnn_size} LSTM)"
+    )
 
 
 def generate(args: argparse.Namespace) -> None:
@@ -148,7 +154,15 @@ def generate(args: argparse.Namespace) -> None:
         raise ConfigError("--interactive does not take --parent/--parents")
     if args.interactive:
         first_label = given["label"][0]
-        Session(generator, top_n=args.top_n, temperature=settings.temperature[0], label=first_label, max_length=settings.max_length, seed=args.seed, prefix=settings.prefix).run()
+        Session(
+            generator,
+            top_n=args.top_n,
+            temperature=settings.temperature[0],
+            label=first_label,
+            max_length=settings.max_length,
+            seed=args.seed,
+            prefix=settings.prefix,
+        ).run()
         return
     options = GenerateRequest(**given, seed=args.seed, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, parent=parents)
     result = run(generator, args.n, options, args.filters, args.output)
@@ -158,7 +172,10 @@ def generate(args: argparse.Namespace) -> None:
     if args.report:
         print(result.chain.report.format(), file=report)
     elif result.kept < args.n:
-        print(f"botkit: {args.n - result.kept:,} of {args.n:,} samples rejected by the filters (--report for details, --filters none to keep all)", file=sys.stderr)
+        print(
+            f"botkit: {args.n - result.kept:,} of {args.n:,} samples rejected by the filters (--report for details, --filters none to keep all)",
+            file=sys.stderr,
+        )
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {

@@ -138,7 +138,9 @@ def generate(spec: BotSpec, ledger: Ledger, where: str, asked: Form) -> list[Ver
     found = trained_model(folder)
     if found.problem:
         raise BotkitError(found.problem)
-    settings = spec.options.generate.model_copy(update={"temperature": asked.temperatures(), "label": [asked.label] if asked.label else None, "prefix": asked.prefix})
+    settings = spec.options.generate.model_copy(
+        update={"temperature": asked.temperatures(), "label": [asked.label] if asked.label else None, "prefix": asked.prefix}
+    )
     supplier = ModelSamples(lambda: _generator(folder, (folder / _WEIGHTS).stat().st_mtime_ns), settings, start=secrets.randbits(31))
     with _GENERATING:
         samples = supplier.candidates(asked.n)

@@ -163,9 +163,7 @@ class CorpusWriter:
 
     def __enter__(self) -> CorpusWriter:
         try:
-            self._tmp = tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
-            )
+            self._tmp = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False)
         except OSError as exc:
             raise self._failed(f"cannot create a file in {self.path.parent}", exc) from None
         try:

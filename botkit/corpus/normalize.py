@@ -20,9 +20,7 @@ class Normalization(Options):
     """How documents are cleaned; the same keys work as flags and under ``normalize:`` in config."""
 
     nfc: bool = Field(True, description="Unicode NFC normalisation (default on)")
-    collapse_whitespace: bool = Field(
-        True, description="collapse runs of spaces/tabs to one space, trim ends; newlines are kept (default on)"
-    )
+    collapse_whitespace: bool = Field(True, description="collapse runs of spaces/tabs to one space, trim ends; newlines are kept (default on)")
     lowercase: bool = Field(False, description="lowercase every document")
     strip_urls: bool = Field(False, description="remove http(s):// and www. links")
     min_length: int = Field(1, ge=0, description="drop documents shorter than this many characters (after clean-up)")

@@ -76,9 +76,7 @@ class LengthOptions(Options):
     target: Literal[tuple(TARGET_LIMITS)] | None = Field(  # type: ignore[valid-type]
         None, description="cap the characters at a posting target's limit: twitter/x 280, reddit-title 300, bluesky 300, mastodon 500"
     )
-    tokenizer: str | None = Field(
-        None, description="'module:function' that counts tokens (returns a number, or the tokens), for min_tokens and max_tokens"
-    )
+    tokenizer: str | None = Field(None, description="'module:function' that counts tokens (returns a number, or the tokens), for min_tokens and max_tokens")
     min_tokens: int | None = Field(None, ge=0, description="fewest tokens (needs tokenizer)")
     max_tokens: int | None = Field(None, ge=1, description="most tokens (needs tokenizer)")
 
@@ -108,9 +106,7 @@ class LengthFilter(SampleFilter):
     def reject(self, sample: Sample) -> str | None:
         o = self.options
         text = sample.text.strip()
-        reason = _bounds_reason("characters", len(text), o.min_chars, self.max_chars) or _bounds_reason(
-            "words", len(text.split()), o.min_words, o.max_words
-        )
+        reason = _bounds_reason("characters", len(text), o.min_chars, self.max_chars) or _bounds_reason("words", len(text.split()), o.min_words, o.max_words)
         if reason is None and self.tokenizer is not None:
             reason = _bounds_reason("tokens", self._tokens(text), o.min_tokens, o.max_tokens)
         return reason
@@ -250,13 +246,10 @@ class RepetitionOptions(Options):
     max_phrase_repeats: float = Field(
         2.5,
         gt=1,
-        description="reject a phrase of 2-8 words said this many times back to back, partial repeats counting "
-        "('the state of the state of the state' is 2.7)",
+        description="reject a phrase of 2-8 words said this many times back to back, partial repeats counting ('the state of the state of the state' is 2.7)",
     )
     char_loop: int = Field(10, ge=4, description="reject a run of this many letters made of a repeated 1-4 letter unit ('lololololol')")
-    min_distinct: float = Field(
-        0.5, ge=0, le=1, description=f"reject when under this share of the word 3-grams are distinct (from {_MIN_TRIGRAMS} 3-grams up)"
-    )
+    min_distinct: float = Field(0.5, ge=0, le=1, description=f"reject when under this share of the word 3-grams are distinct (from {_MIN_TRIGRAMS} 3-grams up)")
 
 
 def _longest_repeat(items: Sequence[str], period: int) -> int:
@@ -391,9 +384,7 @@ class CharsetFilter(SampleFilter):
                 raise re.error("not in brackets")
             self.allowed = re.compile(allow)
         except re.error as exc:
-            raise ConfigError(
-                f"allow: expected {', '.join(CHARSETS)} or a character class such as '[a-zA-Z .,!?]' (got {options.allow!r}: {exc})"
-            ) from None
+            raise ConfigError(f"allow: expected {', '.join(CHARSETS)} or a character class such as '[a-zA-Z .,!?]' (got {options.allow!r}: {exc})") from None
         self.script = re.compile(SCRIPTS[options.script]) if options.script else None
 
     def reject(self, sample: Sample) -> str | None:
@@ -412,9 +403,7 @@ class CharsetFilter(SampleFilter):
 
 
 class CallableOptions(Options):
-    function: str = Field(
-        description="'module:function' taking the sample's text and returning True to keep it, or False or a reason to reject it"
-    )
+    function: str = Field(description="'module:function' taking the sample's text and returning True to keep it, or False or a reason to reject it")
 
 
 class CallableFilter(SampleFilter):

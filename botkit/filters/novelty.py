@@ -67,15 +67,11 @@ class NoveltyOptions(Options):
         description="also reject a run of this many characters found in the corpus (off by default; the index then "
         "grows by about 8 bytes per corpus character)",
     )
-    corpus: list[Path] = Field(
-        default_factory=list, description="corpora to compare against (default: the ones the model was trained on)"
-    )
+    corpus: list[Path] = Field(default_factory=list, description="corpora to compare against (default: the ones the model was trained on)")
     single_text: bool | None = Field(
         None, description="read each corpus file as one plain text, as training with --single-text does (default: as the model was trained)"
     )
-    index: Path | None = Field(
-        None, description=f"index file (default: {INDEX_NAME} in the model's weights folder; kept in memory when there is none)"
-    )
+    index: Path | None = Field(None, description=f"index file (default: {INDEX_NAME} in the model's weights folder; kept in memory when there is none)")
 
 
 @dataclass(frozen=True)
@@ -265,7 +261,9 @@ def open_index(settings: Settings, path: Path | None, saved: NoveltyIndex | None
     index = build_index(settings)
     log.info(
         "novelty index of %s built in %.1f s (%s word runs)",
-        ", ".join(map(str, settings.paths)), time.perf_counter() - started, f"{len(index.word_hashes):,}",
+        ", ".join(map(str, settings.paths)),
+        time.perf_counter() - started,
+        f"{len(index.word_hashes):,}",
     )
     if path is not None:
         try:
@@ -322,7 +320,7 @@ class NoveltyFilter(Filter):
             if lengths[sample] < n:
                 verdicts[sample] = f'is a corpus document verbatim: "{" ".join(per_sample[sample])}"'
             else:
-                verdicts[sample] = f'repeats {n} words of the corpus verbatim: "{" ".join(flat[start:start + n])}"'
+                verdicts[sample] = f'repeats {n} words of the corpus verbatim: "{" ".join(flat[start : start + n])}"'
         return verdicts
 
     def _char_runs(self, per_sample: list[list[str]]) -> list[str | None]:
@@ -334,7 +332,7 @@ class NoveltyFilter(Filter):
         hashes, positions = ngram_hashes(char_hashes(flat), lengths, m, np.zeros(len(texts), dtype=bool))
         verdicts: list[str | None] = [None] * len(per_sample)
         for sample, start in _first_hits(contains(self.index.char_hashes, hashes), positions, lengths):
-            verdicts[sample] = f'repeats {m} characters of the corpus verbatim: "{flat[start:start + m]}"'
+            verdicts[sample] = f'repeats {m} characters of the corpus verbatim: "{flat[start : start + m]}"'
         return verdicts
 
 

@@ -194,7 +194,9 @@ class Generator:
         if not parents:
             raise ConfigError("give at least one parent to reply to (the list of parents is empty)")
         if self.vocab.conditional and None in parents:
-            raise ConfigError(f"{where} is a reply model: give --parent TEXT or --parents FILE (--parent '' replies to nothing, as to a document without a parent)")
+            raise ConfigError(
+                f"{where} is a reply model: give --parent TEXT or --parents FILE (--parent '' replies to nothing, as to a document without a parent)"
+            )
         if not self.vocab.conditional and parents != [None]:
             raise ConfigError(f"{where} is not a reply model (its corpus had no parents): drop --parent/--parents, or train on a pair corpus")
 
@@ -257,7 +259,9 @@ class Generator:
         _, logps, _, _ = self._loop_call(ids, lengths, lengths, label_ids, len(ids), GenerateRequest(context=context or self.default_context()), 0)
         return logps[: ids.shape[1]].T
 
-    def _loop_call(self, forced: np.ndarray, lengths: np.ndarray, limits: np.ndarray, label_ids: np.ndarray, rows: int, opts: GenerateRequest, number: int) -> tuple[np.ndarray, ...]:
+    def _loop_call(
+        self, forced: np.ndarray, lengths: np.ndarray, limits: np.ndarray, label_ids: np.ndarray, rows: int, opts: GenerateRequest, number: int
+    ) -> tuple[np.ndarray, ...]:
         """Run the compiled loop over ``len(label_ids)`` samples (at most ``len(forced)``) on ``rows`` rows.
 
         Sample j is forced through ``forced[j, :lengths[j]]`` and ends by ``limits[j]`` tokens.
@@ -274,9 +278,13 @@ class Generator:
         labels = np.zeros(per_call, np.int32)  # one shape per call size: XLA compiles once
         labels[: len(label_ids)] = label_ids
         result = loop(
-            tf.constant(forced, tf.int32), tf.constant(lengths, tf.int32), tf.constant(limits, tf.int32),
-            tf.constant(labels), tf.constant(len(label_ids), tf.int32),
-            tf.constant(opts.temperatures, tf.float32), tf.constant([opts.seed, number], tf.int64),
+            tf.constant(forced, tf.int32),
+            tf.constant(lengths, tf.int32),
+            tf.constant(limits, tf.int32),
+            tf.constant(labels),
+            tf.constant(len(label_ids), tf.int32),
+            tf.constant(opts.temperatures, tf.float32),
+            tf.constant([opts.seed, number], tf.int64),
         )
         return tuple(t.numpy() for t in result)
 
@@ -359,8 +367,10 @@ class Generator:
                 logp = tf.gather(tf.nn.log_softmax(logits), chosen, batch_dims=1)
                 active = sample < n
                 out = (
-                    out[0].write(i, chosen), out[1].write(i, logp),
-                    out[2].write(i, tf.where(active, sample, -1)), out[3].write(i, generated >= 0),
+                    out[0].write(i, chosen),
+                    out[1].write(i, logp),
+                    out[2].write(i, tf.where(active, sample, -1)),
+                    out[3].write(i, generated >= 0),
                 )
                 ended = tf.logical_or(tf.logical_and(generated >= 0, chosen == SEP_ID), position + 1 >= tf.gather(limits, current))
                 finished = tf.logical_and(active, ended)

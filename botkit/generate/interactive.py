@@ -47,7 +47,17 @@ class _Text:
 class Session:
     """One interactive text; :meth:`run` drives it with ``read``/``write`` (input/print by default)."""
 
-    def __init__(self, generator: Generator, *, top_n: int = 3, temperature: float = 1.0, label: Label = None, max_length: int | None = None, seed: int = 0, prefix: str = "") -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        *,
+        top_n: int = 3,
+        temperature: float = 1.0,
+        label: Label = None,
+        max_length: int | None = None,
+        seed: int = 0,
+        prefix: str = "",
+    ) -> None:
         import tensorflow as tf
 
         self.generator, self.top_n, self.temperature = generator, top_n, temperature

@@ -81,7 +81,9 @@ class EpochEnd(keras.callbacks.Callback):
             logs["val_loss"] = state.val_loss
             line += f", val loss {state.val_loss:.4f}"
         # Before any save: the weights' config.json carries the curves up to the epoch it holds.
-        state.history.append({"epoch": state.epoch, "step": state.step, "seconds": round(state.elapsed, 1), "train_loss": state.train_loss, "val_loss": state.val_loss})
+        state.history.append(
+            {"epoch": state.epoch, "step": state.step, "seconds": round(state.elapsed, 1), "train_loss": state.train_loss, "val_loss": state.val_loss}
+        )
         if self.scorer is not None and self.val is not None:
             if state.best_val is None or state.val_loss < state.best_val:  # type: ignore[operator]  # val_loss was just set
                 state.best_val, state.bad_epochs = state.val_loss, 0

@@ -230,7 +230,9 @@ def split_stream(stream: TokenStream, train_size: float) -> tuple[Split, Split |
     return Split(stream, 0, cut), Split(stream, cut, len(stream), framed=True)
 
 
-def window_batches(split: Split, window: int, batch_size: int, seed: int, first_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+def window_batches(
+    split: Split, window: int, batch_size: int, seed: int, first_step: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """Endless batches of ``window + 1``-token windows at random offsets (and their labels and, for a reply model, target weights).
 
     Step ``s`` draws its offsets from a generator seeded with ``(seed, s)``: a resumed run sees

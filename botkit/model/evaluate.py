@@ -94,7 +94,9 @@ class Scorer:
             total, count = self._add(tokens, labels, targets, batch, total, count)
         return Score(total, count)
 
-    def _add(self, tokens: np.ndarray, labels: np.ndarray | None, targets: np.ndarray, batch: list[tuple[int, int]], total: float, count: int) -> tuple[float, int]:
+    def _add(
+        self, tokens: np.ndarray, labels: np.ndarray | None, targets: np.ndarray, batch: list[tuple[int, int]], total: float, count: int
+    ) -> tuple[float, int]:
         # Every batch is padded to the same (batch_size, window) shape so the function compiles once.
         shape = (self.batch_size, self.window)
         x, y, label_x = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape, np.int32)

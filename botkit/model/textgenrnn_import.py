@@ -132,7 +132,9 @@ def import_textgenrnn(weights_path: Path, vocab_path: Path, config_path: Path | 
     layers = read_textgenrnn_weights(weights_path)
     vocab, source = _botkit_vocab(tg_vocab, bool(tg_config.get("word_level")))
     units, depth = int(tg_config["rnn_size"]), int(tg_config["rnn_layers"])
-    config = ModelConfig(vocab_size=len(vocab), embedding_size=int(tg_config["dim_embeddings"]), rnn_layers=depth, rnn_size=units, head="attention", attention_stabilizer="max")
+    config = ModelConfig(
+        vocab_size=len(vocab), embedding_size=int(tg_config["dim_embeddings"]), rnn_layers=depth, rnn_size=units, head="attention", attention_stabilizer="max"
+    )
     model = build_model(config)
     try:
         (embeddings,) = layers["embedding"]
@@ -144,6 +146,14 @@ def import_textgenrnn(weights_path: Path, vocab_path: Path, config_path: Path | 
         model.get_layer("attention").set_weights([attention])
         model.get_layer("next").set_weights([_take(kernel, source, 1, 0.0), _take(bias, source, 0, _ABSENT_BIAS)])
     except (KeyError, ValueError) as exc:
-        raise TextgenrnnImportError(f"{weights_path}: does not match {config_path or 'textgenrnn default config'} ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
-    weights.save(output, model, config, vocab, {"level": vocab.level, "window": TEXTGENRNN_WINDOW, "single_text": bool(tg_config.get("single_text")), "imported_from": str(weights_path)})
+        raise TextgenrnnImportError(
+            f"{weights_path}: does not match {config_path or 'textgenrnn default config'} ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})"
+        ) from None
+    weights.save(
+        output,
+        model,
+        config,
+        vocab,
+        {"level": vocab.level, "window": TEXTGENRNN_WINDOW, "single_text": bool(tg_config.get("single_text")), "imported_from": str(weights_path)},
+    )
     return weights.load(output)

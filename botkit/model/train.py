@@ -166,7 +166,9 @@ def _strategy(name: str | None) -> Any:
         cluster = strategy.cluster_resolver.cluster_spec().as_dict()
         workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
         if workers > 1:
-            raise ConfigError(f"--distribute multi-worker: TF_CONFIG names {workers} workers, and Keras {keras.__version__} cannot train on more than one yet; use --distribute mirrored on one machine's GPUs")
+            raise ConfigError(
+                f"--distribute multi-worker: TF_CONFIG names {workers} workers, and Keras {keras.__version__} cannot train on more than one yet; use --distribute mirrored on one machine's GPUs"
+            )
         return strategy
     raise ConfigError(f"--distribute must be one of {', '.join(DISTRIBUTE)} (got {name!r})")
 
@@ -377,4 +379,3 @@ def _result(state: TrainState, targets_per_step: int) -> dict[str, Any]:
         "val_loss": state.val_loss,
         "best_val_loss": state.best_val,
     }
-

@@ -161,7 +161,9 @@ def load(path: str | Path) -> Saved:
     config, training = read_config(path)
     vocab = read_vocab(path)
     if len(vocab) != config.vocab_size or len(vocab.labels) != config.num_labels:
-        raise WeightsError(f"{path / VOCAB}: {len(vocab)} tokens / {len(vocab.labels)} labels, but {path / CONFIG} says {config.vocab_size} / {config.num_labels}")
+        raise WeightsError(
+            f"{path / VOCAB}: {len(vocab)} tokens / {len(vocab.labels)} labels, but {path / CONFIG} says {config.vocab_size} / {config.num_labels}"
+        )
     model = build_model(config)
     load_weights_file(model, path / WEIGHTS, path / CONFIG)
     return Saved(path, model, config, vocab, training)
