@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -41,12 +43,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    union_all,
+)  # fmt: skip
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.types import TypeDecorator
+
 from botkit.errors import BotkitError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine, Table
-    from sqlalchemy.engine import URL
-
     from botkit.bots import Incoming, Limits, PostResult
 
 log = logging.getLogger(__name__)
@@ -201,7 +227,6 @@ def redact_url(url: str) -> str:
 def parse_url(url: str) -> URL:
     """A SQLAlchemy URL; a password may contain ``@`` and ``:`` without quoting (the user name ends
     at the first ``:``, the password at the last ``@``). Raises :class:`LedgerError` without the password."""
-    from sqlalchemy.engine import make_url
 
     match = _USERINFO.match(url)
     try:
@@ -238,33 +263,25 @@ def open_ledger(store: str, base_dir: Path, db: str | None = None, *, lease: flo
 # -- schema ----------------------------------------------------------------------------------
 
 
-def _utc_type() -> Any:
-    from sqlalchemy import DateTime
-    from sqlalchemy.types import TypeDecorator
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in Python, naive UTC in the column: the same values on SQLite and PostgreSQL."""
 
-    class UTCDateTime(TypeDecorator):
-        """Aware UTC in Python, naive UTC in the column: the same values on SQLite and PostgreSQL."""
+    impl = DateTime
+    cache_ok = True
 
-        impl = DateTime
-        cache_ok = True
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} given to the ledger: botkit uses aware UTC times")
+        return value.astimezone(UTC).replace(tzinfo=None)
 
-        def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value} given to the ledger: botkit uses aware UTC times")
-            return value.astimezone(UTC).replace(tzinfo=None)
-
-        def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-            return None if value is None else value.replace(tzinfo=UTC)
-
-    return UTCDateTime
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
-def _tables() -> tuple[Any, dict[str, Table]]:
-    from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
-
-    Time = _utc_type()
+def _tables() -> tuple[MetaData, dict[str, Table]]:
+    Time = UTCDateTime
     metadata = MetaData()
     t = {
         "schema_version": Table("schema_version", metadata, Column("version", Integer, nullable=False)),
@@ -412,8 +429,6 @@ def _wal(cursor: Any) -> None:
     Switching modes needs an exclusive lock, and SQLite may answer "locked" at once, without
     waiting, while several processes create the file together: try again for a while.
     """
-    import sqlite3
-    import time
 
     deadline = time.monotonic() + SQLITE_TIMEOUT_S
     while True:
@@ -436,8 +451,6 @@ class Ledger:
     """One database connection pool and the queries the bots need. Safe to share between threads."""
 
     def __init__(self, url: str, *, lease: float = DEFAULT_LEASE_S) -> None:
-        from sqlalchemy import create_engine, event
-
         self.url = url
         self.lease = timedelta(seconds=lease)
         parsed = parse_url(url)
@@ -458,8 +471,6 @@ class Ledger:
         self._migrate()
 
     def describe_error(self, what: str, exc: BaseException) -> str:
-        from sqlalchemy.exc import DBAPIError
-
         detail = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()
         message = f"ledger {self.safe_url}: {what} ({detail[0] if detail else type(exc).__name__})"
         if isinstance(exc, ImportError) and not self.sqlite:
@@ -491,8 +502,6 @@ class Ledger:
     @contextmanager
     def _errors(self) -> Iterator[None]:
         """A database failure (down, locked, full, corrupt) as a one-line :class:`LedgerError`."""
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             yield
         except SQLAlchemyError as exc:
@@ -502,13 +511,10 @@ class Ledger:
         """The time every worker agrees on: the PostgreSQL server's clock, or this host's for SQLite."""
         if self.sqlite:
             return utcnow()
-        from sqlalchemy import func, select
 
         return conn.execute(select(func.now())).scalar_one().astimezone(UTC)
 
     def _migrate(self) -> None:
-        from sqlalchemy import insert, select, text
-
         if self.url.startswith("sqlite:///"):
             folder = Path(self.url.removeprefix("sqlite:///").partition("?")[0]).parent
             if not folder.is_dir():
@@ -534,14 +540,10 @@ class Ledger:
 
     @staticmethod
     def _has_schema(conn: Connection) -> bool:
-        from sqlalchemy import inspect
-
         return inspect(conn).has_table("schema_version")
 
     def _insert_missing(self, conn: Connection, table: Table, **values: Any) -> None:
         """Insert a row unless its key is there already, without a race between two processes."""
-        from sqlalchemy.dialects import postgresql, sqlite
-
         insert = sqlite.insert if self.sqlite else postgresql.insert
         conn.execute(insert(table).values(**values).on_conflict_do_nothing())
 
@@ -549,8 +551,6 @@ class Ledger:
 
     def heartbeat(self, worker: str, host: str, pid: int) -> int:
         """Say this worker is alive; forget workers silent for ten leases. Returns the live workers."""
-        from sqlalchemy import func, select
-
         w = self.t["workers"]
         with self._write() as conn:
             now = self.now(conn)
@@ -578,15 +578,12 @@ class Ledger:
             return owner or "another worker"
 
     def _owner(self, conn: Connection, bot: str) -> str | None:
-        from sqlalchemy import select
-
         s = self.t["bot_state"]
         return conn.execute(select(s.c.owner).where(s.c.bot == bot)).scalar()
 
     def renew(self, worker: str, bots: Iterable[str]) -> set[str]:
         """Extend the leases ``worker`` still holds on ``bots`` and on their claims in flight (a slow
         lookup or post must not lose its claim); returns the bots it holds."""
-        from sqlalchemy import select
 
         s, c, names = self.t["bot_state"], self.t["candidates"], list(bots)
         if not names:
@@ -615,8 +612,6 @@ class Ledger:
 
     def workers(self) -> dict[str, tuple[str, int, datetime]]:
         """Every worker seen recently: id → (host, pid, last seen)."""
-        from sqlalchemy import select
-
         w = self.t["workers"]
         with self._read() as conn:
             return {row.id: (row.host, row.pid, row.seen_at) for row in conn.execute(select(w))}
@@ -630,7 +625,6 @@ class Ledger:
         ``start=None``: candidates that did not come from the supplier (a reviewer's picks); the
         position is left alone and the insert always happens.
         """
-        from sqlalchemy import insert
 
         s = self.t["bot_state"]
         with self._write() as conn:
@@ -656,7 +650,6 @@ class Ledger:
 
         ``replies``: only replies (True), only posts (False: the buffer a refill tops up), or both.
         """
-        from sqlalchemy import func, select
 
         c = self.t["candidates"]
         query = select(func.count()).where(c.c.bot == bot, c.c.state.in_(states))
@@ -667,8 +660,6 @@ class Ledger:
 
     def claimed(self, bot: str) -> Candidate | None:
         """The bot's claimed-but-unconfirmed candidate, if one is in flight or a crash left one."""
-        from sqlalchemy import select
-
         c = self.t["candidates"]
         query = select(c).where(c.c.bot == bot, c.c.state == CLAIMED).order_by(c.c.id).limit(1)
         with self._read() as conn:
@@ -685,7 +676,6 @@ class Ledger:
         flight; the claim itself reserves the limits' slot (it counts as a post until it is
         released), so replies and posts share one account's limits. None: nothing approved.
         """
-        from sqlalchemy import select
 
         c = self.t["candidates"]
         with self._write() as conn:
@@ -721,7 +711,6 @@ class Ledger:
 
         Claims in flight count as posts: they hold the slot until they are released.
         """
-        from sqlalchemy import select, union_all
 
         c, p = self.t["candidates"], self.t["posts"]
         recent = union_all(
@@ -738,8 +727,6 @@ class Ledger:
         return None
 
     def _last_post(self, conn: Connection, account: str) -> datetime | None:
-        from sqlalchemy import func, select
-
         p = self.t["posts"]
         return conn.execute(select(func.max(p.c.posted_at)).where(p.c.account == account)).scalar()
 
@@ -770,7 +757,6 @@ class Ledger:
         A post is a fact about the service, so it is recorded whoever holds the claim now; False
         (and nothing written) when the candidate was recorded as posted already.
         """
-        from sqlalchemy import insert, select
 
         c, s = self.t["candidates"], self.t["bot_state"]
         with self._write() as conn:
@@ -794,8 +780,6 @@ class Ledger:
         return True
 
     def _account_of(self, conn: Connection, candidate_id: int) -> str | None:
-        from sqlalchemy import select
-
         c = self.t["candidates"]
         return conn.execute(select(c.c.account).where(c.c.id == candidate_id)).scalar()
 
@@ -818,8 +802,6 @@ class Ledger:
 
     def queued(self, bot: str) -> list[Candidate]:
         """Candidates waiting for review, oldest first."""
-        from sqlalchemy import select
-
         c = self.t["candidates"]
         with self._read() as conn:
             rows = conn.execute(select(c).where(c.c.bot == bot, c.c.state == QUEUED).order_by(c.c.id)).mappings().all()
@@ -841,8 +823,6 @@ class Ledger:
 
     def candidate(self, bot: str, candidate_id: int) -> Candidate | None:
         """One of the bot's candidates, in whatever state it is now."""
-        from sqlalchemy import select
-
         c = self.t["candidates"]
         with self._read() as conn:
             row = conn.execute(select(c).where(c.c.id == candidate_id, c.c.bot == bot)).mappings().first()
@@ -851,7 +831,6 @@ class Ledger:
     def latest(self, bot: str, limit: int, states: Sequence[str] = EVERY_STATE) -> list[Candidate]:
         """The bot's latest ``limit`` candidates in ``states``, newest first (rejected ones carry the
         filter that rejected them as ``reason``)."""
-        from sqlalchemy import select
 
         c = self.t["candidates"]
         with self._read() as conn:
@@ -860,8 +839,6 @@ class Ledger:
 
     def post_times(self, bot: str, since: datetime) -> list[datetime]:
         """When the bot posted, since ``since``, oldest first."""
-        from sqlalchemy import select
-
         p = self.t["posts"]
         with self._read() as conn:
             return list(conn.execute(select(p.c.posted_at).where(p.c.bot == bot, p.c.posted_at >= since).order_by(p.c.posted_at)).scalars())
@@ -870,8 +847,6 @@ class Ledger:
 
     def unseen(self, bot: str, remote_ids: Iterable[str]) -> set[str]:
         """Which of ``remote_ids`` the bot has never decided about (answered or skipped)."""
-        from sqlalchemy import select
-
         r, ids = self.t["parents"], set(remote_ids)
         if not ids:
             return set()
@@ -885,8 +860,6 @@ class Ledger:
             return self._answered(conn, bot, thread=thread, author=author)
 
     def _answered(self, conn: Connection, bot: str, *, thread: str | None = None, author: str | None = None) -> Answered:
-        from sqlalchemy import func, select
-
         r = self.t["parents"]
         query = select(func.count(), func.max(r.c.seen_at)).where(r.c.bot == bot, r.c.skipped.is_(None))
         if thread is not None:
@@ -903,7 +876,6 @@ class Ledger:
         if two workers decided at once. Returns what was recorded: None for a stored reply, the
         reason for a skip, ``"seen"`` when the parent was claimed before (nothing written).
         """
-        from sqlalchemy import insert, select
 
         r, c = self.t["parents"], self.t["candidates"]
         with self._write() as conn:
@@ -941,8 +913,6 @@ class Ledger:
 
     def heard(self, bot: str) -> tuple[int, int]:
         """How many parents the bot answered and how many it skipped (a guard or the filters), ever."""
-        from sqlalchemy import func, select
-
         r = self.t["parents"]
         query = select(r.c.skipped.is_(None).label("answered"), func.count()).where(r.c.bot == bot).group_by(r.c.skipped.is_(None))
         with self._read() as conn:
@@ -951,8 +921,6 @@ class Ledger:
 
     def parents_of(self, bot: str, candidate_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
         """What each reply candidate answers (its text and web address), for review and the console."""
-        from sqlalchemy import select
-
         r, ids = self.t["parents"], sorted(set(candidate_ids))
         if not ids:
             return {}
@@ -963,7 +931,6 @@ class Ledger:
     def posted(self, target: str, *, limit: int = 200) -> list[Posted]:
         """The newest posts and replies the ledger's bots made to ``target`` (a target kind), each
         with its thread and depth: what a target that lives in the ledger (the outbox) listens to."""
-        from sqlalchemy import select
 
         p, c, r = self.t["posts"], self.t["candidates"], self.t["parents"]
         query = (
@@ -994,8 +961,6 @@ class Ledger:
             conn.execute(state.update().where(state.c.bot == bot).values(**values))
 
     def state(self, bot: str) -> BotState:
-        from sqlalchemy import select
-
         state = self.t["bot_state"]
         with self._read() as conn:
             row = conn.execute(select(state).where(state.c.bot == bot)).mappings().first()
@@ -1023,16 +988,12 @@ class Ledger:
 
     def texts(self, bot: str, states: Sequence[str] = (*WAITING, CLAIMED, POSTED)) -> list[str]:
         """Texts of the bot's candidates in ``states`` (by default: what a new candidate must not repeat)."""
-        from sqlalchemy import select
-
         c = self.t["candidates"]
         with self._read() as conn:
             return list(conn.execute(select(c.c.text).where(c.c.bot == bot, c.c.state.in_(states))).scalars())
 
     def history(self, bot: str, limit: int | None = None) -> list[PostRecord]:
         """The bot's posts, newest first."""
-        from sqlalchemy import select
-
         p, c = self.t["posts"], self.t["candidates"]
         query = (
             select(p.c.posted_at, p.c.target, p.c.remote_id, p.c.url, c.c.text, p.c.note, c.c.reply_to)
@@ -1046,8 +1007,6 @@ class Ledger:
 
     def bots(self) -> list[str]:
         """Every bot the ledger has state for."""
-        from sqlalchemy import select
-
         state = self.t["bot_state"]
         with self._read() as conn:
             return list(conn.execute(select(state.c.bot).order_by(state.c.bot)).scalars())
@@ -1061,7 +1020,6 @@ class Ledger:
         the transaction, so the line and the record commit together (a crash between them is seen
         by the file's last line). False, and ``inside`` not run, when the key was recorded already.
         """
-        from sqlalchemy import insert, select
 
         r = self.t["target_records"]
         with self._write() as conn:
@@ -1074,8 +1032,6 @@ class Ledger:
 
     def recorded(self, scope: str, key: str) -> tuple[str, datetime] | None:
         """The value kept under ``(scope, key)`` and when, or None."""
-        from sqlalchemy import select
-
         r = self.t["target_records"]
         with self._read() as conn:
             row = conn.execute(select(r.c.value, r.c.recorded_at).where(r.c.scope == scope, r.c.key == key)).first()
