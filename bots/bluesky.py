@@ -16,6 +16,17 @@ writes to the same key: the server refuses a second create at an existing key, a
 
 Links (and, when asked, mentions) become rich-text facets with UTF-8 byte offsets, found by the
 SDK's own facet detection; the 300-grapheme limit is checked before posting (:func:`graphemes`).
+
+Reply bots (a ``reply:`` block) listen to the account's notifications with reason ``mention`` or
+``reply`` (``app.bsky.notification.listNotifications``); a ``reply`` counts only when it answers
+one of the bot's own posts (Bluesky also notifies replies further down its threads, which were not
+addressed to it). A reply's depth comes from ``app.bsky.feed.getPostThread`` (its parents), asked
+once per notification the bot has not decided about, and only when the parent is not the root. A
+reply is a post whose record carries ``reply: {root, parent}`` (strong refs: uri and cid), written
+at the same deterministic record key as a post, so reconciliation reads that key back. The PDS
+does not check that the parent still exists (the AppView flags such a reply, it does not refuse
+it), so the bot asks for the parent first (``app.bsky.feed.getPosts``) and marks a reply to a
+deleted post failed instead of posting it.
 """
 
 from __future__ import annotations
@@ -24,16 +35,18 @@ import hashlib
 import json
 import logging
 import os
+import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import Field, SecretStr
 
-from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
 
 if TYPE_CHECKING:
@@ -55,6 +68,11 @@ BOT_LABEL = "bot"
 #: Errors about the session's tokens, not the request: new tokens fix them.
 TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable
+REASONS = ("mention", "reply")  # the notifications a reply bot answers
+PAGE = 50  # notifications asked per request (the lexicon allows 100)
+PAGES = 3  # most pages read in one listening tick, while every notification on them is new to the bot
+PARENT_HEIGHT = 100  # parents asked for to measure a reply's depth: far deeper than any max_depth
+_LEADING_MENTIONS = re.compile(r"^(?:@[\w.-]+(?:@[\w.-]+)?(?:\s+|$))+")
 
 
 class BlueskyTargetOptions(TargetOptions):
@@ -74,6 +92,8 @@ class BlueskyTarget(Target):
     Options = BlueskyTargetOptions
     options: BlueskyTargetOptions
     default_limits: ClassVar[Limits] = DEFAULT_LIMITS
+
+    listens = True
 
     _client: Client | None = None
     _label_checked: bool = False
@@ -106,13 +126,17 @@ class BlueskyTarget(Target):
         if length > GRAPHEMES_MAX:
             raise Rejected(f"{length} graphemes; Bluesky takes at most {GRAPHEMES_MAX} (the text is not cut)")
         rkey = record_key(self.bot, candidate)
+        parent = None if candidate.reply_to is None else ReplyTo.parse(candidate.reply_to)
         with self._errors():
+            if parent is not None and not self._call(lambda client: client.app.bsky.feed.get_posts({"uris": [parent.uri]}).posts):
+                raise Rejected(f"the post it answers is gone ({parent.uri} was deleted)")
             facets = self._call(lambda client: self._facets(client, text))
             record = models.AppBskyFeedPost.Record(
                 created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 text=text,
                 facets=facets or None,
                 langs=self.options.langs,
+                reply=None if parent is None else parent.ref(),
             )
             try:
                 self._call(
@@ -126,7 +150,9 @@ class BlueskyTarget(Target):
         return self._result(rkey)
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
-        """The record at the candidate's key (``getRecord``): there, it was posted; not there, it was not."""
+        """The record at the candidate's key (``getRecord``): there, it was posted; not there, it was not.
+
+        A reply is written at its claim's key like a post, so the same lookup finds it."""
         with self._errors():
             return self._look_up(candidate)
 
@@ -153,6 +179,88 @@ class BlueskyTarget(Target):
         from atproto_client.utils import facet_detection
 
         return client.detect_facets(text) if self.options.mentions else facet_detection.detect_facets(text)
+
+    # -- listening ---------------------------------------------------------------------------
+
+    def me(self) -> str:
+        """The handle, as a notification names its author (handles are lower case)."""
+        return self.options.handle.lstrip("@").lower()
+
+    def incoming(self, watch: list[str]) -> list[Incoming]:
+        """Mentions of the account and replies to its posts that the bot has not decided about yet, oldest first.
+
+        Notifications come newest first: the next page is read only while a full page holds
+        nothing the ledger knows (at most :data:`PAGES`). There is no ``reply.watch`` on Bluesky.
+        """
+        with self._errors():
+            return self._call(self._heard)
+
+    def _heard(self, client: Client) -> list[Incoming]:
+        did = self._did(client)
+        heard: list[Any] = []
+        cursor = None
+        for _ in range(PAGES):
+            params = {"reasons": list(REASONS), "limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            page = client.app.bsky.notification.list_notifications(params)
+            heard += page.notifications
+            uris = [n.uri for n in page.notifications]
+            if not page.cursor or len(uris) < PAGE or len(self.ledger.unseen(self.bot, uris)) < len(uris):
+                break
+            cursor = page.cursor
+        fresh = self.ledger.unseen(self.bot, (n.uri for n in heard))
+        found: dict[str, Incoming] = {}
+        for notification in sorted(reversed(heard), key=lambda n: n.indexed_at):  # oldest first, ties kept in order
+            if notification.uri not in fresh or notification.uri in found or notification.author.did == did:
+                continue  # decided before, twice in one answer, or the bot's own
+            item = self._incoming(client, notification, did)
+            if item is not None:
+                found[item.id] = item
+        return list(found.values())
+
+    def _incoming(self, client: Client, notification: Any, did: str) -> Incoming | None:
+        """One notification as something to answer, or None: not addressed to the bot, or deleted since."""
+        if notification.reason not in REASONS:
+            return None
+        record = notification.record
+        reply = getattr(record, "reply", None)
+        if notification.reason == "reply" and (reply is None or _repo(reply.parent.uri) != did):
+            return None  # a reply further down one of the bot's threads: addressed to someone else
+        depth = self._depth(client, notification.uri, reply)
+        if depth is None:
+            log.info("%s: %s was deleted before it could be read; not answered", self.bot, notification.uri)
+            return None
+        author = notification.author
+        root = (notification.uri, notification.cid) if reply is None else (reply.root.uri, reply.root.cid)
+        return Incoming(
+            id=notification.uri, text=without_mentions(getattr(record, "text", "") or ""), author=author.handle, thread=root[0], depth=depth,
+            link=ReplyTo(notification.uri, notification.cid, *root).link,
+            author_is_bot=any(getattr(label, "val", None) == BOT_LABEL for label in author.labels or []),
+            url=f"https://bsky.app/profile/{author.handle}/post/{notification.uri.rsplit('/', 1)[-1]}", created_at=_when(notification.indexed_at),
+        )  # fmt: skip
+
+    def _depth(self, client: Client, uri: str, reply: Any) -> int | None:
+        """How many posts are above ``uri``: 0 for a root, 1 for a reply to one, else its parents counted
+        (``getPostThread``); None when the post is gone."""
+        from atproto_client.exceptions import BadRequestError
+
+        if reply is None:
+            return 0
+        if reply.parent.uri == reply.root.uri:
+            return 1
+        try:
+            node = client.app.bsky.feed.get_post_thread({"uri": uri, "depth": 0, "parent_height": PARENT_HEIGHT}).thread
+        except BadRequestError as exc:
+            if _error(exc) == "NotFound":
+                return None
+            raise
+        depth = 0
+        while (parent := getattr(node, "parent", None)) is not None:
+            depth += 1
+            if getattr(parent, "post", None) is None:  # a deleted or blocked post: its own parents are not shown
+                depth += parent.uri != reply.root.uri
+                break
+            node = parent
+        return max(depth, 2)  # the parent is not the root, so at least two above
 
     # -- the session ---------------------------------------------------------------------------
 
@@ -306,6 +414,39 @@ class BlueskyTarget(Target):
             raise Transient(f"Bluesky failed with HTTP {_status(exc)}") from None
 
 
+@dataclass(frozen=True)
+class ReplyTo:
+    """What a reply needs of the post it answers, kept as the candidate's ``reply_to``: ``uri cid root-uri root-cid``."""
+
+    uri: str
+    cid: str
+    root_uri: str
+    root_cid: str
+
+    @property
+    def link(self) -> str:
+        return f"{self.uri} {self.cid} {self.root_uri} {self.root_cid}"
+
+    @classmethod
+    def parse(cls, link: str) -> ReplyTo:
+        parts = link.split()
+        if len(parts) != 4:
+            raise Rejected(f"not a Bluesky post to answer: {link!r}")
+        return cls(*parts)
+
+    def ref(self) -> Any:
+        """The record's ``reply`` field: strong refs to the thread's root and the parent."""
+        from atproto import models
+
+        strong = models.ComAtprotoRepoStrongRef.Main
+        return models.AppBskyFeedPost.ReplyRef(root=strong(uri=self.root_uri, cid=self.root_cid), parent=strong(uri=self.uri, cid=self.cid))
+
+
+def without_mentions(text: str) -> str:
+    """``text`` without the @mentions it starts with (``@bot@host @other hello`` is ``hello``): the words a reply model answers."""
+    return _LEADING_MENTIONS.sub("", text.strip())
+
+
 def record_key(bot: str, candidate: Candidate) -> str:
     """The candidate's record key: a TID (13 base32-sortable characters) made from its claim.
 
@@ -354,6 +495,20 @@ def graphemes(text: str) -> int:
             count += 1
         previous = char
     return count
+
+
+def _repo(uri: str) -> str:
+    """The repository (DID) of an ``at://`` URI."""
+    return uri.removeprefix("at://").split("/", 1)[0]
+
+
+def _when(stamp: str | None) -> datetime | None:
+    """An AT Protocol datetime as aware UTC (None when missing or unreadable)."""
+    try:
+        when = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _error(exc: Any) -> str | None:

@@ -15,6 +15,17 @@ Exactly once, two ways:
 
 Mastodon.py is told never to sleep on a rate limit (``ratelimit_method="throw"``) and to give up
 after :data:`TIMEOUT_S`: the bot, not the library, decides when to try again.
+
+Reply bots (a ``reply:`` block) listen to the account's **mention** notifications only
+(``GET /api/v1/notifications?types[]=mention``; fediverse etiquette: answer only those who
+addressed the bot), which needs the ``read:notifications`` and ``read:statuses`` scopes too. A
+mention's thread and depth come from ``GET /api/v1/statuses/:id/context`` (its ancestors), asked
+once per mention the bot has not decided about yet. A reply is a status with ``in_reply_to_id``
+that starts with ``@author`` (so it notifies the one it answers, and nobody else), under the same
+Idempotency-Key rule as a post; its visibility is the configured one, narrowed to the parent's
+when that is narrower (a direct message is answered directly). A reply whose parent was deleted
+meanwhile is refused by the instance (404) and marked failed; a lost answer is looked up among the
+parent's replies (``status_context(parent).descendants``).
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -34,8 +46,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, model_validator
 
 from botkit import __version__
-from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
-from botkit.bots.bluesky import graphemes
+from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.bots.bluesky import graphemes, without_mentions
 from botkit.bots.ledger import Candidate
 from botkit.errors import ConfigError
 from botkit.sample import Sample
@@ -56,6 +68,10 @@ TIMEOUT_S = 20.0  # Mastodon.py's default is 300 s: a hung request must end well
 DEFAULT_WAIT_S = 300.0  # Mastodon's windows are 5 minutes; used when a 429 has no usable reset header
 RECENT = 40  # statuses to look through when reconciling (Mastodon's most per page)
 CLOCK_SLACK = timedelta(seconds=300)  # a status this much older than the claim still counts (clock skew)
+PAGE = 40  # mention notifications asked per request (Mastodon's default; it allows 80)
+PAGES = 3  # most pages read in one listening tick, while every mention on them is new to the bot
+#: Visibilities from the widest to the narrowest: a reply is never seen by more than its parent.
+VISIBILITIES = ("public", "unlisted", "private", "direct")
 _URL = re.compile(r"https?://\S+")
 _REMOTE_MENTION = re.compile(r"^(@[\w.-]+)@[\w.-]+\.\w+")
 
@@ -99,11 +115,15 @@ class MastodonTarget(Target):
     Options = MastodonTargetOptions
     options: MastodonTargetOptions
     default_limits: ClassVar[Limits] = DEFAULT_LIMITS
+    listens = True
 
     _api: Mastodon | None = None
     _me: Any = None
     _max_chars: int | None = None
     _flags: FilterChain | None = None
+    #: The newest mention notification up to which every mention was decided (``since_id`` of the
+    #: next listening request). Only saves work: the ledger decides what is new.
+    _cursor: str | None = None
 
     @classmethod
     def max_chars(cls, options: TargetOptions) -> int | None:
@@ -159,31 +179,130 @@ class MastodonTarget(Target):
 
     # -- posting -----------------------------------------------------------------------------
 
+    def render(self, candidate: Candidate) -> str:
+        """A post as the base class renders it; a reply starts with ``@author`` of its parent, so it notifies them."""
+        text = super().render(candidate)
+        if candidate.reply_to is None:
+            return text
+        mention = Parent.parse(candidate.reply_to).mention
+        return text if mention is None or text.split(maxsplit=1)[:1] == [mention] else f"{mention} {text}"
+
     def post(self, candidate: Candidate) -> PostResult:
+        from mastodon import MastodonNotFoundError
+
         text = self.text_of(candidate)
+        parent = None if candidate.reply_to is None else Parent.parse(candidate.reply_to)
+        visibility = self.options.visibility if parent is None else parent.narrowed(self.options.visibility)
         with self._errors():
             self._start()
             limit = self._instance_limit()
             length = count(text)
             if length > limit:
                 raise Rejected(f"{length} characters; the instance takes at most {limit} (the text is not cut)")
-            status = self.api.status_post(
-                text, visibility=self.options.visibility, spoiler_text=self.spoiler(text), sensitive=self.options.sensitive,
-                language=self.options.language, idempotency_key=self.idempotency_key(candidate),
-            )  # fmt: skip
+            try:
+                status = self.api.status_post(
+                    text, in_reply_to_id=None if parent is None else parent.id, visibility=visibility, spoiler_text=self.spoiler(text),
+                    sensitive=self.options.sensitive, language=self.options.language, idempotency_key=self.idempotency_key(candidate),
+                )  # fmt: skip
+            except MastodonNotFoundError as exc:
+                if parent is None:
+                    raise
+                raise Rejected(
+                    f"{self.api_base_url} has no status {parent.id} to answer (HTTP 404: {_message(exc)}); it was deleted or is hidden from the account"
+                ) from None
         return PostResult(str(status["id"]), url=status.get("url") or status.get("uri"))
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
-        """The claimed text among the account's newest statuses since the claim, as Mastodon shows it."""
+        """The claimed text among the account's newest statuses since the claim, as Mastodon shows it;
+        for a reply, among the parent's replies by the account (its own newest when the parent is gone)."""
+        from mastodon import MastodonNotFoundError
+
         words = _words(self.text_of(candidate))
         since = None if candidate.claimed_at is None else candidate.claimed_at - CLOCK_SLACK
+        parent = None if candidate.reply_to is None else Parent.parse(candidate.reply_to)
         with self._errors():
             self._start()
-            for status in self.api.account_statuses(self._me["id"], limit=RECENT, exclude_reblogs=True):
+            statuses = None
+            if parent is not None:
+                try:
+                    statuses = self.api.status_context(parent.id)["descendants"]
+                except MastodonNotFoundError:
+                    pass  # the parent was deleted since: the reply, if made, is still among the account's own
+            if statuses is None:
+                statuses = self.api.account_statuses(self._me["id"], limit=RECENT, exclude_reblogs=True)
+            for status in statuses:
+                if parent is not None and (str(status.get("in_reply_to_id")) != parent.id or str(status["account"]["id"]) != str(self._me["id"])):
+                    continue
                 created = status.get("created_at")
                 if (since is None or created is None or created >= since) and _words(plain(status.get("content") or "")) == words:
                     return PostResult(str(status["id"]), url=status.get("url") or status.get("uri"), note="found by reconciliation")
         return None
+
+    # -- listening ---------------------------------------------------------------------------
+
+    def me(self) -> str:
+        """The account's ``acct`` (``verify_credentials``), as a mention's author is named."""
+        with self._errors():
+            self._start()
+        return str(self._me["acct"])
+
+    def incoming(self, watch: list[str]) -> list[Incoming]:
+        """The mentions of the account the bot has not decided about yet, oldest first.
+
+        Newest first, Mastodon pages them by notification id: the next page is read only while a
+        full page holds nothing the ledger knows (at most :data:`PAGES`). Each new mention's
+        thread and depth come from its context (one request; none for a mention that answers
+        nothing). There is no ``reply.watch`` here: a Mastodon bot answers only who mentions it.
+        """
+        from mastodon import MastodonNotFoundError
+
+        with self._errors():
+            self._start()
+            me = str(self._me["acct"])
+            page = self.api.notifications(types=["mention"], since_id=self._cursor, limit=PAGE)
+            heard = list(page)
+            for _ in range(PAGES - 1):
+                ids = _status_ids(page)
+                if len(page) < PAGE or len(self.ledger.unseen(self.bot, ids)) < len(ids):
+                    break
+                page = self.api.fetch_next(page)
+                if not page:
+                    break
+                heard += page
+            heard.sort(key=lambda n: _order(n["id"]))
+            fresh = self.ledger.unseen(self.bot, _status_ids(heard))
+            found: list[Incoming] = []
+            passed = True
+            for notification in heard:
+                status = notification.get("status")
+                new = status is not None and str(status["id"]) in fresh and status["account"]["acct"] != me
+                item = None
+                if new:
+                    try:
+                        item = self._incoming(status)
+                    except MastodonNotFoundError:
+                        log.info("%s: status %s was deleted before it could be read; not answered", self.bot, status["id"])
+                if item is not None and item.id not in {f.id for f in found}:
+                    found.append(item)
+                if passed and item is None:  # decided before, not a mention, the bot's own, or gone: never asked again
+                    self._cursor = str(notification["id"])
+                passed = passed and item is None
+        return found
+
+    def _incoming(self, status: Any) -> Incoming:
+        status_id = str(status["id"])
+        thread, depth = status_id, 0
+        if status.get("in_reply_to_id") is not None:
+            ancestors = self.api.status_context(status_id)["ancestors"]
+            depth = max(len(ancestors), 1)  # an ancestor the bot may not see still counts as one
+            thread = str(ancestors[0]["id"]) if ancestors else str(status["in_reply_to_id"])
+        account = status["account"]
+        created = status.get("created_at")
+        return Incoming(
+            id=status_id, text=without_mentions(plain(status.get("content") or "")), author=str(account["acct"]), thread=thread, depth=depth,
+            link=Parent(status_id, f"@{account['acct']}", str(status.get("visibility") or "public")).link, author_is_bot=bool(account.get("bot")),
+            url=status.get("url") or status.get("uri"), created_at=created.astimezone(UTC) if isinstance(created, datetime) else None,
+        )  # fmt: skip
 
     def _start(self) -> None:
         """Once per process: who the token belongs to, and the bot flag (set when asked, else a warning)."""
@@ -262,6 +381,44 @@ class MastodonTarget(Target):
             if status == 422:
                 raise Rejected(f"{where} refused the text (HTTP 422: {_message(exc)})") from None
             raise Transient(f"unexpected answer from {where} (HTTP {status}: {_message(exc)})") from None
+
+
+@dataclass(frozen=True)
+class Parent:
+    """What a reply needs of the status it answers, kept as the candidate's ``reply_to``: ``ID @acct visibility``."""
+
+    id: str
+    mention: str | None = None  # "@acct" of its author
+    visibility: str | None = None
+
+    @property
+    def link(self) -> str:
+        return " ".join(part for part in (self.id, self.mention, self.visibility) if part)
+
+    @classmethod
+    def parse(cls, link: str) -> Parent:
+        parts = link.split()
+        if not parts:
+            raise Rejected(f"not a Mastodon status to answer: {link!r}")
+        mention = next((p for p in parts[1:] if p.startswith("@")), None)
+        visibility = next((p for p in parts[1:] if p in VISIBILITIES), None)
+        return cls(parts[0], mention, visibility)
+
+    def narrowed(self, visibility: str) -> str:
+        """The narrower of ``visibility`` (the configured one) and the parent's."""
+        if self.visibility not in VISIBILITIES:
+            return visibility
+        return max(visibility, self.visibility, key=VISIBILITIES.index)
+
+
+def _status_ids(notifications: Any) -> list[str]:
+    return [str(n["status"]["id"]) for n in notifications if n.get("status") is not None]
+
+
+def _order(notification_id: Any) -> tuple[int, str]:
+    """Mastodon's ids are numbers in strings: shorter is older."""
+    text = str(notification_id)
+    return len(text), text
 
 
 def count(text: str) -> int:

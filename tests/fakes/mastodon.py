@@ -13,7 +13,20 @@ access token on every route (401 ``{"error": "The access token is invalid"}`` ot
   test scripts with :meth:`FakeMastodon.fail_next` (a 429 with ``X-RateLimit-Reset``, 5xx, a
   dropped connection, a status made but answered with 500);
 * ``GET /api/v1/accounts/:id/statuses?limit=``: the account's statuses, newest first, their
-  ``content`` as HTML the way Mastodon renders it (:func:`html_of`).
+  ``content`` as HTML the way Mastodon renders it (:func:`html_of`);
+* ``POST /api/v1/statuses`` with ``in_reply_to_id``: a reply; 404 ``The post you are trying to
+  reply to does not appear to exist.`` when that status is gone (checked before anything else, as
+  Mastodon's ``set_thread`` does);
+* ``GET /api/v1/notifications`` (``types[]``, ``since_id``, ``max_id``, ``min_id``, ``limit``):
+  the account's notifications, newest first, with Mastodon's ``Link`` header (``rel="next"`` with
+  ``max_id``, ``rel="prev"`` with ``min_id``); a mention notifies every local account it names
+  but its author (:attr:`FakeMastodon.notify_self` lifts that), and dies with its status;
+* ``GET /api/v1/statuses/:id/context``: ``ancestors`` (oldest first) and ``descendants`` (depth
+  first), 404 ``Record not found`` for a status that is gone.
+
+Tests speak as other people with :meth:`FakeMastodon.post_as` (their ``bot`` flag included),
+delete statuses with :meth:`FakeMastodon.delete`, and fail the next notifications request with
+:meth:`FakeMastodon.rate_limit_listening`.
 
 Every answer carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (an ISO 8601 time).
 """
@@ -33,6 +46,9 @@ from fakes import Answer, JsonService
 IDEMPOTENCY_S = 3600.0  # how long Mastodon keeps an Idempotency-Key
 _TOKEN = re.compile(r"(?P<url>https?://[^\s<>\"]+[^\s<>\".,;:!?)'])|(?P<mention>(?<![\w/])@\w+(?:@[\w.-]+\w)?)|(?P<tag>(?<![\w/&])#\w+)")
 _STATUSES = re.compile(r"/api/v1/accounts/([^/]+)/statuses")
+_CONTEXT = re.compile(r"/api/v1/statuses/([^/]+)/context")
+_MENTION = re.compile(r"(?<![\w/])@(\w+)(?:@[\w.-]+\w)?")
+IN_REPLY_NOT_FOUND = "The post you are trying to reply to does not appear to exist."
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,17 @@ class Status:
     sensitive: bool
     language: str | None
     idempotency_key: str | None
+    created_at: float = field(default_factory=time.time)
+    in_reply_to_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: str
+    username: str  # who is notified
+    type: str
+    author: str
+    status_id: str
     created_at: float = field(default_factory=time.time)
 
 
@@ -60,6 +87,14 @@ class FakeMastodon(JsonService):
         self.bot: dict[str, bool] = {}
         self.statuses: list[Status] = []
         self._ids = itertools.count(113_000_000_000_000_000)
+        #: Accounts without a token here (people, other bots), username -> their ``bot`` flag.
+        self.people: dict[str, bool] = {}
+        self.notifications: list[Notification] = []
+        self._notification_ids = itertools.count(34_975_000)
+        #: Mastodon never notifies an account of its own mentions; True makes this fake do it, so a
+        #: test shows that the bot's own guard holds even where a server would.
+        self.notify_self = False
+        self._listen_faults: list[Answer] = []
 
     # -- scripting and inspection -------------------------------------------------------------
 
@@ -67,10 +102,37 @@ class FakeMastodon(JsonService):
         """Answer the next post with 429 and a reset ``seconds`` from now, as Mastodon does."""
         self.fail_next(Answer(429, {"error": "Too many requests"}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": _iso(time.time() + seconds)}))
 
+    def rate_limit_listening(self, seconds: float) -> None:
+        """Answer the next notifications request with 429 and a reset ``seconds`` from now."""
+        self._listen_faults.append(
+            Answer(429, {"error": "Too many requests"}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": _iso(time.time() + seconds)})
+        )
+
+    def post_as(self, username: str, text: str, *, in_reply_to: str | None = None, visibility: str = "public", bot: bool = False) -> Status:
+        """A status by someone without a token here (``bot``: their account's flag), notifying those it mentions."""
+        self.people[username] = bot
+        status = Status(str(next(self._ids)), username, text, visibility, "", False, None, None, in_reply_to_id=in_reply_to)
+        self._add(status)
+        return status
+
+    def delete(self, status_id: str) -> None:
+        """Delete a status (and, as Mastodon does, the notifications about it); its replies stay, orphaned."""
+        self.statuses = [s for s in self.statuses if s.id != status_id]
+        self.notifications = [n for n in self.notifications if n.status_id != status_id]
+
+    def status(self, status_id: str) -> Status | None:
+        return next((s for s in self.statuses if s.id == status_id), None)
+
+    def by(self, username: str) -> list[Status]:
+        """The statuses of one account, oldest first."""
+        return [s for s in self.statuses if s.username == username]
+
     def texts(self) -> list[str]:
         return [s.text for s in self.statuses]
 
     def account_id(self, username: str) -> str:
+        if username in self.people:
+            return str(900 + list(self.people).index(username))
         return str(100 + sorted(set(self.tokens.values())).index(username))
 
     def calls(self) -> list[tuple[str, str, int]]:
@@ -103,9 +165,17 @@ class FakeMastodon(JsonService):
         listing = _STATUSES.fullmatch(path)
         if method == "GET" and listing:
             return self._list(listing[1], query)
+        if method == "GET" and path == "/api/v1/notifications":
+            return self._listen_faults.pop(0) if self._listen_faults else self._notifications(username, query)
+        context = _CONTEXT.fullmatch(path)
+        if method == "GET" and context:
+            return self._context(context[1])
         return Answer(404, {"error": "Record not found"})
 
     def _post(self, username: str, body: dict[str, Any], key: str | None) -> Answer:
+        parent = body.get("in_reply_to_id") or None
+        if parent is not None and self.status(parent) is None:
+            return Answer(404, {"error": IN_REPLY_NOT_FOUND})
         if key is not None:
             for status in self.statuses:
                 if status.username == username and status.idempotency_key == key and time.time() - status.created_at < IDEMPOTENCY_S:
@@ -119,13 +189,60 @@ class FakeMastodon(JsonService):
             return Answer(422, {"error": f"Validation failed: Text character limit of {self.max_characters} exceeded"})
         status = Status(
             str(next(self._ids)), username, text, body.get("visibility", "public"), body.get("spoiler_text", ""),
-            body.get("sensitive", "").lower() in ("1", "true"), body.get("language"), key,
+            body.get("sensitive", "").lower() in ("1", "true"), body.get("language"), key, in_reply_to_id=parent,
         )  # fmt: skip
-        self.statuses.append(status)
+        self._add(status)
         return fault.answer if fault is not None else Answer(200, self._status(status))
 
+    def _add(self, status: Status) -> None:
+        """Keep a new status and notify the local accounts it mentions (not its author, unless :attr:`notify_self`)."""
+        self.statuses.append(status)
+        local = set(self.tokens.values())
+        for name in dict.fromkeys(_MENTION.findall(status.text)):
+            if name in local and (name != status.username or self.notify_self):
+                self.notifications.append(Notification(str(next(self._notification_ids)), name, "mention", status.username, status.id))
+
+    def _notifications(self, username: str, query: dict[str, str]) -> Answer:
+        """``GET /api/v1/notifications``: newest first, paged by notification id, with the Link header."""
+        types = query.get("types[]")
+        mine = [n for n in reversed(self.notifications) if n.username == username and (types is None or n.type == types)]
+        for key, keep in (("max_id", lambda n, v: int(n.id) < v), ("since_id", lambda n, v: int(n.id) > v), ("min_id", lambda n, v: int(n.id) > v)):
+            if query.get(key):
+                mine = [n for n in mine if keep(n, int(query[key]))]
+        limit = min(int(query.get("limit", "40")), 80)
+        page = mine[-limit:] if query.get("min_id") else mine[:limit]  # min_id: the oldest ones after it
+        headers = {}
+        if page:
+            base = f"{self.url}/api/v1/notifications"
+            headers["Link"] = f'<{base}?max_id={page[-1].id}>; rel="next", <{base}?min_id={page[0].id}>; rel="prev"'
+        return Answer(200, [self._notification(n) for n in page], headers)
+
+    def _notification(self, notification: Notification) -> dict[str, Any]:
+        status = self.status(notification.status_id)
+        return {
+            "id": notification.id, "type": notification.type, "created_at": _iso(notification.created_at),
+            "group_key": f"ungrouped-{notification.id}", "account": self._account(notification.author),
+            "status": None if status is None else self._status(status),
+        }  # fmt: skip
+
+    def _context(self, status_id: str) -> Answer:
+        """``GET /api/v1/statuses/:id/context``: the statuses above (oldest first) and below (depth first)."""
+        status = self.status(status_id)
+        if status is None:
+            return Answer(404, {"error": "Record not found"})
+        ancestors = []
+        parent = self.status(status.in_reply_to_id) if status.in_reply_to_id else None
+        while parent is not None:
+            ancestors.insert(0, parent)
+            parent = self.status(parent.in_reply_to_id) if parent.in_reply_to_id else None
+
+        def below(of: str) -> list[Status]:
+            return [d for child in self.statuses if child.in_reply_to_id == of for d in (child, *below(child.id))]
+
+        return Answer(200, {"ancestors": [self._status(s) for s in ancestors], "descendants": [self._status(s) for s in below(status_id)]})
+
     def _list(self, account_id: str, query: dict[str, str]) -> Answer:
-        owners = {self.account_id(name): name for name in self.tokens.values()}
+        owners = {self.account_id(name): name for name in [*self.tokens.values(), *self.people]}
         if account_id not in owners:
             return Answer(404, {"error": "Record not found"})
         limit = min(int(query.get("limit", "20")), 40)
@@ -136,7 +253,7 @@ class FakeMastodon(JsonService):
         account_id = self.account_id(username)
         return {
             "id": account_id, "username": username, "acct": username, "display_name": username.title(), "locked": False,
-            "bot": self.bot.get(username, self.bots), "discoverable": True, "group": False, "created_at": "2026-01-01T00:00:00.000Z",
+            "bot": self.people[username] if username in self.people else self.bot.get(username, self.bots), "discoverable": True, "group": False, "created_at": "2026-01-01T00:00:00.000Z",
             "note": "<p>a bot</p>", "url": f"{self.url}/@{username}", "uri": f"{self.url}/users/{username}",
             "avatar": f"{self.url}/avatars/original/missing.png", "avatar_static": f"{self.url}/avatars/original/missing.png",
             "header": f"{self.url}/headers/original/missing.png", "header_static": f"{self.url}/headers/original/missing.png",
@@ -147,13 +264,22 @@ class FakeMastodon(JsonService):
 
     def _status(self, status: Status) -> dict[str, Any]:
         return {
-            "id": status.id, "created_at": _iso(status.created_at), "in_reply_to_id": None, "in_reply_to_account_id": None,
+            "id": status.id, "created_at": _iso(status.created_at), "in_reply_to_id": status.in_reply_to_id,
+            "in_reply_to_account_id": self._parent_account(status),
             "sensitive": status.sensitive, "spoiler_text": status.spoiler_text, "visibility": status.visibility, "language": status.language,
             "uri": f"{self.url}/users/{status.username}/statuses/{status.id}", "url": f"{self.url}/@{status.username}/{status.id}",
             "replies_count": 0, "reblogs_count": 0, "favourites_count": 0, "edited_at": None, "content": html_of(status.text),
             "reblog": None, "application": {"name": "botkit", "website": None}, "account": self._account(status.username),
-            "media_attachments": [], "mentions": [], "tags": [], "emojis": [], "card": None, "poll": None,
+            "media_attachments": [], "tags": [], "emojis": [], "card": None, "poll": None,
+            "mentions": [
+                {"id": self.account_id(name), "username": name, "acct": name, "url": f"{self.url}/@{name}"}
+                for name in dict.fromkeys(_MENTION.findall(status.text)) if name in self.people or name in self.tokens.values()
+            ],
         }  # fmt: skip
+
+    def _parent_account(self, status: Status) -> str | None:
+        parent = self.status(status.in_reply_to_id) if status.in_reply_to_id else None
+        return None if parent is None else self.account_id(parent.username)
 
     def _instance(self) -> dict[str, Any]:
         return {
