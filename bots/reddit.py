@@ -12,6 +12,18 @@ options say later. Reconciliation asks Reddit for the account's newest submissio
 (``/user/ME/submitted``) and looks for that title (and body) in the bot's subreddit since the
 claim. For that to be the only path to a second try, prawcore must not retry a submission by
 itself: see :func:`_requestor_class`.
+
+It listens too (a bot's ``reply:`` block). Each listening tick reads the account's inbox
+(``GET /message/inbox``, one page: replies to its comments and posts, and ``u/NAME`` mentions)
+and, with ``reply.watch``, the newest comments and posts of those subreddits (``/r/a+b/comments``
+and ``/r/a+b/new``, one request each whatever their number). It never marks anything read: the
+ledger remembers what the bot decided about, so a restart reads the same page harmlessly, and the
+account's inbox stays as its owner left it. A comment's depth comes from its listing when Reddit
+gives one, else from its ancestors, looked up for every new comment at once (``/api/info``, one
+call per level, at most :data:`DEPTH_WALK`). A reply is a comment under the parent's fullname
+(``POST /api/comment``), never retried blindly either; it is reconciled against the account's
+newest comments (``/user/ME/comments``): same parent, same body, made since the claim. Reddit's
+refusals of one parent (deleted, locked, archived) fail that reply only.
 """
 
 from __future__ import annotations
@@ -21,13 +33,14 @@ import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from botkit import __version__, praw_site
-from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
 
 if TYPE_CHECKING:
@@ -49,6 +62,11 @@ NEEDS = ("client_id", "client_secret", "username", "password")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 #: What Reddit shows instead of the body of a post a moderator removed or its author deleted.
 _GONE = frozenset({"[removed]", "[deleted]"})
+#: Inbox items and watched comments and posts read per listening tick: one page each (Reddit's most).
+HEARD = 100
+#: Levels of ancestors looked up to place a comment (one /api/info call per level, for all new comments
+#: at once); a comment deeper than this counts as DEPTH_WALK + 1 deep, far past any sensible reply.max_depth.
+DEPTH_WALK = 10
 
 
 class Unanswered(Exception):
@@ -77,8 +95,11 @@ class RedditTarget(Target):
     Options = RedditTargetOptions
     options: RedditTargetOptions
     default_limits: ClassVar[Limits] = DEFAULT_LIMITS
+    listens = True
+    watches = "subreddits"
 
     _reddit: praw.Reddit | None = None
+    _me: str | None = None
 
     @classmethod
     def max_chars(cls, options: TargetOptions) -> int | None:
@@ -106,8 +127,11 @@ class RedditTarget(Target):
     def render(self, candidate: Candidate) -> str:
         """Title, newline, body (the signature, if any, ends the body); just the title when there is no body.
 
-        In ``title`` mode the whole text is the title, on one line as Reddit shows titles.
+        In ``title`` mode the whole text is the title, on one line as Reddit shows titles. A reply
+        is a comment: its text as it is, and the signature after a blank line.
         """
+        if candidate.reply_to is not None:
+            return super().render(candidate)
         text = candidate.text.strip()
         if self.options.mode == "title":
             title, body = " ".join(text.split()), ""
@@ -124,6 +148,8 @@ class RedditTarget(Target):
         return title, body
 
     def post(self, candidate: Candidate) -> PostResult:
+        if candidate.reply_to is not None:
+            return self._reply(candidate.reply_to, self.text_of(candidate))
         title, body = self.title_body(candidate)
         with self._errors():
             submission = (
@@ -133,10 +159,15 @@ class RedditTarget(Target):
             return PostResult(submission.id, url=f"https://www.reddit.com/r/{self.options.sub}/comments/{submission.id}/")
 
     def reconcile(self, candidate: Candidate) -> PostResult | None:
-        """The claimed post among the account's newest submissions: same subreddit, title and body, made since the claim."""
-        title, body = self.title_body(candidate)
+        """The claimed post among the account's newest submissions: same subreddit, title and body, made since the claim.
+
+        A reply: among the account's newest comments, one under the same parent with the same body.
+        """
         # claimed_at is aware UTC (as every ledger time), so its Unix time is right in any local zone.
         since = 0.0 if candidate.claimed_at is None else candidate.claimed_at.timestamp() - CLOCK_SLACK_S
+        if candidate.reply_to is not None:
+            return self._find_reply(candidate.reply_to, self.text_of(candidate), since)
+        title, body = self.title_body(candidate)
         with self._errors():
             me = self.reddit().user.me()
             if me is None:  # praw's answer for a read-only client: this site has no account to post as
@@ -150,6 +181,117 @@ class RedditTarget(Target):
                 ):
                     return PostResult(submission.id, url=f"https://www.reddit.com{submission.permalink}", note="found by reconciliation")
         return None
+
+    # -- replies -----------------------------------------------------------------------------
+
+    def _reply(self, parent: str, text: str) -> PostResult:
+        """A comment under ``parent`` (a fullname: ``t1_`` a comment, ``t3_`` a post)."""
+        kind, _, thing_id = parent.partition("_")
+        with self._errors(f"reply to {parent}", reply=True):
+            reddit = self.reddit()
+            thing = reddit.comment(id=thing_id) if kind == "t1" else reddit.submission(id=thing_id)
+            comment = thing.reply(text)
+        if comment is None:  # praw's answer when Reddit made the comment but did not show it (a quarantined subreddit)
+            return PostResult(None, note="Reddit made the reply but did not return it")
+        return PostResult(comment.id, url=_url_of(comment))
+
+    def _find_reply(self, parent: str, text: str, since: float) -> PostResult | None:
+        """The account's comment under ``parent`` with this body (or one a moderator removed since), made since ``since``."""
+        with self._errors(f"reply to {parent}"):
+            for comment in self.reddit().redditor(self.me()).comments.new(limit=RECENT):
+                data = vars(comment)  # what the listing gave: reading a missing attribute would fetch the comment
+                body = str(data.get("body", ""))
+                if data.get("parent_id") == parent and float(data.get("created_utc", 0.0)) >= since and (body.strip() in _GONE or _same(body, text)):
+                    return PostResult(comment.id, url=_url_of(comment), note="found by reconciliation")
+        return None
+
+    def me(self) -> str:
+        """The account's name as Reddit spells it (``/api/v1/me``, asked once)."""
+        if self._me is None:
+            with self._errors(self._who(), listening=True):
+                account = self.reddit().user.me()
+                if account is None:  # praw's answer for a read-only client
+                    raise Disabled(f"praw site {self.options.site!r} is read-only (no username and password): it cannot listen or reply")
+                self._me = str(account.name)
+        return self._me
+
+    def incoming(self, watch: list[str]) -> list[Incoming]:
+        """The inbox's newest comments (replies to the bot, mentions of it) and, for ``watch``, the
+        newest comments and posts of those subreddits: what the bot has not decided about yet, oldest first.
+
+        Nothing is marked read (see the module's docstring). The bot's own, deleted or removed
+        things and those in locked or archived threads are left out: none can be answered.
+        """
+        me = self.me()
+        with self._errors(self._who(), listening=True):
+            reddit = self.reddit()
+            heard = list(reddit.inbox.all(limit=HEARD, params={"mark": "false"}))
+            if watch:
+                places = reddit.subreddit("+".join(_sub(name) for name in watch))
+                heard += list(places.comments(limit=HEARD))
+                heard += list(places.new(limit=HEARD))
+        things: dict[str, dict[str, Any]] = {}
+        for thing in heard:
+            data = vars(thing)
+            kind = thing.fullname.partition("_")[0]
+            author = getattr(data.get("author"), "name", None)  # praw: None for "[deleted]"
+            text = str(data.get("body", "")) if kind == "t1" else str(data.get("title", ""))
+            if kind not in ("t1", "t3") or author is None or author.lower() == me.lower() or text.strip() in _GONE:
+                continue  # a private message, the bot's own, or gone
+            if data.get("locked") or data.get("archived"):
+                continue
+            things[thing.fullname] = {**data, **things.get(thing.fullname, {})}  # one thing in the inbox and a watched listing
+        fresh = self.ledger.unseen(self.bot, things)
+        new = {name: data for name, data in things.items() if name in fresh}
+        depths = self._depths({name: str(data["parent_id"]) for name, data in new.items() if name.startswith("t1_") and "parent_id" in data})
+        items = [self._heard(name, data, me, depths.get(name, 0)) for name, data in new.items()]
+        return sorted(items, key=lambda item: item.created_at or datetime.min.replace(tzinfo=UTC))
+
+    def _who(self) -> str:
+        """The account, for messages: ``u/NAME`` once known."""
+        return f"u/{self._me}" if self._me else f"praw site {self.options.site!r}"
+
+    def _heard(self, name: str, data: dict[str, Any], me: str, depth: int) -> Incoming:
+        """One listed comment or post as the bot hears it."""
+        created = datetime.fromtimestamp(float(data.get("created_utc", 0.0)), UTC)
+        author = str(data["author"].name)
+        if name.startswith("t3_"):
+            title, body = str(data.get("title", "")), str(data.get("selftext", "")).strip()
+            text = f"{title}\n\n{body}" if body and body not in _GONE else title
+            permalink = data.get("permalink")
+            return Incoming(name, text, author, name, 0, name, url=f"https://www.reddit.com{permalink}" if permalink else None, created_at=created)
+        text = _unsummoned(str(data.get("body", "")), me)
+        if isinstance(data.get("depth"), int):
+            depth = int(data["depth"]) + 1  # a comment tree's depth counts from 0 at the top-level comments
+        context = str(data.get("context") or "")
+        thread = str(data.get("link_id") or "") or _post_of(context)
+        where = data.get("permalink") or context.partition("?")[0]
+        return Incoming(name, text, author, thread, depth, name, url=f"https://www.reddit.com{where}" if where else None, created_at=created)
+
+    def _depths(self, parents: dict[str, str]) -> dict[str, int]:
+        """How deep each comment of ``parents`` (fullname: its parent's fullname) sits: a top-level
+        comment 1. Unknown ancestors are looked up level by level, every comment's at once."""
+        up: dict[str, str | None] = dict(parents)  # fullname -> parent's; None: Reddit does not have it
+
+        def climb(name: str) -> tuple[int, str | None]:
+            """Steps up to the post, or to the first ancestor whose parent is not known (and that ancestor)."""
+            hops = 0
+            while not name.startswith("t3_"):
+                parent = up.get(name)
+                if parent is None or hops > DEPTH_WALK:
+                    return hops, name
+                name, hops = parent, hops + 1
+            return hops, None
+
+        for _ in range(DEPTH_WALK):
+            missing = {end for hops, end in map(climb, parents) if end is not None and end not in up and hops <= DEPTH_WALK}
+            if not missing:
+                break
+            with self._errors(self._who(), listening=True):
+                found = {thing.fullname: vars(thing).get("parent_id") for thing in self.reddit().info(fullnames=sorted(missing))}
+            up.update({name: found.get(name) for name in missing})
+        # An ancestor not found, or past the walk: at least one level more than was seen.
+        return {name: hops + (end is not None) for name in parents for hops, end in [climb(name)]}
 
     def account(self) -> str:
         """``reddit:USERNAME`` (lowercased) of the praw site: bots posting as one user share its limits.
@@ -191,16 +333,21 @@ class RedditTarget(Target):
         return f"r/{self.options.sub} as praw site {self.options.site}"
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """praw's and prawcore's exceptions, sorted into what the bot should do about them."""
+    def _errors(self, what: str | None = None, *, reply: bool = False, listening: bool = False) -> Iterator[None]:
+        """praw's and prawcore's exceptions, sorted into what the bot should do about them.
+
+        ``what`` starts each message (the subreddit by default); ``reply``: Reddit's refusals are
+        about the parent (deleted, locked, archived, a subreddit that banned the bot), not the bot,
+        so they fail that reply only; ``listening``: reading the inbox and ``reply.watch``.
+        """
         from praw.exceptions import PRAWException, RedditAPIException
         from prawcore import exceptions as e
 
-        sub = f"r/{self.options.sub}"
+        sub = what or f"r/{self.options.sub}"
         try:
             yield
         except RedditAPIException as exc:
-            raise _api_error(exc, sub) from None
+            raise (_reply_error(exc, sub) if reply else _api_error(exc, sub)) from None
         except e.TooManyRequests as exc:
             wait = praw_site.header_wait(exc.response.headers, default=DEFAULT_WAIT_S, least=1.0)
             raise RateLimited(f"{sub}: Reddit answered HTTP 429 (too many requests); waiting {wait:g}s", wait) from None
@@ -208,14 +355,18 @@ class RedditTarget(Target):
             raise Transient(f"{sub}: no answer from Reddit to {exc}; it may have gone out, so it is looked up before any retry") from None
         except (e.ServerError, e.RequestException) as exc:
             raise Transient(f"{sub}: Reddit unreachable or failing ({_what(exc)}), after prawcore's own retries") from None
+        except (e.Forbidden, e.NotFound) if reply else () as exc:  # a reply's 403 or 404 is about its parent
+            raise Rejected(f"{sub}: Reddit refused the reply ({_what(exc)}: the parent is gone, locked, or in a subreddit that banned the bot)") from None
         except (e.OAuthException, e.InvalidToken, e.InsufficientScope, e.Forbidden) as exc:
             raise Disabled(
                 f"{sub}: Reddit refused the account of praw site {self.options.site!r} ({_what(exc)}); check its credentials, app type and bans"
+                + ("; and that reply.watch names public subreddits" if listening else "")
             ) from None
         except (e.NotFound, e.Redirect):
-            raise Disabled(f"{sub}: no such subreddit, or it is banned; check subreddit:") from None
+            key = "reply.watch" if listening else "subreddit:"
+            raise Disabled(f"{sub}: no such subreddit, or it is banned; check {key}") from None
         except e.BadRequest as exc:
-            raise Rejected(f"{sub}: Reddit refused the post ({_what(exc)})") from None
+            raise Rejected(f"{sub}: Reddit refused the {'reply' if reply else 'post'} ({_what(exc)})") from None
         except e.ResponseException as exc:
             if "access_token" in str(getattr(exc.response, "url", "")):
                 raise Disabled(f"{sub}: Reddit refused the credentials of praw site {self.options.site!r} ({_what(exc)})") from None
@@ -292,3 +443,36 @@ def _message_wait(message: str) -> float:
     if match is None:
         return DEFAULT_WAIT_S
     return int(match.group(1)) * _UNITS[match.group(2)[:5]] + 1.0
+
+
+def _reply_error(exc: Any, what: str) -> Exception:
+    """A RedditAPIException about a reply: RateLimited (RATELIMIT), Disabled (no account), else
+    Rejected, the parent's fault (deleted, locked, archived...) or the text's."""
+    for item in exc.items:
+        if item.error_type == "RATELIMIT":
+            return RateLimited(f"{what}: Reddit says {item.message!r}", _message_wait(item.message))
+    first = exc.items[0]
+    message = f"{what}: Reddit refused the reply: {first.error_type}: {first.message}"
+    return Disabled(message) if first.error_type == "USER_REQUIRED" else Rejected(message)
+
+
+def _sub(name: str) -> str:
+    """A subreddit's name as ``r/NAME``, ``/r/NAME`` or ``NAME``."""
+    return name.strip().removeprefix("/").removeprefix("r/")
+
+
+def _post_of(context: str) -> str:
+    """The post's fullname in an inbox item's ``context`` (``/r/SUB/comments/POST/slug/COMMENT/?context=3``)."""
+    parts = context.partition("?")[0].strip("/").split("/")
+    return f"t3_{parts[3]}" if len(parts) > 3 and parts[2] == "comments" else context
+
+
+def _unsummoned(body: str, me: str) -> str:
+    """A comment's body without the ``u/ME`` that summons the bot at its start (what it answers is the rest)."""
+    return re.sub(rf"^\s*(?:/?u/{re.escape(me)}\b[\s,:]*)+", "", body, flags=re.IGNORECASE).strip()
+
+
+def _url_of(thing: Any) -> str | None:
+    """A listed comment's or post's web address, from what the listing gave."""
+    permalink = vars(thing).get("permalink")
+    return f"https://www.reddit.com{permalink}" if permalink else None

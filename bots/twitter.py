@@ -12,6 +12,18 @@ id and a note saying so. X does not promise that refusal, so it is only the seco
 and the only one where X will not list the account's posts (its Free tier serves just posting and
 ``/2/users/me``): then the bot says so once and relies on it.
 
+It listens too (a bot's ``reply:`` block): each listening tick asks for the account's mentions
+(``GET /2/users/:id/mentions``, one page of :data:`MENTIONS`, with the authors and the posts they
+answer expanded), from the newest mention the ledger has decided about (``since_id``, kept in
+memory: after a restart the first page is read again, and the ledger skips what it saw). A
+mention's depth is its place in its conversation: 0 for a post, 1 for a reply to the
+conversation's root, more found by looking up the posts it answers (``GET /2/tweets?ids=``, one
+call per level for every new mention at once, at most :data:`DEPTH_WALK`). What the bot answers
+is the text without the ``@handles`` X puts before a reply. A reply is ``create_tweet`` with
+``in_reply_to_tweet_id``; it is reconciled like a post, among the account's own posts, as a reply
+to that parent (X shows a reply with ``@PARENT_AUTHOR`` before its text). X's 403 or 404 for a
+parent deleted or out of reach fails that reply only.
+
 Seam for tests and proxies: the tweepy client is built in :meth:`TwitterTarget.make_client` and
 kept as :attr:`TwitterTarget.client`; tweepy hard-codes ``https://api.twitter.com``, so a test
 mounts a ``requests`` transport adapter on ``target.client.session`` to reach a local fake server.
@@ -20,18 +32,19 @@ mounts a ``requests`` transport adapter on ``target.client.session`` to reach a 
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, SecretStr
 
-from botkit.bots import Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
 
 if TYPE_CHECKING:
@@ -51,6 +64,14 @@ CLOCK_SLACK = timedelta(seconds=300)  # a post this much older than the claim st
 _LINKISH = re.compile(r"://|\w\.[A-Za-z]{2,}")
 _TCO = r"\S*https://t\.co/\w+\S*"  # the link, with whatever punctuation X left outside it
 KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+MENTIONS = 100  # mentions read per listening tick: one page, X's most
+#: Levels of parent posts looked up to place a mention in its conversation (one call per level for all new
+#: mentions at once); a deeper one counts as DEPTH_WALK + 1 deep, far past any sensible reply.max_depth.
+DEPTH_WALK = 10
+TWEET_FIELDS = ["conversation_id", "in_reply_to_user_id", "referenced_tweets", "created_at", "author_id"]
+_LEADING_HANDLES = re.compile(r"^(?:\s*@\w{1,15}\b)+\s*")
+#: X's words for a reply whose parent cannot be answered (deleted, hidden, or replies limited by its author).
+_PARENT_GONE = ("deleted", "not visible", "reply to this conversation", "not allowed")
 
 
 class TwitterTargetOptions(TargetOptions):
@@ -66,8 +87,15 @@ class TwitterTarget(Target):
     options: TwitterTargetOptions
     default_limits: ClassVar[Limits] = DEFAULT_LIMITS
 
+    listens = True
+
     _client: tweepy.Client | None = None
     _user_id: int | None = None
+    _username: str | None = None
+    #: since_id of the next mentions request: the newest mention of a page the ledger has decided about entirely.
+    _since: int | None = None
+    _newest: int | None = None  # the newest mention of the last page
+    _heard: tuple[str, ...] = ()  # what the last page handed the bot, undecided then
     #: False once X refused to list the account's posts: its access level has no timelines.
     _can_look_up: bool = True
     #: The candidate a lookup just did not find: a duplicate refusal of its post means it went out.
@@ -121,11 +149,12 @@ class TwitterTarget(Target):
         import tweepy
 
         matches = shown_as(self.text_of(candidate))
+        parent = candidate.reply_to
         since = None if candidate.claimed_at is None else candidate.claimed_at - CLOCK_SLACK  # aware UTC: tweepy sends it as UTC
         with self._errors():
             user = self._me()
             try:
-                response = self.client.get_users_tweets(user, max_results=RECENT, start_time=since, user_auth=True)
+                response = self.client.get_users_tweets(user, max_results=RECENT, start_time=since, tweet_fields=["referenced_tweets"], user_auth=True)
             except tweepy.Forbidden as exc:  # the account's own 403s come from posting; this one is about the access level
                 self._can_look_up = False
                 log.warning(
@@ -135,24 +164,115 @@ class TwitterTarget(Target):
                 )
                 return None
         for tweet in response.data or []:
-            if matches(tweet.text):
+            answers = _replied_to(tweet)
+            if answers != (None if parent is None else int(parent)):
+                continue  # a reply is never the post, nor a reply to another parent
+            if matches(tweet.text) or (parent is not None and matches(_LEADING_HANDLES.sub("", tweet.text))):
                 return PostResult(str(tweet.id), url=f"https://x.com/i/web/status/{tweet.id}", note="found by reconciliation")
         return None
 
     def _me(self) -> int:
-        """The account's user id, asked once: it never changes for one access token."""
+        """The account's user id, asked once (with its username): neither changes for one access token."""
         if self._user_id is None:
-            self._user_id = int(self.client.get_me(user_auth=True).data.id)
+            user = self.client.get_me(user_auth=True).data
+            self._user_id, self._username = int(user.id), str(user.username)
         return self._user_id
+
+    def me(self) -> str:
+        """The account's username (``/2/users/me``, asked once), as mentions name their authors."""
+        if self._username is None:
+            with self._errors():
+                self._me()
+        assert self._username is not None
+        return self._username
+
+    # -- listening ---------------------------------------------------------------------------
+
+    def incoming(self, watch: list[str]) -> list[Incoming]:
+        """The account's newest mentions the bot has not decided about, oldest first (see the module's docstring)."""
+        import tweepy
+
+        with self._errors():
+            user = self._me()
+            if self._newest is not None and not self.ledger.unseen(self.bot, self._heard):
+                self._since = self._newest  # everything up to there was decided: ask only for what is newer
+            try:
+                response = self.client.get_users_mentions(
+                    user, since_id=self._since, max_results=MENTIONS, expansions=["referenced_tweets.id", "author_id"],
+                    tweet_fields=TWEET_FIELDS, user_fields=["username"], user_auth=True,
+                )  # fmt: skip
+            except tweepy.Forbidden as exc:  # bad keys answer 401: a 403 here is about the access level (or a suspended account)
+                raise Disabled(
+                    f"X will not list the account's mentions (HTTP 403: {_messages(exc)}); a reply bot needs an access level that reads them (X's Free tier does not)"
+                ) from None
+        every = response.data or []
+        if every:
+            self._newest = max(self._newest or 0, *(t.id for t in every))
+        tweets = [t for t in every if t.author_id != user]  # the bot's own: never answered
+        names = {int(u.id): str(u.username) for u in response.includes.get("users", [])}
+        fresh = self.ledger.unseen(self.bot, (str(t.id) for t in tweets))
+        new = [t for t in tweets if str(t.id) in fresh]
+        self._heard = tuple(str(t.id) for t in new)
+        # What each post answers, as far as this page tells: the root of a conversation answers nothing.
+        up: dict[int, int | None] = {}
+        for tweet in [*new, *response.includes.get("tweets", [])]:
+            up[tweet.id] = _replied_to(tweet)
+            if tweet.conversation_id is not None:
+                up[tweet.conversation_id] = None
+        depths = self._depths({t.id: up[t.id] for t in new}, up)
+        items = [
+            Incoming(
+                id=str(t.id), text=_spoken(t.text), author=names.get(t.author_id or 0, str(t.author_id)), thread=str(t.conversation_id or t.id),
+                depth=depths[t.id], link=str(t.id), url=f"https://x.com/{names.get(t.author_id or 0, 'i/web')}/status/{t.id}",
+                created_at=t.created_at.astimezone(UTC) if t.created_at else None,
+            )
+            for t in new
+        ]  # fmt: skip
+        return sorted(items, key=lambda item: int(item.id))
+
+    def _depths(self, start: dict[int, int | None], up: dict[int, int | None]) -> dict[int, int]:
+        """How deep each post of ``start`` (id: the id it answers) sits in its conversation; ``up``
+        holds what is known of other posts (None: a root). The rest is looked up level by level."""
+        lost: set[int] = set()  # posts X does not show (deleted, protected)
+
+        def climb(tweet: int) -> tuple[int, int | None]:
+            """Steps up to the root, or to the first post whose parent is not known (and that post)."""
+            hops = 0
+            while (parent := up.get(tweet, -1)) is not None:
+                if parent == -1 or hops > DEPTH_WALK:
+                    return hops, tweet
+                tweet, hops = parent, hops + 1
+            return hops, None
+
+        for _ in range(DEPTH_WALK):
+            missing = {end for hops, end in map(climb, start) if end is not None and end not in up and end not in lost and hops <= DEPTH_WALK}
+            if not missing:
+                break
+            with self._errors():
+                response = self.client.get_tweets(sorted(missing), tweet_fields=["referenced_tweets", "conversation_id"], user_auth=True)
+            for tweet in response.data or []:
+                up[tweet.id] = _replied_to(tweet)
+                if tweet.conversation_id is not None:
+                    up[tweet.conversation_id] = None
+            lost |= missing - set(up)
+        # A post not shown, or past the walk: at least one level more than was seen.
+        return {tweet: hops + (end is not None) for tweet in start for hops, end in [climb(tweet)]}
 
     def _create(self, candidate: Candidate) -> PostResult:
         import tweepy
 
+        parent = candidate.reply_to
         try:
-            response = self.client.create_tweet(text=self.text_of(candidate))
+            response = self.client.create_tweet(text=self.text_of(candidate), in_reply_to_tweet_id=parent)
         except tweepy.Forbidden as exc:
             if any(DUPLICATE in message.lower() for message in exc.api_messages):
                 raise _Duplicate from None
+            if parent is not None and any(word in message.lower() for message in exc.api_messages for word in _PARENT_GONE):
+                raise Rejected(f"X refused the reply to {parent} (HTTP 403: {_messages(exc)})") from None
+            raise
+        except tweepy.NotFound as exc:
+            if parent is not None:
+                raise Rejected(f"X refused the reply to {parent} (HTTP 404: {_messages(exc)}): the post is gone") from None
             raise
         tweet_id = str(response.data["id"])
         return PostResult(tweet_id, url=f"https://x.com/i/web/status/{tweet_id}")
@@ -208,6 +328,16 @@ def shown_as(text: str) -> Callable[[str], bool]:
         return pattern.fullmatch(unicodedata.normalize("NFC", plain).strip()) is not None
 
     return matches
+
+
+def _replied_to(tweet: Any) -> int | None:
+    """The id of the post a post answers (its ``replied_to`` reference), or None."""
+    return next((int(ref.id) for ref in tweet.referenced_tweets or [] if ref.type == "replied_to"), None)
+
+
+def _spoken(text: str) -> str:
+    """What a post says: X's entities unescaped, without the ``@handles`` X puts before a reply."""
+    return _LEADING_HANDLES.sub("", html.unescape(text), count=1).strip()
 
 
 def _messages(exc: Any) -> str:

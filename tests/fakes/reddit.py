@@ -24,6 +24,18 @@ It serves the wire shapes praw 8 / prawcore 4 use (see /work/shared/research/api
   With :attr:`FakeReddit.normalise`, ``/user/{name}/submitted`` shows titles and bodies as Reddit
   may: whitespace trimmed and collapsed, ``&``, ``<``, ``>`` escaped as HTML entities.
 
+* For reply bots: ``GET /message/inbox`` (also ``/message/comments``, ``/message/selfreply``,
+  ``/message/mentions``: comment replies, replies to the account's posts and ``u/NAME`` mentions,
+  newest first, in the inbox's shape: ``context`` and ``type`` but no ``link_id``, ``permalink`` or
+  ``depth``), ``GET /r/{sub}/comments`` and ``GET /r/{sub}/new`` (``a+b`` for several; comments
+  with ``link_id`` and ``permalink`` but no ``depth``, as Reddit lists them), ``GET /api/info?id=``
+  (things by fullname), ``GET /user/{name}/comments`` (newest first) and ``POST /api/comment``
+  (``{"json": {"data": {"things": [...]}}}``; Reddit's DELETED_COMMENT, DELETED_LINK,
+  THREAD_LOCKED and TOO_OLD errors for a parent deleted, locked or archived).
+  :meth:`FakeReddit.post`, :meth:`FakeReddit.comment`, :meth:`FakeReddit.delete`,
+  :meth:`FakeReddit.lock` and :meth:`FakeReddit.archive` script other users; :meth:`FakeReddit.fail_comment`
+  and :meth:`FakeReddit.drop_comment` fail ``/api/comment`` as ``fail_submit`` does submissions.
+
 Tests script faults with :meth:`FakeReddit.fail_next` and assert on :attr:`FakeReddit.requests`.
 The class is meant to grow (``POST /api/submit`` for posting bots) without changing its users.
 """
@@ -74,6 +86,9 @@ class Post:
     stickied: bool = False
     author: str = "someone"
     comments: list[Comment] = field(default_factory=list)
+    deleted: bool = False
+    locked: bool = False
+    archived: bool = False
 
     def thing(self, *, normalised: bool = False) -> dict[str, Any]:
         """The listing entry; ``normalised``: title and body as Reddit may show them (see :func:`normalised_text`)."""
@@ -83,14 +98,16 @@ class Post:
             "data": {
                 "id": self.id,
                 "name": f"t3_{self.id}",
-                "title": show(self.title),
-                "selftext": show(self.selftext),
+                "title": "[deleted]" if self.deleted else show(self.title),
+                "selftext": "[deleted]" if self.deleted else show(self.selftext),
                 "is_self": bool(self.selftext),
                 "score": self.score,
                 "created_utc": self.created_utc,
                 "over_18": self.over_18,
                 "stickied": self.stickied,
-                "author": self.author,
+                "locked": self.locked,
+                "archived": self.archived,
+                "author": "[deleted]" if self.deleted else self.author,
                 "subreddit": self.subreddit,
                 "permalink": f"/r/{self.subreddit}/comments/{self.id}/",
                 "num_comments": len(self.comments),
@@ -109,25 +126,37 @@ class Comment:
     score: int = 1
     stickied: bool = False
     author: str = "someone"
+    deleted: bool = False
+    locked: bool = False
 
-    def thing(self, post: Post, depth: int, replies: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "kind": "t1",
-            "data": {
-                "id": self.id,
-                "name": f"t1_{self.id}",
-                "parent_id": f"t1_{self.parent}" if self.parent else f"t3_{post.id}",
-                "link_id": f"t3_{post.id}",
-                "body": self.body,
-                "author": self.author,
-                "score": self.score,
-                "created_utc": self.created_utc,
-                "stickied": self.stickied,
-                "subreddit": post.subreddit,
-                "depth": depth,
-                "replies": _listing(replies) if replies else "",
-            },
+    @property
+    def fullname(self) -> str:
+        return f"t1_{self.id}"
+
+    def parent_name(self, post: Post) -> str:
+        return f"t1_{self.parent}" if self.parent else f"t3_{post.id}"
+
+    def thing(self, post: Post, depth: int | None, replies: list[dict[str, Any]], *, normalised: bool = False) -> dict[str, Any]:
+        """The comment as a post's comment tree shows it (with ``depth``), or as other listings do (``depth`` None: left out)."""
+        data = {
+            "id": self.id,
+            "name": self.fullname,
+            "parent_id": self.parent_name(post),
+            "link_id": f"t3_{post.id}",
+            "body": "[deleted]" if self.deleted else (normalised_text(self.body) if normalised else self.body),
+            "author": "[deleted]" if self.deleted else self.author,
+            "score": self.score,
+            "created_utc": self.created_utc,
+            "stickied": self.stickied,
+            "locked": self.locked,
+            "archived": post.archived,
+            "subreddit": post.subreddit,
+            "permalink": f"/r/{post.subreddit}/comments/{post.id}/_/{self.id}/",
+            "replies": _listing(replies) if replies else "",
         }
+        if depth is not None:
+            data["depth"] = depth
+        return {"kind": "t1", "data": data}
 
 
 @dataclass(frozen=True)
@@ -214,6 +243,8 @@ class FakeReddit(LocalServer):
         self._token_users: dict[str, str] = {}
         #: Top-level comments shown per post before the rest fold into a ``more`` stub (None: all).
         self.comment_page: int | None = None
+        self._comment_faults: deque[_SubmitFault] = deque()
+        self._made = itertools.count(1)  # ids of what users (and bots) post here: one sequence, so they sort by age
 
     # -- data --------------------------------------------------------------------------------
 
@@ -236,6 +267,82 @@ class FakeReddit(LocalServer):
         window = TIME_WINDOWS[time_filter]
         posts = [p for p in self.subreddits[subreddit.lower()] if window is None or p.created_utc >= self.now - window]
         return sorted(posts, key=lambda p: (-p.score, p.id))[:LISTING_CAP]
+
+    # -- other users, for reply bots -------------------------------------------------------------
+
+    def post(self, subreddit: str, title: str, *, author: str = "someone", selftext: str = "") -> str:
+        """A new post by ``author`` in ``subreddit``, made now; returns its fullname."""
+        post = Post(f"p{next(self._made):05d}", title, subreddit, time.time(), selftext=selftext, author=author)
+        self.add_posts(subreddit, [post])
+        return f"t3_{post.id}"
+
+    def comment(self, parent: str, body: str, *, author: str = "someone") -> str:
+        """A new comment by ``author`` under ``parent`` (a fullname), made now; returns its fullname."""
+        found = self.find(parent)
+        assert found is not None, f"no {parent} here"
+        post, under = found
+        comment = Comment(f"k{next(self._made):05d}", body, under.id if under else None, time.time(), author=author)
+        post.comments.append(comment)
+        return comment.fullname
+
+    def delete(self, fullname: str) -> None:
+        """Delete a post or comment, as its author would: it stays, as ``[deleted]``."""
+        post, comment = self._thing(fullname)
+        if comment is not None:
+            comment.deleted = True
+        else:
+            post.deleted = True
+
+    def lock(self, fullname: str) -> None:
+        post, comment = self._thing(fullname)
+        if comment is not None:
+            comment.locked = True
+        else:
+            post.locked = True
+
+    def archive(self, fullname: str) -> None:
+        """Archive a post (Reddit does so after six months): nothing in it can be answered."""
+        self._thing(fullname)[0].archived = True
+
+    def find(self, fullname: str) -> tuple[Post, Comment | None] | None:
+        """The post of a fullname, and the comment when it names one; None when there is no such thing."""
+        kind, _, thing_id = fullname.partition("_")
+        for posts in self.subreddits.values():
+            for post in posts:
+                if kind == "t3" and post.id == thing_id:
+                    return post, None
+                if kind == "t1":
+                    for comment in post.comments:
+                        if comment.id == thing_id:
+                            return post, comment
+        return None
+
+    def _thing(self, fullname: str) -> tuple[Post, Comment | None]:
+        found = self.find(fullname)
+        assert found is not None, f"no {fullname} here"
+        return found
+
+    def all_comments(self) -> list[tuple[Post, Comment]]:
+        """Every comment with its post, oldest first."""
+        every = [(post, comment) for posts in self.subreddits.values() for post in posts for comment in post.comments]
+        return sorted(every, key=lambda pc: (pc[1].created_utc, pc[1].id))
+
+    def replies(self, fullname: str) -> list[Comment]:
+        """The comments directly under a post or comment, oldest first."""
+        return [c for post, c in self.all_comments() if c.parent_name(post) == fullname]
+
+    def comments_by(self, author: str) -> list[Comment]:
+        return [c for _, c in self.all_comments() if c.author.lower() == author.lower()]
+
+    def depth(self, fullname: str) -> int:
+        """How deep a thing sits: a post 0, a top-level comment 1..."""
+        post, comment = self._thing(fullname)
+        depth = 0
+        while comment is not None:
+            depth += 1
+            parent = comment.parent
+            comment = next((c for c in post.comments if c.id == parent), None) if parent else None
+        return depth
 
     # -- scripting and inspection -------------------------------------------------------------
 
@@ -271,6 +378,19 @@ class FakeReddit(LocalServer):
         """Close the connection of the next ``times`` submissions without answering (the client sees
         a dropped connection), by default after making the post."""
         self._submit_faults.extend(_SubmitFault(DROP, {}, post_first) for _ in range(times))
+
+    def fail_comment(self, status: int = 200, *, times: int = 1, ratelimit_minutes: int | None = None, post_first: bool = False) -> None:
+        """As :meth:`fail_submit`, for ``POST /api/comment`` (a reply)."""
+        if ratelimit_minutes is not None:
+            message = f"Looks like you've been doing that a lot. Take a break for {ratelimit_minutes} minutes before trying again."
+            body: dict[str, Any] = {"json": {"errors": [["RATELIMIT", message, "ratelimit"]]}}
+        else:
+            body = {"message": "fault", "error": status}
+        self._comment_faults.extend(_SubmitFault(status, body, post_first) for _ in range(times))
+
+    def drop_comment(self, *, times: int = 1, post_first: bool = True) -> None:
+        """As :meth:`drop_submit`, for ``POST /api/comment``: by default the comment is made, the answer lost."""
+        self._comment_faults.extend(_SubmitFault(DROP, {}, post_first) for _ in range(times))
 
     def titles(self, subreddit: str | None = None) -> list[str]:
         """Titles of the submissions made so far, in order (of one subreddit, if given)."""
@@ -334,7 +454,103 @@ class FakeReddit(LocalServer):
             return _Answer(200, {"name": user, "id": f"u{user}", "created_utc": self.now}) if user else _Answer(403, {"message": "Forbidden", "error": 403})
         if method == "GET" and len(parts) == 3 and parts[0] == "user" and parts[2] == "submitted":
             return self._submitted(parts[1], query)
+        if method == "GET" and len(parts) == 3 and parts[0] == "user" and parts[2] == "comments":
+            return self._user_comments(parts[1], query)
+        if method == "GET" and len(parts) == 2 and parts[0] == "message" and parts[1] in _INBOX:
+            return self._inbox(user, _INBOX[parts[1]], query) if user else _Answer(403, {"message": "Forbidden", "error": 403})
+        if method == "GET" and len(parts) == 3 and parts[0] == "r" and parts[2] in ("comments", "new"):
+            return self._newest(parts[1], parts[2], query)
+        if method == "GET" and parts == ["api", "info"]:
+            return self._info(query)
+        if method == "POST" and parts == ["api", "comment"]:
+            return self._reply(form or {}, user)
         return _Answer(404, {"message": "Not Found", "error": 404})
+
+    def _inbox(self, user: str, kinds: frozenset[str], query: dict[str, str]) -> _Answer:
+        """``GET /message/...``: comments answering the user's posts and comments, and those naming u/USER, newest first."""
+        items = []
+        for post, comment in reversed(self.all_comments()):
+            if comment.author.lower() == user.lower():
+                continue
+            parent = self.find(comment.parent_name(post))
+            assert parent is not None
+            above = parent[1].author if parent[1] is not None else parent[0].author
+            if above.lower() == user.lower():
+                kind = "comment_reply" if parent[1] is not None else "post_reply"
+            elif f"u/{user.lower()}" in comment.body.lower():
+                kind = "username_mention"
+            else:
+                continue
+            if kind not in kinds:
+                continue
+            data = comment.thing(post, None, [])["data"]
+            for key in ("link_id", "permalink", "locked", "archived", "stickied"):
+                del data[key]  # not in inbox items: praw finds the post through the context
+            data.update({
+                "context": f"/r/{post.subreddit}/comments/{post.id}/_/{comment.id}/?context=3", "type": kind, "was_comment": True, "new": True,
+                "subject": kind.replace("_", " "), "dest": user, "link_title": post.title, "subreddit_name_prefixed": f"r/{post.subreddit}",
+                "first_message": None, "first_message_name": None, "likes": None, "distinguished": None, "num_comments": len(post.comments),
+            })  # fmt: skip
+            items.append({"kind": "t1", "data": data})
+        return _Answer(200, _listing(items[: min(int(query.get("limit", 25)), PAGE_SIZE)]))
+
+    def _newest(self, names: str, what: str, query: dict[str, str]) -> _Answer:
+        """``GET /r/a+b/comments`` or ``/r/a+b/new``: the newest comments or posts of those subreddits."""
+        subs = [name.lower() for name in names.split("+")]
+        if any(name in self.private for name in subs):
+            return _Answer(403, {"reason": "private", "message": "Forbidden", "error": 403})
+        if any(name not in self.subreddits for name in subs):
+            return _Answer(404, {"message": "Not Found", "error": 404})
+        size = min(int(query.get("limit", 25)), PAGE_SIZE)
+        if what == "new":
+            posts = sorted((p for name in subs for p in self.subreddits[name]), key=lambda p: (p.created_utc, p.id), reverse=True)
+            return _Answer(200, _listing([p.thing() for p in posts[:size]]))
+        comments = [(post, c) for post, c in reversed(self.all_comments()) if post.subreddit.lower() in subs]
+        return _Answer(200, _listing([c.thing(post, None, []) for post, c in comments[:size]]))
+
+    def _info(self, query: dict[str, str]) -> _Answer:
+        """``GET /api/info?id=t1_a,t3_b``: the things that exist, deleted ones included (as ``[deleted]``)."""
+        things = []
+        for name in query.get("id", "").split(","):
+            found = self.find(name)
+            if found is not None:
+                post, comment = found
+                things.append(post.thing() if comment is None else comment.thing(post, None, []))
+        return _Answer(200, _listing(things))
+
+    def _user_comments(self, user: str, query: dict[str, str]) -> _Answer:
+        """``GET /user/{name}/comments``: that account's comments, newest first (one page)."""
+        mine = [(post, c) for post, c in reversed(self.all_comments()) if c.author.lower() == user.lower()]
+        page = mine[: min(int(query.get("limit", 25)), PAGE_SIZE)]
+        return _Answer(200, _listing([c.thing(post, None, [], normalised=self.normalise) for post, c in page]))
+
+    def _reply(self, form: dict[str, str], user: str | None) -> _Answer:
+        """``POST /api/comment``: Reddit's checks on the parent in Reddit's shapes, then the comment is made."""
+        fault = self._comment_faults.popleft() if self._comment_faults else None
+        if fault is not None and not fault.post_first:
+            return _Answer(fault.status, fault.body)
+        parent, text = form.get("thing_id", ""), form.get("text", "")
+        if user is None:
+            return _api_errors("USER_REQUIRED", "Please log in to do that.", None)
+        found = self.find(parent)
+        if found is None:
+            return _api_errors("NO_THING_ID", "no thing id given or the ID doesn't exist", "parent")
+        post, comment = found
+        if comment is not None and comment.deleted:
+            return _api_errors("DELETED_COMMENT", "that comment has been deleted", "parent")
+        if post.deleted:
+            return _api_errors("DELETED_LINK", "the link you are commenting on has been deleted", "parent")
+        if post.archived:
+            return _api_errors("TOO_OLD", "that's a piece of history now; it's too late to reply to it", "parent")
+        if post.locked or (comment is not None and comment.locked):
+            return _api_errors("THREAD_LOCKED", "Comments are locked.", "parent")
+        if not text.strip():
+            return _api_errors("NO_TEXT", "we need something here", "text")
+        made = Comment(f"k{next(self._made):05d}", text, comment.id if comment else None, time.time(), author=user)
+        post.comments.append(made)
+        if fault is not None:
+            return _Answer(fault.status, fault.body, delay=self.submit_delay)
+        return _Answer(200, {"json": {"errors": [], "data": {"things": [made.thing(post, None, [])]}}}, delay=self.submit_delay)
 
     def _submit(self, form: dict[str, str], user: str | None) -> _Answer:
         """``POST /api/submit``: Reddit's checks in Reddit's shapes, then the post is recorded."""
@@ -454,6 +670,21 @@ class FakeReddit(LocalServer):
             handler.send_header("Connection", "close")  # servers do, or urllib3 reuses the dead socket
         handler.end_headers()
         handler.wfile.write(body)
+
+
+#: The inbox listings and what each lists (``/message/unread`` too: nothing here is ever marked read).
+_INBOX = {
+    "inbox": frozenset({"comment_reply", "post_reply", "username_mention"}),
+    "unread": frozenset({"comment_reply", "post_reply", "username_mention"}),
+    "comments": frozenset({"comment_reply"}),
+    "selfreply": frozenset({"post_reply"}),
+    "mentions": frozenset({"username_mention"}),
+}
+
+
+def _api_errors(error: str, message: str, field: str | None) -> _Answer:
+    """Reddit's refusal of a form: HTTP 200 with ``json.errors``."""
+    return _Answer(200, {"json": {"errors": [[error, message, field]]}})
 
 
 def _listing(children: list[dict[str, Any]]) -> dict[str, Any]:

@@ -20,6 +20,20 @@ It serves, in X's API v2 shapes (401 for unknown OAuth 1.0a keys on every route)
   posts younger than that many seconds, as X's timelines can lag behind a post; with
   ``timelines=False`` it answers 403 "client-not-enrolled", as X's Free tier does.
 
+For reply bots:
+
+* ``POST /2/tweets`` with ``{"reply": {"in_reply_to_tweet_id": ...}}``: a reply in the parent's
+  conversation, shown (as X does) with ``@PARENT_AUTHOR`` before its text; 403 "deleted or not
+  visible" for a parent that is gone.
+* ``GET /2/users/:id/mentions?since_id=&max_results=&expansions=&tweet.fields=&user.fields=``: the
+  posts naming ``@USERNAME``, newest first, with ``includes.users`` (``author_id``) and
+  ``includes.tweets`` (``referenced_tweets.id``; a deleted one as an ``errors`` entry, as X does).
+  :meth:`FakeX.fail_reads` scripts its faults (a 429 while listening).
+* ``GET /2/tweets?ids=`` and ``GET /2/tweets/:id``: lookups (``errors`` for what is gone);
+  ``tweet.fields`` are honoured here and on the timeline.
+* :meth:`FakeX.add_user`, :meth:`FakeX.say` (a post or reply by anyone) and :meth:`FakeX.delete`
+  script other users.
+
 Texts come back as X shows them (:func:`shown`): ``&``, ``<``, ``>`` escaped as HTML entities and
 links replaced by t.co links. Every answer carries the three ``x-rate-limit-*`` headers.
 """
@@ -53,6 +67,9 @@ NOT_ENROLLED = {
 }  # fmt: skip
 _OAUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _USER_TWEETS = re.compile(r"/2/users/(\d+)/tweets")
+_MENTIONS = re.compile(r"/2/users/(\d+)/mentions")
+_ONE_TWEET = re.compile(r"/2/tweets/(\d+)")
+GONE_PARENT = "You attempted to reply to a Tweet that is deleted or not visible to you."
 # Links as X finds them: with a scheme, or a bare domain; punctuation at the end stays outside.
 _LINK = re.compile(r"(?<![\w@.])(?:https?://)?(?:[A-Za-z0-9-]+\.)+(?:com|org|net|dev|io|co|me)\b(?:/\S*)?", re.I)
 _TRAILING = ".,;:!?)'\""
@@ -65,10 +82,25 @@ class Tweet:
     consumer_key: str
     access_token: str
     created_at: float = field(default_factory=time.time)
+    author_id: str = ""
+    in_reply_to: str | None = None  # the parent's id, for a reply
+    conversation_id: str = ""  # the root post's id ("": this post's own)
+    prefix: str = ""  # what X shows before the text: "@parent_author " for a reply
 
-    def data(self) -> dict[str, Any]:
-        """The tweet object of API v2 (default fields), its text as X shows it."""
-        return {"id": self.id, "text": shown(self.text), "edit_history_tweet_ids": [self.id]}
+    def data(self, fields: frozenset[str] = frozenset(), parent_author: str | None = None) -> dict[str, Any]:
+        """The tweet object of API v2 with the default fields and ``fields`` asked for, its text as X shows it."""
+        data: dict[str, Any] = {"id": self.id, "text": shown(self.prefix + self.text), "edit_history_tweet_ids": [self.id]}
+        extra = {
+            "author_id": self.author_id,
+            "conversation_id": self.conversation_id or self.id,
+            "created_at": datetime.fromtimestamp(self.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(self.created_at * 1000) % 1000:03d}Z",
+        }
+        if self.in_reply_to is not None:
+            extra["referenced_tweets"] = [{"type": "replied_to", "id": self.in_reply_to}]
+            if parent_author is not None:
+                extra["in_reply_to_user_id"] = parent_author
+        data.update({key: value for key, value in extra.items() if key in fields})
+        return data
 
 
 @dataclass(frozen=True)
@@ -120,8 +152,12 @@ class FakeX(LocalServer):
         self.window = window
         self.limit = limit
         self._faults: list[_Fault] = []
+        self._read_faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._next_id = 1_900_000_000_000_000_000
+        #: Users who are not one of the keys' accounts: id -> username.
+        self.users: dict[str, str] = {}
+        self.deleted: set[str] = set()
 
     # -- scripting and inspection -------------------------------------------------------------
 
@@ -138,12 +174,65 @@ class FakeX(LocalServer):
         reset = str(int(time.time() + seconds))
         self.fail_next(429, headers={"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0", "x-rate-limit-reset": reset})
 
+    def fail_reads(self, status: int, *, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` listings of mentions with ``status`` (0 drops the connection)."""
+        body = {"title": "fault", "detail": f"scripted {status}", "type": "about:blank", "status": status}
+        self._read_faults += [_Fault(status, dict(headers or {}), body) for _ in range(times)]
+
+    def rate_limit_reads(self, seconds: float) -> None:
+        """Answer the next listing of mentions with 429 and a reset ``seconds`` from now."""
+        reset = str(int(time.time() + seconds))
+        self.fail_reads(429, headers={"x-rate-limit-limit": "75", "x-rate-limit-remaining": "0", "x-rate-limit-reset": reset})
+
     def texts(self) -> list[str]:
         return [t.text for t in self.tweets]
 
     def user_id(self, access_token: str) -> str:
         """The id of the account an access token belongs to (stable, numeric, as X's)."""
         return str(1_000_000 + list(self.accounts.values()).index(access_token))
+
+    def username(self, user_id: str) -> str:
+        """A user's handle: ``botID`` for the keys' accounts."""
+        return self.users.get(user_id, f"bot{user_id}")
+
+    def add_user(self, username: str) -> str:
+        """Another user of X; returns their id."""
+        user_id = str(2_000_000 + len(self.users))
+        self.users[user_id] = username
+        return user_id
+
+    def say(self, username: str, text: str, *, reply_to: str | None = None) -> Tweet:
+        """A post (or reply) by ``username``, made now: another user, or a keys' account posting outside botkit."""
+        ids = {name: uid for uid, name in self.users.items()}
+        ids.update({self.username(self.user_id(token)): self.user_id(token) for token in self.accounts.values()})
+        with self._lock:
+            return self._add(text, "", "", ids[username], reply_to)
+
+    def delete(self, tweet_id: str) -> None:
+        self.deleted.add(tweet_id)
+
+    def tweet(self, tweet_id: str) -> Tweet | None:
+        """A post that exists (not deleted)."""
+        found = next((t for t in self.tweets if t.id == tweet_id), None)
+        return None if found is None or found.id in self.deleted else found
+
+    def replies_to(self, tweet_id: str) -> list[Tweet]:
+        return [t for t in self.tweets if t.in_reply_to == tweet_id and t.id not in self.deleted]
+
+    def by(self, username: str) -> list[Tweet]:
+        return [t for t in self.tweets if self.username(t.author_id) == username]
+
+    def _add(self, text: str, key: str, token: str, author: str, reply_to: str | None) -> Tweet:
+        parent = self.tweet(reply_to) if reply_to else None
+        self._next_id += 1
+        tweet_id = str(self._next_id)
+        prefix = ""
+        if parent is not None:
+            handle = f"@{self.username(parent.author_id)}"
+            prefix = "" if text.lower().startswith(handle.lower()) else f"{handle} "
+        tweet = Tweet(tweet_id, text, key, token, time.time(), author, reply_to, parent.conversation_id or parent.id if parent else "", prefix)
+        self.tweets.append(tweet)
+        return tweet
 
     # -- server ------------------------------------------------------------------------------
 
@@ -167,7 +256,15 @@ class FakeX(LocalServer):
             return self._create(body, key, token)
         if method == "GET" and path == "/2/users/me":
             user = self.user_id(token)
-            return 200, {"data": {"id": user, "name": f"Bot {user}", "username": f"bot{user}"}}, {}, False
+            return 200, {"data": {"id": user, "name": f"Bot {user}", "username": self.username(user)}}, {}, False
+        mentions = _MENTIONS.fullmatch(path)
+        if method == "GET" and mentions:
+            fault = self._read_faults.pop(0) if self._read_faults else None
+            if fault is not None:
+                return fault.status, fault.body, fault.headers, fault.status == 0
+            return (*self._mentions(mentions[1], query), {}, False)
+        if method == "GET" and (path == TWEETS_PATH or _ONE_TWEET.fullmatch(path)):
+            return (*self._lookup(path, query), {}, False)
         timeline = _USER_TWEETS.fullmatch(path)
         if method == "GET" and timeline and not self.timelines:
             return 403, NOT_ENROLLED, {}, False
@@ -180,6 +277,9 @@ class FakeX(LocalServer):
         if fault is not None and not fault.post_first:
             return fault.status, fault.body, fault.headers, fault.status == 0
         text = str(body.get("text", ""))
+        reply_to = body.get("reply", {}).get("in_reply_to_tweet_id") if isinstance(body.get("reply"), dict) else None
+        if reply_to is not None and self.tweet(str(reply_to)) is None:
+            return 403, {"detail": GONE_PARENT, "type": "about:blank", "title": "Forbidden", "status": 403}, {}, False
         if self.duplicates and any(t.text == text and t.access_token == token for t in self.tweets):
             return 403, {"detail": DUPLICATE_DETAIL, "type": "about:blank", "title": "Forbidden", "status": 403}, {}, False
         if not text or len(text) > TWEET_MAX:
@@ -194,9 +294,7 @@ class FakeX(LocalServer):
                 {},
                 False,
             )
-        self._next_id += 1
-        tweet = Tweet(str(self._next_id), text, key, token)
-        self.tweets.append(tweet)
+        tweet = self._add(text, key, token, self.user_id(token), None if reply_to is None else str(reply_to))
         if fault is not None:
             return fault.status, fault.body, fault.headers, fault.status == 0
         return 201, {"data": tweet.data()}, {}, False
@@ -233,14 +331,66 @@ class FakeX(LocalServer):
                 ]
             }
         shown_by = time.time() - self.timeline_lag
-        mine = [t for t in reversed(self.tweets) if t.access_token == tokens[user] and since <= t.created_at <= shown_by]
+        mine = [t for t in reversed(self.tweets) if t.author_id == user and t.id not in self.deleted and since <= t.created_at <= shown_by]
         page = mine[:size]
         if not page:
             return 200, {"meta": {"result_count": 0}}
         meta: dict[str, Any] = {"result_count": len(page), "newest_id": page[0].id, "oldest_id": page[-1].id}
         if len(mine) > size:
             meta["next_token"] = f"page-after-{page[-1].id}"
-        return 200, {"data": [t.data() for t in page], "meta": meta}
+        return 200, {"data": [self._data(t, query) for t in page], "meta": meta}
+
+    def _data(self, tweet: Tweet, query: dict[str, str]) -> dict[str, Any]:
+        parent = self.tweet(tweet.in_reply_to) if tweet.in_reply_to else None
+        fields = frozenset(query.get("tweet.fields", "").split(","))
+        return tweet.data(fields, parent.author_id if parent else None)
+
+    def _mentions(self, user: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``GET /2/users/:id/mentions``: posts naming @USERNAME since ``since_id``, newest first, one page, with includes."""
+        size = int(query.get("max_results", "10"))
+        if not 5 <= size <= 100:
+            return 400, {"errors": [{"message": "The `max_results` query parameter value is not between 5 and 100"}], "title": "Invalid Request",
+                         "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}  # fmt: skip
+        handle = re.compile(rf"@{re.escape(self.username(user))}\b", re.I)
+        since = int(query.get("since_id", "0"))
+        found = [t for t in reversed(self.tweets) if t.id not in self.deleted and int(t.id) > since and handle.search(t.prefix + t.text)]
+        page = found[:size]
+        if not page:
+            return 200, {"meta": {"result_count": 0}}
+        expansions = set(query.get("expansions", "").split(","))
+        answer: dict[str, Any] = {"data": [self._data(t, query) for t in page]}
+        includes: dict[str, Any] = {}
+        errors = []
+        if "author_id" in expansions:
+            authors = dict.fromkeys(t.author_id for t in page)
+            includes["users"] = [{"id": a, "name": self.username(a).title(), "username": self.username(a)} for a in authors]
+        if "referenced_tweets.id" in expansions:
+            for parent_id in dict.fromkeys(t.in_reply_to for t in page if t.in_reply_to):
+                assert parent_id is not None
+                parent = self.tweet(parent_id)
+                if parent is None:
+                    errors.append(_not_found(parent_id, "referenced_tweets.id"))
+                else:
+                    includes.setdefault("tweets", []).append(self._data(parent, query))
+        if includes:
+            answer["includes"] = includes
+        if errors:
+            answer["errors"] = errors
+        answer["meta"] = {"result_count": len(page), "newest_id": page[0].id, "oldest_id": page[-1].id}
+        return 200, answer
+
+    def _lookup(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``GET /2/tweets?ids=`` or ``/2/tweets/:id``: what exists, and an ``errors`` entry for the rest."""
+        one = _ONE_TWEET.fullmatch(path)
+        ids = [one[1]] if one else [i for i in query.get("ids", "").split(",") if i]
+        found = [t for i in ids if (t := self.tweet(i)) is not None]
+        answer: dict[str, Any] = {}
+        if found:
+            answer["data"] = self._data(found[0], query) if one else [self._data(t, query) for t in found]
+        missing = [i for i in ids if self.tweet(i) is None]
+        if missing:
+            answer["errors"] = [_not_found(i, "id" if one else "ids") for i in missing]
+        return 200, answer
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
@@ -274,6 +424,11 @@ class FakeX(LocalServer):
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client was killed mid-request (the crash test)
             handler.close_connection = True
+
+
+def _not_found(tweet_id: str, parameter: str) -> dict[str, Any]:
+    return {"value": tweet_id, "detail": f"Could not find tweet with {parameter}: [{tweet_id}].", "title": "Not Found Error", "resource_type": "tweet",
+            "parameter": parameter, "resource_id": tweet_id, "type": "https://api.twitter.com/2/problems/resource-not-found"}  # fmt: skip
 
 
 def shown(text: str) -> str:
