@@ -20,7 +20,7 @@ from botkit.config import load_config
 from pgserver import PostgresServer, PostgresUnavailable
 from zones import zone
 
-__all__ = ["live_bots", "pg_url", "postgres", "reply_bots", "reply_model", "zone"]
+__all__ = ["ledger_url", "live_bots", "pg_url", "postgres", "reply_bots", "reply_model", "zone"]
 
 #: The reply model's lesson: each parent word has one answer, so its replies show it read the parent.
 ANSWERS = {"alpha": "zulu", "bravo": "yankee", "charlie": "xray", "delta": "whiskey", "echo": "victor", "golf": "tango"}
@@ -55,24 +55,44 @@ def live_bots(tmp_path: Path) -> Iterator[Callable[..., tuple[list[Bot], Ledger]
     keys of its own (``access_token: ${OTHER}``). Every call reads config.yaml again, as a
     restarted daemon does; the ledgers are closed when the test ends.
     """
-    ledgers: list[Ledger] = []
 
     def make(target: str, posts: list[str], *, bots: dict[str, str] | None = None, worker: str | None = None) -> tuple[list[Bot], Ledger]:
         (tmp_path / "posts.txt").write_text("".join(p + "\n" for p in posts), encoding="utf-8")
-        config = tmp_path / "config.yaml"
+        own = {name: f"target: {{{keys}}}" for name, keys in (bots or {"bot": ""}).items()}
+        return farm.build("  posts: posts.txt\n", target, own, worker)
+
+    with _Farm(tmp_path) as farm:
+        yield make
+
+
+class _Farm:
+    """A config.yaml of test bots in one folder, written and read again at every build (as a
+    restarted daemon reads it), on one SQLite ledger per build; the ledgers close at the end."""
+
+    DEFAULTS = "defaults:\n  filters: none\n  schedule: {every: 1s}\n  retry: {attempts: 3, backoff: 0.01s}\n"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ledgers: list[Ledger] = []
+
+    def build(self, defaults: str, target: str, bots: dict[str, str], worker: str | None) -> tuple[list[Bot], Ledger]:
+        """Bots with ``defaults`` (YAML lines) and ``target`` keys, live with limits lifted; ``bots``: each one's own keys."""
+        config = self.folder / "config.yaml"
         config.write_text(
-            "defaults:\n  posts: posts.txt\n  filters: none\n  schedule: {every: 1s}\n  retry: {attempts: 3, backoff: 0.01s}\n"
-            f"  target: {{{target}, live: true, limits: {{min_interval: 0s, daily_cap: null}}}}\n"
-            "bots:\n" + "".join(f"  {name}: {{target: {{{own}}}}}\n" for name, own in (bots or {"bot": ""}).items()),
+            self.DEFAULTS + defaults + f"  target: {{{target}, live: true, limits: {{min_interval: 0s, daily_cap: null}}}}\n"
+            "bots:\n" + "".join(f"  {name}: {{{own}}}\n" for name, own in bots.items()),
             encoding="utf-8",
         )
-        ledger = Ledger(store_url("botkit.db", tmp_path))
-        ledgers.append(ledger)
+        ledger = Ledger(store_url("botkit.db", self.folder))
+        self.ledgers.append(ledger)
         return build_bots(load_config(config).bots, ledger, str(config), worker=worker), ledger
 
-    yield make
-    for ledger in ledgers:
-        ledger.close()
+    def __enter__(self) -> _Farm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for ledger in self.ledgers:
+            ledger.close()
 
 
 @pytest.fixture(scope="session")
@@ -102,22 +122,19 @@ def reply_bots(tmp_path: Path, reply_model: Path) -> Iterator[Callable[..., tupl
     are the defaults except the cooldown (0 s) and the decay (1: every depth answered). Every call
     reads config.yaml again, as a restarted daemon does.
     """
-    ledgers: list[Ledger] = []
 
     def make(target: str, reply: str = "", *, bots: dict[str, str] | None = None, worker: str | None = None) -> tuple[list[Bot], Ledger]:
-        config = tmp_path / "config.yaml"
         extra = f", {reply}" if reply else ""
-        config.write_text(
-            "defaults:\n  filters: none\n  schedule: {every: 1s}\n  retry: {attempts: 3, backoff: 0.01s}\n  generate: {temperature: 0.1}\n"
-            f"  reply: {{model: {reply_model}, every: 1s, cooldown: 0s, decay: 1{extra}}}\n"
-            f"  target: {{{target}, live: true, limits: {{min_interval: 0s, daily_cap: null}}}}\n"
-            "bots:\n" + "".join(f"  {name}: {{{own}}}\n" for name, own in (bots or {"bot": ""}).items()),
-            encoding="utf-8",
-        )
-        ledger = Ledger(store_url("botkit.db", tmp_path))
-        ledgers.append(ledger)
-        return build_bots(load_config(config).bots, ledger, str(config), worker=worker), ledger
+        defaults = f"  generate: {{temperature: 0.1}}\n  reply: {{model: {reply_model}, every: 1s, cooldown: 0s, decay: 1{extra}}}\n"
+        return farm.build(defaults, target, bots or {"bot": ""}, worker)
 
-    yield make
-    for ledger in ledgers:
-        ledger.close()
+    with _Farm(tmp_path) as farm:
+        yield make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A ledger URL for the tests run on both databases: a SQLite file, then a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'farm.db'}"
+    return str(request.getfixturevalue("pg_url"))

@@ -55,13 +55,6 @@ def write_farm(folder: Path) -> Path:
     return config
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'farm.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[FakeReddit]:
     users = {"applebot": "apple-pw", "pearbot": "pear-pw"}

@@ -195,13 +195,6 @@ def test_run_once_listens_and_a_reply_only_bot_needs_a_reply_model(reply_bots: M
 PARENTS = 24
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'farm.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 def test_two_daemons_killed_at_random_answer_each_post_once(tmp_path: Path, reply_model: Path, ledger_url: str) -> None:
     """A poster and two reply bots on the outbox, run by two daemons that are SIGKILLed and
     restarted at random: every post is answered by each reply bot exactly once, in the ledger
