@@ -21,7 +21,7 @@ import functools
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -337,11 +337,40 @@ def _supplier(spec: BotSpec, ledger: Ledger, models: _Models) -> Callable[[int],
     return lambda start: ModelSamples(models.loader(model), spec.options.generate, start, salt=spec.name)
 
 
-def _replier(spec: BotSpec, ledger: Ledger, chain: FilterChain, models: _Models, names: set[str]) -> Replier | None:
+class _Accounts:
+    """The names a build's bots go by on their services: each bot's name (the outbox's authors) and
+    its account there (:meth:`Target.me`, asked once, at the first reply bot's need). An account
+    that cannot be asked now (the service is down) is asked again next time."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, Target] = {}
+        self._known: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, names: Iterable[str]) -> set[str]:
+        found = set()
+        for name in names:
+            found.add(name)
+            account = self._account(name)
+            if account is not None:
+                found.add(account)
+        return found
+
+    def _account(self, name: str) -> str | None:
+        with self._lock:
+            if name not in self._known and name in self.targets:
+                try:
+                    self._known[name] = self.targets[name].me()
+                except Exception as exc:  # noqa: BLE001 - any failure of a remote service: the bot name still counts
+                    log.info("%s: its account name is not known yet (%s)", name, type(exc).__name__)
+            return self._known.get(name)
+
+
+def _replier(spec: BotSpec, ledger: Ledger, chain: FilterChain, models: _Models, peers: set[str], accounts: _Accounts) -> Replier | None:
     model = spec.options.reply_model
     if model is None:
         return None
-    return Replier(spec, ledger, chain, models.loader(model), others=names)
+    return Replier(spec, ledger, chain, models.loader(model), peers=peers, accounts=accounts)
 
 
 def _target(spec: BotSpec, ledger: Ledger) -> Target:
@@ -375,11 +404,12 @@ def build_bots(specs: Mapping[str, BotSpec], ledger: Ledger, where: str, *, work
     """Every bot ready to tick as ``worker`` (a new id by default), or a :class:`ConfigError` listing every problem of every bot."""
     worker = worker or new_worker_id()
     problems = readiness(specs, where)
-    bots, models = [], _Models()
+    bots, models, accounts = [], _Models(), _Accounts()
     for spec in specs.values():
         try:
             target, chain = _target(spec, ledger), filter_chain(spec, ledger, where)
-            replier = _replier(spec, ledger, chain, models, set(specs))
+            accounts.targets[spec.name] = target
+            replier = _replier(spec, ledger, chain, models, set(specs), accounts)
             bots.append(Bot(spec, ledger, target, _supplier(spec, ledger, models), chain, worker=worker, stop=stop, replier=replier))
         except ConfigError as exc:
             message = str(exc)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -46,11 +46,21 @@ def chance(bot: str, parent: Incoming, decay: float) -> tuple[float, float]:
 class Replier:
     """Turns what a bot's target heard into reply candidates (or recorded skips) in the ledger.
 
-    ``me`` is the bot's own account on its target, ``others`` the names of the other bots in the
-    config (what the local outbox calls its authors), ``load`` the reply model's generator.
+    ``load`` gives the reply model's generator; ``peers`` the other bots of the config, and
+    ``accounts(names)`` the names those bots go by on the service (their bot names, which the local
+    outbox uses, and their accounts), so they are known as bots and ``reply.bots`` can name them.
     """
 
-    def __init__(self, spec: BotSpec, ledger: Ledger, chain: FilterChain, load: Callable[[], Generator], *, others: set[str]) -> None:
+    def __init__(
+        self,
+        spec: BotSpec,
+        ledger: Ledger,
+        chain: FilterChain,
+        load: Callable[[], Generator],
+        *,
+        peers: set[str],
+        accounts: Callable[[Iterable[str]], set[str]],
+    ) -> None:
         assert spec.options.reply is not None  # only reply bots get a replier
         self.name = spec.name
         self.options: ReplyOptions = spec.options.reply
@@ -59,7 +69,8 @@ class Replier:
         self.ledger = ledger
         self.chain = chain
         self.load = load
-        self.others = others - {spec.name}
+        self.peers = peers - {spec.name}
+        self.accounts = accounts
 
     def take(self, heard: Sequence[Incoming], me: str, now: datetime | None = None) -> tuple[int, int]:
         """Decide about everything new in ``heard`` (``me``: the bot's own account there): returns
@@ -94,8 +105,9 @@ class Replier:
         """The guard that keeps the bot from answering ``item`` (the ledger's thread and author
         guards included, read here so no reply is generated in vain), or None."""
         o = self.options
-        if item.author_is_bot or item.author in self.others:
-            if item.author not in o.bots:
+        if item.author_is_bot or item.author in self.accounts(self.peers):
+            allowed = set(o.bots) | self.accounts(self.peers & set(o.bots))
+            if item.author not in allowed:
                 return f"{item.author} is a bot not named in reply.bots"
         if item.depth + 1 > o.max_depth:
             return f"max_depth: a reply would be at depth {item.depth + 1} (most {o.max_depth})"

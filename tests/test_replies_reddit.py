@@ -253,3 +253,18 @@ def test_other_config_bots_are_ignored_unless_named(reply_bots: Make, fake: Fake
     result = bot.reply_tick()
     assert result.outcome == "empty" and "1 skipped" in result.message
     assert fake.comments_by("applebot") == [] and _parent_depths(ledger, "applebot") == [(post, 0)]
+
+
+def test_config_bots_are_known_by_their_accounts_whatever_their_names(reply_bots: Make, fake: FakeReddit) -> None:
+    """Bots named apple and pear post as u/applebot and u/pearbot: pear's post is a bot's (skipped
+    unless apple's reply.bots names pear), and naming pear lets apple answer it."""
+    first = fake.post(SUB, "alpha", author="pearbot")
+    farm = {"apple": "target: {site: applebot}", "pear": "target: {site: pearbot}"}
+    (apple, _), ledger = reply_bots(TARGET, f"watch: [{SUB}]", bots=farm)
+    assert "1 skipped" in apple.reply_tick().message
+    assert fake.comments_by("applebot") == []
+    second = fake.post(SUB, "bravo", author="pearbot")
+    (apple, _), ledger = reply_bots(TARGET, f"watch: [{SUB}], bots: [pear]", bots=farm, worker=apple.worker)
+    assert apple.reply_tick().outcome == "posted"
+    assert [body for _, body in bodies(fake, "applebot")] == ["yankee"]
+    assert {remote_id for remote_id, _ in _parent_depths(ledger, "apple")} == {first, second}
