@@ -180,6 +180,9 @@ class Bot:
             self._record_error(message)
             return TickResult(self.name, "error", message)
         stored, skipped = self.replier.take(heard, self.target.me())
+        late = self.ledger.expire_replies(self.name, self.replier.options.max_age)
+        if late:
+            log.warning("%s: %d repl(ies) waited longer than reply.max_age and were dropped", self.name, late)
         heard_line = f"heard {len(heard)}, {stored} new repl{'y' if stored == 1 else 'ies'}, {skipped} skipped"
         got = self.claim_next(replies=True)
         if isinstance(got, Wait):

@@ -777,7 +777,14 @@ class Ledger:
                 )
             )  # fmt: skip
             conn.execute(s.update().where(s.c.bot == candidate.bot).values(last_post_at=when, last_error=None))
+            self._forget_parents(conn, [candidate.id])
         return True
+
+    def _forget_parents(self, conn: Connection, candidate_ids: Sequence[int]) -> None:
+        """Drop the text of what these replies answered: it was kept for generation and review only,
+        and someone else's words (possibly deleted on the service since) are not the ledger's to keep."""
+        r = self.t["parents"]
+        conn.execute(r.update().where(r.c.candidate_id.in_(candidate_ids), r.c.text != "").values(text=""))
 
     def _account_of(self, conn: Connection, candidate_id: int) -> str | None:
         c = self.t["candidates"]
@@ -796,6 +803,8 @@ class Ledger:
         with self._write() as conn:
             mine = (c.c.id == candidate.id) & (c.c.state == CLAIMED) & (c.c.owner == worker)
             moved = conn.execute(c.update().where(mine).values(state=state, reason=reason, owner=None, lease_until=None, updated_at=self.now(conn))).rowcount
+            if moved and state == FAILED:
+                self._forget_parents(conn, [candidate.id])
         if not moved:
             log.warning("%s: candidate %d is no longer ours to mark %s; left as it is", candidate.bot, candidate.id, state)
         return bool(moved)
@@ -895,8 +904,8 @@ class Ledger:
                     skipped = f"no reply passed the filters ({reply.reason})"
             conn.execute(
                 insert(r).values(
-                    bot=bot, remote_id=parent.id, thread=parent.thread, author=parent.author, depth=parent.depth, text=storable(parent.text),
-                    url=parent.url, seen_at=now, candidate_id=candidate_id, skipped=skipped,
+                    bot=bot, remote_id=parent.id, thread=parent.thread, author=parent.author, depth=parent.depth,
+                    url=parent.url, seen_at=now, candidate_id=candidate_id, skipped=skipped, text=storable(parent.text) if skipped is None else "",
                 )
             )  # fmt: skip
         return skipped
@@ -910,6 +919,20 @@ class Ledger:
         if to_author.last_at is not None and now < to_author.last_at + timedelta(seconds=cooldown):
             return f"cooldown: answered {parent.author} at {show_time(to_author.last_at)}"
         return None
+
+    def expire_replies(self, bot: str, max_age: float) -> int:
+        """Fail the bot's waiting replies made more than ``max_age`` seconds ago (a reply that waited
+        hours behind the limits or a review is no answer any more); how many."""
+        c = self.t["candidates"]
+        with self._write() as conn:
+            now = self.now(conn)
+            late = (c.c.bot == bot) & c.c.reply_to.is_not(None) & c.c.state.in_(WAITING) & (c.c.created_at < now - timedelta(seconds=max_age))
+            ids = list(conn.execute(select(c.c.id).where(late)).scalars())
+            if ids:
+                reason = f"max_age: not posted within {max_age:g}s of being written"
+                conn.execute(c.update().where(c.c.id.in_(ids), c.c.state.in_(WAITING)).values(state=FAILED, reason=reason, updated_at=now))
+                self._forget_parents(conn, ids)
+        return len(ids)
 
     def heard(self, bot: str) -> tuple[int, int]:
         """How many parents the bot answered and how many it skipped (a guard or the filters), ever."""

@@ -47,7 +47,8 @@ def test_a_bot_answers_another_bots_post_once_with_its_reply_model(reply_bots: M
     (reply,) = ledger.latest("answerer", 5, (POSTED,))
     assert reply.text == "zulu" and reply.reply_to == "#1"  # the model read its parent
     assert outbox_lines(tmp_path, "answerer")[0].endswith("re #1: zulu")
-    assert ledger.parents_of("answerer", [reply.id]) == {reply.id: ("alpha", str(tmp_path / "outbox" / "poster.txt"))}
+    # The parent's words were kept only until the reply went out.
+    assert ledger.parents_of("answerer", [reply.id]) == {reply.id: ("", str(tmp_path / "outbox" / "poster.txt"))}
     # A restart (config read again, the generators loaded again) hears the same post and does not answer it again.
     bots, ledger = reply_bots(
         OUTBOX, bots={"poster": "posts: posts.txt, reply: {bots: [answerer]}", "answerer": "reply: {bots: [poster]}"}, worker=bot["answerer"].worker
@@ -262,3 +263,19 @@ def test_what_is_older_than_max_age_or_twice_in_one_answer_is_decided_once(reply
     assert [c.text for c in ledger.latest("bot", 5)] == ["yankee"]
     assert ledger.unseen("bot", ["old", "new", "own"]) == {"own"}  # the bot's own post is not even recorded
     assert bot.replier.take([old, new], me="me", now=now) == (0, 0)
+
+
+def test_a_reply_that_waited_longer_than_max_age_is_dropped(reply_bots: Make, tmp_path: Path) -> None:
+    (tmp_path / "posts.txt").write_text("alpha\n", encoding="utf-8")
+    bots, ledger = reply_bots(OUTBOX, "max_age: 1s", bots={"poster": "posts: posts.txt", "careful": "review: true, reply: {bots: [poster]}"})
+    bot = by_name(bots)
+    bot["poster"].tick()
+    bot["careful"].reply_tick()
+    (queued,) = ledger.queued("careful")
+    assert ledger.parents_of("careful", [queued.id])[queued.id][0] == "alpha"  # shown to the reviewer meanwhile
+    time.sleep(1.2)  # nobody reviewed it in time
+    assert bot["careful"].reply_tick().outcome == "empty"
+    dropped = ledger.candidate("careful", queued.id)
+    assert dropped is not None and dropped.state == "failed" and dropped.reason == "max_age: not posted within 1s of being written"
+    assert ledger.parents_of("careful", [queued.id])[queued.id][0] == ""
+    assert ledger.history("careful") == []

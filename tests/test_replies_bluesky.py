@@ -51,7 +51,7 @@ def test_a_mention_is_answered_once_in_reply_to_it(fake: FakeBluesky, reply_bots
     assert reply.rkey == record_key("bot", candidate)  # the deterministic key, as for a post
     (record,) = ledger.history("bot")
     assert (record.remote_id, record.reply_to) == (reply.rkey, f"{mention.uri} {mention.cid} {mention.uri} {mention.cid}")
-    assert ledger.parents_of("bot", [candidate.id]) == {candidate.id: ("alpha", f"https://bsky.app/profile/{FRIEND}/post/{mention.rkey}")}
+    assert ledger.parents_of("bot", [candidate.id]) == {candidate.id: ("", f"https://bsky.app/profile/{FRIEND}/post/{mention.rkey}")}
     assert parents(ledger) == [(mention.uri, mention.uri, 0, None)]
     assert bot.reply_tick().outcome == "empty"
     (restarted,), _ = reply_bots(target(fake), worker=bot.worker)

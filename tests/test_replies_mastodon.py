@@ -52,7 +52,9 @@ def test_a_mention_is_answered_once_in_reply_to_it(fake: FakeMastodon, reply_bot
     (record,) = ledger.history("bot")
     assert (record.remote_id, record.reply_to) == (reply.id, f"{mention.id} @alice public")
     (candidate,) = ledger.latest("bot", 5)
-    assert ledger.parents_of("bot", [candidate.id]) == {candidate.id: ("alpha", f"{fake.url}/@alice/{mention.id}")}  # the words, not the mention
+    assert ledger.parents_of("bot", [candidate.id]) == {
+        candidate.id: ("", f"{fake.url}/@alice/{mention.id}")
+    }  # the words were kept only until the reply went out
     assert parents(ledger) == [(mention.id, mention.id, 0, None)]
     assert bot.reply_tick().outcome == "empty" and bot.reply_tick().outcome == "empty"
     (restarted,), _ = reply_bots(target(fake), worker=bot.worker)  # config read again, a new client: no cursor

@@ -61,7 +61,7 @@ def test_a_mention_is_answered_once_even_after_a_restart(bird: Callable[..., tup
     assert replies(fake) == [(mention.id, "zulu")]
     (reply,) = fake.by(BOT)
     assert reply.conversation_id == mention.id and reply.prefix == "@alice "  # X shows it as "@alice zulu"
-    assert ledger.parents_of("bird", [ledger.latest("bird", 1, (POSTED,))[0].id]) == {1: ("alpha", f"https://x.com/alice/status/{mention.id}")}
+    assert ledger.parents_of("bird", [ledger.latest("bird", 1, (POSTED,))[0].id]) == {1: ("", f"https://x.com/alice/status/{mention.id}")}
     assert bot.reply_tick().outcome == "empty"
     mentions = calls(fake, "/2/users/ID/mentions")
     assert "since_id" not in mentions[0] and mentions[1]["since_id"] == mention.id  # the second asks only for what is newer
