@@ -268,3 +268,42 @@ def test_config_bots_are_known_by_their_accounts_whatever_their_names(reply_bots
     assert apple.reply_tick().outcome == "posted"
     assert [body for _, body in bodies(fake, "applebot")] == ["yankee"]
     assert {remote_id for remote_id, _ in _parent_depths(ledger, "apple")} == {first, second}
+
+
+def test_pairs_fetched_from_reddit_train_a_reply_model_that_answers_a_comment_once(fake: FakeReddit, tmp_path: Path) -> None:
+    """The whole path of a conversation bot: `botkit fetch reddit --comments` makes a pair corpus,
+    `botkit train` a reply model from it, and a reply bot with that model answers a new post in a
+    watched subreddit exactly once (its text: whatever a one-minute model writes)."""
+    from botkit.bots.bot import build_bots
+    from botkit.bots.ledger import store_url
+    from botkit.cli import main
+    from botkit.config import load_config
+    from botkit.corpus import read_corpus
+
+    from fakes.reddit import Post
+
+    now = utcnow().timestamp()
+    posts = [
+        Post(f"q{i}", title, "Pairs", now - 3600 - i, score=50, comments=[Comment(f"c{i}", f"{answer} {i}"), Comment(f"r{i}", f"thanks {i}", parent=f"c{i}")])
+        for i, (title, answer) in enumerate([("alpha", "zulu"), ("bravo", "yankee"), ("charlie", "xray")] * 8)
+    ]
+    fake.add_posts("Pairs", posts)
+    corpus = tmp_path / "pairs.jsonl"
+    assert main(["fetch", "reddit", "--subreddit", "Pairs", "--site", "pearbot", "--comments", "-o", str(corpus)]) == 0
+    docs = list(read_corpus(corpus))
+    assert len(docs) == 48 and {(d.parent, d.text) for d in docs} >= {("alpha", "zulu 0"), ("zulu 0", "thanks 0")}
+    tiny = ["--epochs", "2", "--rnn-size", "16", "--embedding-size", "8", "--window", "16", "--sample-every", "0"]
+    assert main(["train", str(corpus), "-o", str(tmp_path / "weights" / "talk"), *tiny]) == 0
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "bots:\n  applebot:\n    filters: none\n    reply: {model: weights/talk, every: 1m, watch: [BotTalk]}\n"
+        f"    target: {{{TARGET}, site: applebot, live: true}}\n",
+        encoding="utf-8",
+    )
+    parent = fake.post(SUB, "alpha", author="someone")
+    with Ledger(store_url("botkit.db", tmp_path)) as ledger:
+        (bot,) = build_bots(load_config(config).bots, ledger, str(config))
+        assert bot.reply_tick().outcome == "posted"
+        again = bot.reply_tick()  # Reddit's default limits hold the next reply back 10 minutes; none is due anyway
+        assert again.outcome == "waiting" and "0 new replies" in again.message
+    assert [p for p, _ in bodies(fake, "applebot")] == [parent]
