@@ -910,6 +910,11 @@ class Ledger:
             )  # fmt: skip
         return skipped
 
+    def reply_guard(self, bot: str, parent: Incoming, *, per_thread: int, cooldown: float) -> str | None:
+        """Why the thread cap or the author's cooldown keeps ``bot`` from answering ``parent`` now, or None."""
+        with self._read() as conn:
+            return self._guard(conn, bot, parent, self.now(conn), per_thread=per_thread, cooldown=cooldown)
+
     def _guard(self, conn: Connection, bot: str, parent: Incoming, now: datetime, *, per_thread: int, cooldown: float) -> str | None:
         """Why ``parent`` must not be answered now by the thread cap or the author's cooldown, or None."""
         in_thread = self._answered(conn, bot, thread=parent.thread)

@@ -83,9 +83,10 @@ class Replier:
                 continue  # decided before, twice in one answer, or the bot's own: never answered, never stored
             seen.add(item.id)
             todo.append(item)
-        answer, skipped = [], 0
+        answer: list[Incoming] = []
+        skipped = 0
         for item in todo:
-            why = self.why_not(item, now)
+            why = self.why_not(item, now) or self._crowded(item, answer)
             if why is None:
                 answer.append(item)
             elif self.ledger.add_reply(self.name, item, None, why, per_thread=self.options.max_per_thread, cooldown=self.options.cooldown) != "seen":
@@ -116,12 +117,17 @@ class Replier:
         odds, draw = chance(self.name, item, o.decay)
         if draw >= odds:
             return f"decay: chance {odds:.2f} at depth {item.depth}"
-        in_thread = self.ledger.answered(self.name, thread=item.thread)
-        if in_thread.count >= o.max_per_thread:
-            return f"max_per_thread: {in_thread.count} replies in this thread already"
-        to_author = self.ledger.answered(self.name, author=item.author)
-        if to_author.last_at is not None and now < to_author.last_at + timedelta(seconds=o.cooldown):
-            return f"cooldown: answered {item.author} lately"
+        return self.ledger.reply_guard(self.name, item, per_thread=o.max_per_thread, cooldown=o.cooldown)
+
+    def _crowded(self, item: Incoming, answering: Sequence[Incoming]) -> str | None:
+        """The thread and author guards counting the replies this same listening tick is about to
+        write (the ledger knows only the ones stored), so none is generated only to be skipped."""
+        o = self.options
+        if o.cooldown > 0 and any(other.author == item.author for other in answering):
+            return f"cooldown: answering {item.author} already"
+        in_thread = self.ledger.answered(self.name, thread=item.thread).count + sum(other.thread == item.thread for other in answering)
+        if in_thread >= o.max_per_thread:
+            return f"max_per_thread: {in_thread} replies in this thread already"
         return None
 
     def write(self, parents: Sequence[Incoming]) -> list[NewCandidate]:
