@@ -11,8 +11,9 @@ without the seconds TensorFlow takes to load.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic.json_schema import JsonDict
@@ -20,6 +21,10 @@ from pydantic.json_schema import JsonDict
 from botkit.options import Options
 
 DEFAULT_EPOCHS = 10
+#: Tokens per training window: ``--window``'s default, and the context assumed for a model whose
+#: training config does not say its window (:func:`trained_window`, which readers of a saved model
+#: use), so that fallback cannot drift from training's default.
+DEFAULT_WINDOW = 128
 #: What ``botkit train`` and ``train:`` mean by each group of settings, for ``--help``.
 GROUPS = {
     "data": "data",
@@ -55,7 +60,7 @@ class TrainConfig(Options):
     # LR 8e-3 reached 1.667 nats/char; 64 × 64 at 2e-3: 1.858, at 4e-3: 1.766; 32 × 128 at 4e-3:
     # 1.773; 32 × 256 at 2e-3: 2.199. Small steps and a high, decaying rate win at a CPU budget.
     batch_size: int = Field(32, ge=1, description="windows per step", json_schema_extra=_in("budget"))
-    window: int = Field(128, ge=2, description="tokens per training window, also the context eval uses", json_schema_extra=_in("budget"))
+    window: int = Field(DEFAULT_WINDOW, ge=2, description="tokens per training window, also the context eval uses", json_schema_extra=_in("budget"))
     train_size: float = Field(
         0.9, gt=0, le=1, description="share of the token stream to train on; the rest (the end) is validation", json_schema_extra=_in("budget")
     )
@@ -93,9 +98,22 @@ class ShapeOptions(Options):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+def trained_window(training: Mapping[str, Any]) -> int:
+    """The context length (tokens) a model was trained on, from the ``training`` part of its
+    config.json: the window it records, else :data:`DEFAULT_WINDOW` (``botkit train`` always
+    records it; a hand-made folder or a bare ``Generator`` may not)."""
+    return int(training.get("window", DEFAULT_WINDOW))
+
+
 @dataclass
 class TrainState:
-    """Where a run is: saved every epoch so ``--resume`` continues the schedule and the data order."""
+    """Where a run is: saved every epoch so ``--resume`` continues the schedule and the data order.
+
+    In training, :class:`~botkit.model.callbacks.ScheduleAndBudget` counts ``step`` and
+    ``elapsed``, and :class:`~botkit.model.callbacks.Validation` sets the epoch's figures (``epoch``,
+    the losses, ``best_val``, ``bad_epochs``, ``history``) before any other callback's epoch end:
+    the checkpoint, early stopping and the resume state read them, in any order.
+    """
 
     epoch: int = 0
     step: int = 0

@@ -22,6 +22,7 @@ from botkit.generate.step import StepNetwork
 from botkit.model import weights
 from botkit.model.network import ModelConfig, build_model, model_inputs
 from botkit.model.vocab import PAD_ID, SEP_ID, UNK_ID, Vocabulary
+from botkit.training import DEFAULT_WINDOW, TrainConfig, trained_window
 
 TOLERANCE = 1e-5
 CHARS = Vocabulary("char", ["<pad>", "<sep>", "<unk>", *"abcdefghij .,"])
@@ -189,6 +190,13 @@ def test_word_level_samples_are_detokenised() -> None:
         assert sample.text.startswith("The cat") and "<cap>" not in sample.text and "  " not in sample.text
         assert not any(p in sample.text for p in (" ,", " ."))
     assert Generator(*random_model(WORDS), WORDS).default_max_length() == 88  # ~300 characters
+
+
+def test_the_context_window_defaults_to_trainings_one_default() -> None:
+    """A model whose training config does not record its window gets ``--window``'s default, the one declaration."""
+    model, config = random_model(CHARS)
+    assert Generator(model, config, CHARS).window == trained_window({}) == TrainConfig().window == DEFAULT_WINDOW
+    assert Generator(model, config, CHARS, {"window": 64}).window == 64
 
 
 def test_labels_are_spread_over_the_samples_and_unknown_labels_are_named() -> None:

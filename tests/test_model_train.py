@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import itertools
 import json
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
 from botkit.cli import main
+from botkit.generate import Generator
+from botkit.model import callbacks as callbacks_module
 from botkit.model import weights
+from botkit.model.callbacks import BestCheckpoint, EarlyStopping, EpochReport, ResumeState, ShowSamples, TrainingCallbacks, Validation
 from botkit.model.data import Split, TokenStream
 from botkit.model.evaluate import Scorer, evaluate_file, window_plan
 from botkit.model.network import ModelConfig, build_model, model_inputs
-from botkit.model.previews import Sampler
 from botkit.model.vocab import Vocabulary
-from botkit.training import LearningRateSchedule
+from botkit.training import LearningRateSchedule, TrainState
 
 TINY = ["--embedding-size", "16", "--rnn-layers", "1", "--rnn-size", "32", "--window", "16", "--batch-size", "8", "--sample-every", "0"]
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly hex a jovial bard".split()
@@ -57,8 +65,7 @@ def test_char_model_trains_saves_and_samples(tmp_path: Path, text_file: Path, ca
     assert config["format_version"] == 1 and config["level"] == "char" and config["model"]["rnn_size"] == 32
     result = config["training"]["result"]
     assert math.isfinite(result["best_val_loss"]) and result["best_val_loss"] < math.log(config["model"]["vocab_size"])
-    saved = weights.load(out)
-    samples = Sampler(saved.model, saved.config, saved.vocab, window=16).sample([0.5, 1.0], length=30)
+    samples = [s.text for s in Generator.load(out, jit=False).generate(2, temperature=0.5, max_length=30)]
     assert len(samples) == 2 and all(isinstance(s, str) and len(s) <= 30 for s in samples)
 
 
@@ -98,8 +105,8 @@ def test_context_model_conditions_on_labels(tmp_path: Path, capsys: pytest.Captu
     ids = saved.vocab.encode("ab")
     ann, bob = predict(saved, ids, saved.vocab.label_id("ann")), predict(saved, ids, saved.vocab.label_id("bob"))
     assert not np.allclose(ann, bob)
-    text = Sampler(saved.model, saved.config, saved.vocab, window=16).sample([0.5], length=10, label="ann")
-    assert len(text) == 1
+    texts = Generator(saved.model, saved.config, saved.vocab, saved.training, jit=False).generate(1, temperature=0.5, max_length=10, label="ann")
+    assert len(texts) == 1 and texts[0].label == "ann"
 
 
 def hand_set_model(vocab: Vocabulary, probabilities: np.ndarray, tmp_path: Path) -> Path:
@@ -296,3 +303,139 @@ def test_minutes_budget_stops_training(tmp_path: Path, text_file: Path, capsys: 
     assert 6 <= state["elapsed"] < 12 and "steps" in summary
     _, lr = optimizer_state(out)
     assert lr < 8e-3 * 0.5  # the time-based schedule was near its end when the budget ran out
+
+
+class ScriptedScorer:
+    """Stands in for the val-split Scorer: the val losses of a script, one per epoch."""
+
+    def __init__(self, losses: list[float]) -> None:
+        self.losses = iter(losses)
+
+    def score(self, split: object) -> SimpleNamespace:
+        return SimpleNamespace(mean=next(self.losses))
+
+
+class LogsSeen(keras.callbacks.Callback):
+    """Records the val_loss each epoch's logs carry when it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[float | None] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.seen.append((logs or {}).get("val_loss"))
+
+
+def run_epochs(order: tuple[int, ...], losses: list[float], state: TrainState, first: int, last: int, patience: int = 2) -> dict[str, Any]:
+    """The epoch ends of fit from ``first`` to ``last`` (or an early stop) with the callbacks in
+    ``order``: what each did, and the lines printed."""
+    model = SimpleNamespace(stop_training=False)
+    saved: list[tuple[int, float | None, int]] = []
+    resumed: list[dict[str, Any]] = []
+    report = EpochReport()
+    spy = LogsSeen()
+    made = [
+        BestCheckpoint(state, True, lambda: saved.append((state.epoch, state.best_val, len(state.history))), report),
+        EarlyStopping(state, patience, report),
+        ResumeState(lambda: resumed.append(copy.deepcopy(asdict(state)))),
+        spy,
+    ]
+    validation = Validation(state, ScriptedScorer(losses), Split(TokenStream(np.zeros(4, np.uint16), None), 0, 4), report)
+    listed = TrainingCallbacks(validation, [made[i] for i in order], model=model, epochs=last, steps=1)
+    lines: list[str] = []
+    original, callbacks_module._say = callbacks_module._say, lines.append
+    try:
+        listed.on_train_begin()
+        for epoch in range(first, last):
+            listed.on_epoch_begin(epoch)
+            listed.on_epoch_end(epoch, {"loss": 1.0})
+            if model.stop_training:
+                break
+        listed.on_train_end()
+    finally:
+        callbacks_module._say = original
+    return {"saved": saved, "resumed": resumed, "lines": lines, "val_loss_seen": spy.seen, "stopped": model.stop_training}
+
+
+def test_the_epoch_callbacks_do_the_same_in_any_order() -> None:
+    """Checkpoint, early stopping, resume state and any logs reader, in all 24 orders: the same
+    saves, the same stop, the same lines; and a resumed run continues the early-stopping count."""
+    losses = [3.0, 2.0, 2.5, 1.5, 1.6, 1.7, 1.8, 1.9]
+    runs = [run_epochs(order, losses, TrainState(), 0, len(losses)) for order in itertools.permutations(range(4))]
+    first = runs[0]
+    assert all(run == first for run in runs)
+    assert first["saved"] == [(1, 3.0, 1), (2, 2.0, 2), (4, 1.5, 4)]  # the best epochs, each with the history up to it
+    assert first["stopped"] and [r["epoch"] for r in first["resumed"]] == [1, 2, 3, 4, 5, 6]  # 2 epochs no better than 1.5
+    assert first["resumed"][2]["bad_epochs"] == 1 and first["resumed"][-1]["best_val"] == 1.5
+    assert first["val_loss_seen"] == losses[:6]
+    assert first["lines"] == [
+        "epoch 1: step 0, train loss 1.0000, val loss 3.0000 (best, saved)",
+        "epoch 2: step 0, train loss 1.0000, val loss 2.0000 (best, saved)",
+        "epoch 3: step 0, train loss 1.0000, val loss 2.5000",
+        "epoch 4: step 0, train loss 1.0000, val loss 1.5000 (best, saved)",
+        "epoch 5: step 0, train loss 1.0000, val loss 1.6000",
+        "epoch 6: step 0, train loss 1.0000, val loss 1.7000; no better for 2 epoch(s): stopping early",
+    ]
+    # --resume after epoch 5: Keras's early stopping continues the saved count, it does not restart it.
+    after_5 = TrainState(**first["resumed"][4])
+    for order in [(0, 1, 2, 3), (3, 2, 1, 0)]:
+        resumed = run_epochs(order, losses[5:], TrainState(**copy.deepcopy(asdict(after_5))), 5, len(losses))
+        assert resumed["stopped"] and resumed["lines"] == first["lines"][5:] and resumed["resumed"] == first["resumed"][5:]
+
+
+@pytest.mark.parametrize("vocab_kind", ["plain", "labelled", "reply"])
+def test_previews_are_drawn_by_the_generator_from_the_current_weights(vocab_kind: str) -> None:
+    letters = ["<pad>", "<sep>", "<unk>", *(["<reply>"] if vocab_kind == "reply" else []), *"abcdefgh ."]
+    vocab = Vocabulary("char", letters, ["", "ann", "bob"] if vocab_kind == "labelled" else [""])
+    config = ModelConfig(vocab_size=len(vocab), num_labels=len(vocab.labels), embedding_size=8, rnn_layers=1, rnn_size=16)
+    keras.utils.set_random_seed(2)
+    model = build_model(config)
+    label = "ann" if vocab_kind == "labelled" else None
+    report, training = EpochReport(), {"window": 8}
+    previews = ShowSamples(config, vocab, training, every=2, temperatures=(0.2, 1.0), length=20, label=label, seed=5, report=report)
+    previews.set_model(model)
+
+    def expected(epoch: int) -> list[str]:
+        generator = Generator(model, config, vocab, training, jit=False)
+        parent = "" if vocab_kind == "reply" else None
+        texts = [generator.generate(1, temperature=t, max_length=20, label=label, seed=5 + epoch, parent=parent)[0].text for t in (0.2, 1.0)]
+        return [f"  sample at temperature {t}: {text!r}" for t, text in zip((0.2, 1.0), texts)]
+
+    previews.on_epoch_end(0)
+    assert report.previews == []  # every 2 epochs: not after the first
+    previews.on_epoch_end(1)
+    assert report.previews == expected(1) and all(line.strip() for line in report.previews)
+    before = expected(3)
+    rng = np.random.default_rng(0)
+    for variable in model.weights:  # training moves the weights: the next previews follow them
+        variable.assign(rng.normal(0, 0.8, variable.shape).astype(np.float32))
+    report.clear()
+    previews.on_epoch_end(3)
+    assert report.previews == expected(3) != before
+
+
+def test_callbacks_in_reverse_order_train_the_same_model(
+    tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = [str(text_file), "--single-text", "--epochs", "12", "--patience", "2", "--lr", "0.1", *TINY[:-1], "3"]
+    listed, given = [], callbacks_module.TrainingCallbacks.__init__
+    out = {}
+    for name in ("listed", "reversed"):
+        if name == "reversed":
+            monkeypatch.setattr(
+                callbacks_module.TrainingCallbacks, "__init__", lambda self, validation, cbs, **kw: given(self, validation, list(reversed(cbs)), **kw)
+            )
+        out[name] = train(capsys, *args, "-o", str(tmp_path / name))
+        listed.append([line for line in out[name].splitlines() if line.startswith(("epoch ", "  sample at"))])
+    assert listed[0] == listed[1]
+    assert "(best, saved)" in out["listed"] and "stopping early" in out["listed"] and "sample at temperature" in out["listed"]
+    runs = [json.loads((tmp_path / name / "config.json").read_text())["training"] for name in ("listed", "reversed")]
+    for run in runs:
+        for epoch in run["history"]:
+            epoch.pop("seconds")
+        run["result"].pop("seconds")
+    assert runs[0]["history"] == runs[1]["history"] and runs[0]["result"] == runs[1]["result"]
+    best, history = runs[0]["result"]["best_val_loss"], runs[0]["history"]
+    assert len(history) < 12 and min(h["val_loss"] for h in history) == best  # stopped early; the folder holds the best epoch
+    a, b = weights.load(tmp_path / "listed"), weights.load(tmp_path / "reversed")
+    assert all(np.allclose(x, y) for x, y in zip(a.model.get_weights(), b.model.get_weights()))

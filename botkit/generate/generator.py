@@ -37,6 +37,7 @@ from botkit.generate.sampling import BANNED_IDS, Truncation, ban, check_temperat
 from botkit.generate.step import NO_LABEL_ROW, Output, StepNetwork
 from botkit.model.vocab import PAD_ID, SEP_ID, VocabError, Vocabulary, join_words
 from botkit.sample import Sample
+from botkit.training import trained_window
 
 DEFAULT_MAX_CHARS = 300
 #: Characters per word-level token (words, punctuation, casing marks), measured on the Hacker News,
@@ -108,8 +109,12 @@ class _Call:
 
 
 class Generator:
-    """Generates samples from a trained model; load one with :meth:`load`.
+    """Generates samples from a trained model: one in a weights folder with :meth:`load`, or a
+    model in memory with the constructor (``botkit train``'s previews build one from the model in
+    training; ``training`` is the training part of its config.json, for the window).
 
+    The step network copies the model's weights when the generator is built: it keeps generating
+    from those, whatever the model learns afterwards (the previews build a new one each time).
     ``jit`` compiles the loop with XLA; see ``bench/generate_vs_textgenrnn.py`` for what it gains.
     """
 
@@ -134,8 +139,8 @@ class Generator:
 
     @property
     def window(self) -> int:
-        """The context length the model was trained on (tokens)."""
-        return int(self.training.get("window", 256))
+        """The context length the model was trained on (tokens); training's default window when unsaid."""
+        return trained_window(self.training)
 
     def default_context(self) -> Context:
         """textgenrnn's sliding window for a model imported from it, else the trained window."""

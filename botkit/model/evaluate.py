@@ -31,6 +31,7 @@ from botkit.corpus.io import FORMATS
 from botkit.model.data import Split, encode
 from botkit.model.network import ModelConfig, model_inputs
 from botkit.model.vocab import PAD_ID, SEP_ID, UNK_ID
+from botkit.training import trained_window
 
 ReadAs = Literal["stream", "documents"]
 
@@ -247,7 +248,7 @@ def evaluate_file(weights_path: Path, file: Path, *, read_as: ReadAs | None = No
     from botkit.model import weights
 
     saved = weights.load(weights_path)
-    window = int(saved.training.get("window", 256))
+    window = trained_window(saved.training)
     how, why = (read_as, "as asked") if read_as is not None else reading(saved.training, file)
     imported = "imported_from" in saved.training
     scorer: Scorer | TextgenrnnScorer = Scorer(saved.model, saved.config, window)

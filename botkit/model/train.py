@@ -27,7 +27,6 @@ from botkit.errors import ConfigError, CorpusError
 from botkit.model import data, weights
 from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
-from botkit.model.previews import Sampler
 from botkit.model.vocab import Vocabulary
 from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState
 
@@ -307,7 +306,17 @@ def _compile(model: Any, optimizer: Any, config: ModelConfig) -> None:
 
 
 def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Path, state: TrainState) -> TrainReport:
-    from botkit.model.callbacks import EpochEnd, ProgressBar, ScheduleAndBudget, ShowSamples
+    from botkit.model.callbacks import (
+        BestCheckpoint,
+        EarlyStopping,
+        EpochReport,
+        ProgressBar,
+        ResumeState,
+        ScheduleAndBudget,
+        ShowSamples,
+        TrainingCallbacks,
+        Validation,
+    )
 
     window = min(config.window, len(plan.train) - 1)
     if window < config.window:
@@ -332,16 +341,23 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
         weights.save(output, model, plan.model_config, plan.vocab, {**training_json, "result": _result(state, targets_per_step), "history": state.history})
 
     scorer = Scorer(model, plan.model_config, window) if plan.val is not None else None
-    sampler = Sampler(model, plan.model_config, plan.vocab, window) if config.sample_every else None
     ticker = ScheduleAndBudget(schedule, state, budget, targets_per_step)
+    report = EpochReport()
+    # In any order (see botkit.model.callbacks), but the progress bar shows what the ticker counts.
     callbacks = [
         ticker,
-        EpochEnd(state, scorer, plan.val, config.patience, save_model, lambda: weights.save_resume(output, model, optimizer, asdict(state))),
         ProgressBar(state, total_steps, budget, targets_per_step),
+        BestCheckpoint(state, plan.val is not None, save_model, report),
+        ResumeState(lambda: weights.save_resume(output, model, optimizer, asdict(state))),
     ]
-    if sampler is not None:
+    if plan.val is not None and config.patience:
+        callbacks.append(EarlyStopping(state, config.patience, report))
+    if config.sample_every:
         label = plan.vocab.labels[1] if plan.vocab.labelled else None
-        callbacks.append(ShowSamples(sampler, config.sample_every, SAMPLE_TEMPERATURES, config.sample_length, label, config.seed))
+        previews = ShowSamples(
+            plan.model_config, plan.vocab, training_json, config.sample_every, SAMPLE_TEMPERATURES, config.sample_length, label, config.seed, report
+        )
+        callbacks.append(previews)
     if config.tensorboard:
         import keras
 
@@ -354,7 +370,8 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
             done = f"{state.epoch} epoch(s), {state.elapsed:.0f} s already done"
             log.warning("%s: nothing left to train (%s; --epochs is the total, --minutes X with --resume trains X more minutes)", output, done)
         else:
-            model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=callbacks, verbose=0, shuffle=False)
+            listed = TrainingCallbacks(Validation(state, scorer, plan.val, report), callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
+            model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0, shuffle=False)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / weights.RESUME}") from None  # after the save below
     finally:  # Ctrl-C included: keep what was trained, resumable
