@@ -20,7 +20,7 @@ and ``/r/a+b/new``, one request each whatever their number). It never marks anyt
 ledger remembers what the bot decided about, so a restart reads the same page harmlessly, and the
 account's inbox stays as its owner left it. A comment's depth comes from its listing when Reddit
 gives one, else from its ancestors, looked up for every new comment at once (``/api/info``, one
-call per level, at most :data:`DEPTH_WALK`). A reply is a comment under the parent's fullname
+call per level, at most :data:`~botkit.bots.replies.DEPTH_WALK`). A reply is a comment under the parent's fullname
 (``POST /api/comment``), never retried blindly either; it is reconciled against the account's
 newest comments (``/user/ME/comments``): same parent, same body, made since the claim. Reddit's
 refusals of one parent (deleted, locked, archived) fail that reply only.
@@ -42,6 +42,7 @@ from pydantic import Field
 from botkit import __version__, praw_site
 from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
+from botkit.bots.replies import thread_depths
 
 if TYPE_CHECKING:
     import praw
@@ -64,9 +65,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 _GONE = frozenset({"[removed]", "[deleted]"})
 #: Inbox items and watched comments and posts read per listening tick: one page each (Reddit's most).
 HEARD = 100
-#: Levels of ancestors looked up to place a comment (one /api/info call per level, for all new comments
-#: at once); a comment deeper than this counts as DEPTH_WALK + 1 deep, far past any sensible reply.max_depth.
-DEPTH_WALK = 10
 
 
 class Unanswered(Exception):
@@ -269,29 +267,16 @@ class RedditTarget(Target):
         return Incoming(name, text, author, thread, depth, name, url=f"https://www.reddit.com{where}" if where else None, created_at=created)
 
     def _depths(self, parents: dict[str, str]) -> dict[str, int]:
-        """How deep each comment of ``parents`` (fullname: its parent's fullname) sits: a top-level
-        comment 1. Unknown ancestors are looked up level by level, every comment's at once."""
-        up: dict[str, str | None] = dict(parents)  # fullname -> parent's; None: Reddit does not have it
+        """How deep each comment of ``parents`` (fullname: its parent's fullname) sits: a top-level comment 1."""
 
-        def climb(name: str) -> tuple[int, str | None]:
-            """Steps up to the post, or to the first ancestor whose parent is not known (and that ancestor)."""
-            hops = 0
-            while not name.startswith("t3_"):
-                parent = up.get(name)
-                if parent is None or hops > DEPTH_WALK:
-                    return hops, name
-                name, hops = parent, hops + 1
-            return hops, None
-
-        for _ in range(DEPTH_WALK):
-            missing = {end for hops, end in map(climb, parents) if end is not None and end not in up and hops <= DEPTH_WALK}
-            if not missing:
-                break
+        def look_up(names: set[str]) -> dict[str, str | None]:
             with self._errors(self._who(), listening=True):
-                found = {thing.fullname: vars(thing).get("parent_id") for thing in self.reddit().info(fullnames=sorted(missing))}
-            up.update({name: found.get(name) for name in missing})
-        # An ancestor not found, or past the walk: at least one level more than was seen.
-        return {name: hops + (end is not None) for name in parents for hops, end in [climb(name)]}
+                things = self.reddit().info(fullnames=sorted(names))
+                found = {thing.fullname: None if thing.fullname.startswith("t3_") else vars(thing).get("parent_id") for thing in things}
+            return {**{parent: None for parent in found.values() if parent and parent.startswith("t3_")}, **found}  # posts are roots
+
+        posts = {parent: None for parent in parents.values() if parent.startswith("t3_")}
+        return thread_depths(dict(parents), posts, look_up)
 
     def account(self) -> str:
         """``reddit:USERNAME`` (lowercased) of the praw site: bots posting as one user share its limits.

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from botkit.bots import Incoming
 from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
@@ -35,6 +35,44 @@ if TYPE_CHECKING:
     from botkit.generate import Generator
 
 log = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
+
+
+#: Ancestors looked up to place something in its thread (one request per level, for every new item at
+#: once); anything deeper counts as DEPTH_WALK + 1 deep, far past any sensible ``reply.max_depth``.
+DEPTH_WALK = 10
+
+
+def thread_depths(parents: Mapping[K, K | None], known: Mapping[K, K | None], look_up: Callable[[set[K]], Mapping[K, K | None]]) -> dict[K, int]:
+    """How deep each item of ``parents`` (an item: what it answers, None for a thread's root) sits
+    in its thread: a root 0, an answer to it 1, and so on.
+
+    ``known`` holds what else is known of who answers whom (the listing's other items, roots as
+    None); the ancestors still missing are asked for level by level, all items' at once, with
+    ``look_up`` (what it does not return is gone). An item whose ancestry ends in something gone,
+    or runs past :data:`DEPTH_WALK`, counts one level deeper than was seen.
+    """
+    up: dict[K, K | None] = {**known, **parents}
+    gone: set[K] = set()
+
+    def climb(item: K) -> tuple[int, K | None]:
+        """Steps up to the root (and None), or to the first item whose parent is not known (and it)."""
+        hops = 0
+        while item in up and hops <= DEPTH_WALK:
+            parent = up[item]
+            if parent is None:
+                return hops, None
+            item, hops = parent, hops + 1
+        return hops, item
+
+    for _ in range(DEPTH_WALK):
+        missing = {end for hops, end in map(climb, parents) if end is not None and end not in up and end not in gone and hops <= DEPTH_WALK}
+        if not missing:
+            break
+        found = look_up(missing)
+        up.update(found)
+        gone |= missing - set(found)
+    return {item: hops + (end is not None) for item in parents for hops, end in [climb(item)]}
 
 
 def chance(bot: str, parent: Incoming, decay: float) -> tuple[float, float]:

@@ -18,7 +18,7 @@ answer expanded), from the newest mention the ledger has decided about (``since_
 memory: after a restart the first page is read again, and the ledger skips what it saw). A
 mention's depth is its place in its conversation: 0 for a post, 1 for a reply to the
 conversation's root, more found by looking up the posts it answers (``GET /2/tweets?ids=``, one
-call per level for every new mention at once, at most :data:`DEPTH_WALK`). What the bot answers
+call per level for every new mention at once, at most :data:`~botkit.bots.replies.DEPTH_WALK`). What the bot answers
 is the text without the ``@handles`` X puts before a reply. A reply is ``create_tweet`` with
 ``in_reply_to_tweet_id``; it is reconciled like a post, among the account's own posts, as a reply
 to that parent (X shows a reply with ``@PARENT_AUTHOR`` before its text). X's 403 or 404 for a
@@ -46,6 +46,7 @@ from pydantic import Field, SecretStr
 
 from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
+from botkit.bots.replies import thread_depths
 
 if TYPE_CHECKING:
     import tweepy
@@ -65,9 +66,6 @@ _LINKISH = re.compile(r"://|\w\.[A-Za-z]{2,}")
 _TCO = r"\S*https://t\.co/\w+\S*"  # the link, with whatever punctuation X left outside it
 KEYS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 MENTIONS = 100  # mentions read per listening tick: one page, X's most
-#: Levels of parent posts looked up to place a mention in its conversation (one call per level for all new
-#: mentions at once); a deeper one counts as DEPTH_WALK + 1 deep, far past any sensible reply.max_depth.
-DEPTH_WALK = 10
 TWEET_FIELDS = ["conversation_id", "in_reply_to_user_id", "referenced_tweets", "created_at", "author_id"]
 _LEADING_HANDLES = re.compile(r"^(?:\s*@\w{1,15}\b)+\s*")
 #: X's words for a reply whose parent cannot be answered (deleted, hidden, or replies limited by its author).
@@ -219,7 +217,7 @@ class TwitterTarget(Target):
             up[tweet.id] = _replied_to(tweet)
             if tweet.conversation_id is not None:
                 up[tweet.conversation_id] = None
-        depths = self._depths({t.id: up[t.id] for t in new}, up)
+        depths = thread_depths({t.id: up[t.id] for t in new}, up, self._parents_of)
         items = [
             Incoming(
                 id=str(t.id), text=_spoken(t.text), author=names.get(t.author_id or 0, str(t.author_id)), thread=str(t.conversation_id or t.id),
@@ -230,33 +228,11 @@ class TwitterTarget(Target):
         ]  # fmt: skip
         return sorted(items, key=lambda item: int(item.id))
 
-    def _depths(self, start: dict[int, int | None], up: dict[int, int | None]) -> dict[int, int]:
-        """How deep each post of ``start`` (id: the id it answers) sits in its conversation; ``up``
-        holds what is known of other posts (None: a root). The rest is looked up level by level."""
-        lost: set[int] = set()  # posts X does not show (deleted, protected)
-
-        def climb(tweet: int) -> tuple[int, int | None]:
-            """Steps up to the root, or to the first post whose parent is not known (and that post)."""
-            hops = 0
-            while (parent := up.get(tweet, -1)) is not None:
-                if parent == -1 or hops > DEPTH_WALK:
-                    return hops, tweet
-                tweet, hops = parent, hops + 1
-            return hops, None
-
-        for _ in range(DEPTH_WALK):
-            missing = {end for hops, end in map(climb, start) if end is not None and end not in up and end not in lost and hops <= DEPTH_WALK}
-            if not missing:
-                break
-            with self._errors():
-                response = self.client.get_tweets(sorted(missing), tweet_fields=["referenced_tweets", "conversation_id"], user_auth=True)
-            for tweet in response.data or []:
-                up[tweet.id] = _replied_to(tweet)
-                if tweet.conversation_id is not None:
-                    up[tweet.conversation_id] = None
-            lost |= missing - set(up)
-        # A post not shown, or past the walk: at least one level more than was seen.
-        return {tweet: hops + (end is not None) for tweet in start for hops, end in [climb(tweet)]}
+    def _parents_of(self, tweets: set[int]) -> dict[int, int | None]:
+        """What each of ``tweets`` answers (None: a conversation's root); the ones X does not show are left out."""
+        with self._errors():
+            response = self.client.get_tweets(sorted(tweets), tweet_fields=["referenced_tweets", "conversation_id"], user_auth=True)
+        return {tweet.id: _replied_to(tweet) for tweet in response.data or []}
 
     def _create(self, candidate: Candidate) -> PostResult:
         import tweepy
