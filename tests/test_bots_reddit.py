@@ -3,13 +3,11 @@ talking HTTP to the fake Reddit (``POST /api/submit``, ``/api/v1/me``, ``/user/N
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import praw
 import pytest
 import requests
 
@@ -19,7 +17,7 @@ from botkit.cli import main
 from botkit.config import load_config
 
 from claims import claim, dead_worker
-from fakes.reddit import FakeReddit
+from fakes.reddit import FakeReddit, isolated_praw
 
 CLIENT, SECRET = "bot-app", "app-secret-value"
 ACCOUNTS = {"applebot": "apple-password", "pearbot": "pear-password"}
@@ -30,21 +28,15 @@ SUB = "SubredditNN"
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit]:
     """The fake Reddit, and a praw.ini (in a temp $XDG_CONFIG_HOME) with one site per bot account."""
-    for key in list(os.environ):
-        if key.lower().startswith("praw_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(praw.config.Config, "CONFIG", None)  # praw reads its ini once per process
-    monkeypatch.chdir(tmp_path)
+    ini = isolated_praw(tmp_path, monkeypatch)
     with FakeReddit(clients={CLIENT: SECRET}, users=dict(ACCOUNTS)) as server:
         server.add_posts(SUB, [])
-        (tmp_path / "xdg").mkdir()
         sites = [server.praw_ini(name, client_id=CLIENT, client_secret=SECRET, username=name, password=pw) for name, pw in ACCOUNTS.items()]
         sites.append(server.praw_ini("wrongpw", client_id=CLIENT, client_secret=SECRET, username="pearbot", password="not-the-password"))
         sites.append(server.praw_ini("nopassword", client_id=CLIENT, client_secret=SECRET, username="pearbot"))
         sites.append(server.praw_ini("apple2bot", client_id=CLIENT, client_secret=SECRET, username="AppleBot", password=ACCOUNTS["applebot"]))
         sites.append(server.praw_ini("slowbot", client_id=CLIENT, client_secret=SECRET, username="applebot", password=ACCOUNTS["applebot"], timeout="1"))
-        (tmp_path / "xdg" / "praw.ini").write_text("\n".join(sites), encoding="utf-8")
+        ini.write_text("\n".join(sites), encoding="utf-8")
         yield server
 
 

@@ -3,18 +3,16 @@ subreddit listings and ``POST /api/comment``. Every reply is checked where it la
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import praw
 import pytest
 
 from botkit.bots.bot import Bot
 from botkit.bots.ledger import FAILED, POSTED, Ledger, utcnow
 
-from fakes.reddit import Comment, FakeReddit
+from fakes.reddit import Comment, FakeReddit, isolated_praw
 
 CLIENT, SECRET = "bot-app", "app-secret-value"
 ACCOUNTS = {"applebot": "apple-password", "pearbot": "pear-password"}
@@ -28,18 +26,12 @@ Make = Callable[..., tuple[list[Bot], Ledger]]
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit]:
     """The fake Reddit, and a praw.ini (in a temp $XDG_CONFIG_HOME) with one site per bot account,
     each named as its account (so the config's bot names are the accounts' names)."""
-    for key in list(os.environ):
-        if key.lower().startswith("praw_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(praw.config.Config, "CONFIG", None)  # praw reads its ini once per process
-    monkeypatch.chdir(tmp_path)
+    ini = isolated_praw(tmp_path, monkeypatch)
     with FakeReddit(clients={CLIENT: SECRET}, users=dict(ACCOUNTS)) as server:
         server.add_posts(SUB, [])
         server.add_posts(OTHER, [])
-        (tmp_path / "xdg").mkdir()
         sites = [server.praw_ini(name, client_id=CLIENT, client_secret=SECRET, username=name, password=pw) for name, pw in ACCOUNTS.items()]
-        (tmp_path / "xdg" / "praw.ini").write_text("\n".join(sites), encoding="utf-8")
+        ini.write_text("\n".join(sites), encoding="utf-8")
         yield server
 
 

@@ -52,6 +52,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -722,3 +723,20 @@ def _handler_for(fake: FakeReddit) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def isolated_praw(folder: Path, monkeypatch: Any) -> Path:
+    """praw set up to read only ``folder/xdg/praw.ini`` (no PRAW_* variables, no cached ini), with
+    ``folder`` as the current directory; returns the praw.ini path for the test's sites."""
+    import os
+
+    import praw
+
+    for key in list(os.environ):
+        if key.lower().startswith("praw_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder / "xdg"))
+    monkeypatch.setattr(praw.config.Config, "CONFIG", None)  # praw reads its ini once per process
+    monkeypatch.chdir(folder)
+    (folder / "xdg").mkdir(exist_ok=True)
+    return folder / "xdg" / "praw.ini"
