@@ -70,12 +70,12 @@ def in_process(imported: Path, held_out: Path) -> dict[str, float]:
     no left padding), which is what ``botkit eval`` did to imported models before ``TextgenrnnScorer``."""
     import tempfile
 
-    from botkit.model import weights
+    from botkit.model import saving
     from botkit.model.data import Split, encode
     from botkit.model.evaluate import Scorer, evaluate_file
 
     report = evaluate_file(imported, held_out)
-    saved = weights.load(imported)
+    saved = saving.load(imported)
     with tempfile.TemporaryDirectory(prefix="eval-parity-") as tmp:
         stream = encode([held_out], saved.vocab, False, Path(tmp), purpose="evaluate")
         native = Scorer(saved.model, saved.config, int(saved.training["window"])).score(Split(stream, 0, len(stream)))

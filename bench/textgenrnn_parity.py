@@ -69,10 +69,10 @@ def botkit_probs(model_dir: Path, texts: list[str]) -> tuple[np.ndarray, list[st
     and each window's largest attention score (above ±30, clipping would change the average)."""
     import keras
 
-    from botkit.model import weights
+    from botkit.model import saving
     from botkit.model.vocab import PAD_ID
 
-    saved = weights.load(model_dir)
+    saved = saving.load(model_dir)
     batch = np.full((len(texts), WINDOW), PAD_ID, np.int32)
     for row, text in enumerate(texts):
         ids = saved.vocab.encode(text)[-WINDOW:]

@@ -394,11 +394,11 @@ def filter_chain(spec: BotSpec, ledger: Ledger, where: str) -> FilterChain:
     extra: dict[str, Any] = {"posted": ledger.texts(spec.name), "max_chars": spec.target_cls.max_chars(spec.target)}
     context = FilterContext(**extra)
     if o.model is not None:  # the novelty filter needs the corpus the model learnt from, recorded in its config.json
-        from botkit.model.weights import WeightsError, read_config
+        from botkit.model.saving import ModelFolderError, read_config
 
         try:
             context = FilterContext.for_model(o.model, read_config(o.model)[1], **extra)
-        except WeightsError:
+        except ModelFolderError:
             pass  # a missing or broken model folder is reported with the bot's other problems
     return build_chain(o.filters, context, where=where, path_prefix=("bots", spec.name, "filters"), base_dir=spec.base_dir)
 

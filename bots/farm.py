@@ -92,7 +92,7 @@ def _base_model(spec: BotSpec) -> Path | None:
 
     The bare name ``base`` stays as it is: the weights loader finds the model shipped with botkit.
     """
-    from botkit.model.weights import BASE
+    from botkit.model.saving import BASE
 
     base = spec.options.train.base
     if base is None:

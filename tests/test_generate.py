@@ -19,7 +19,7 @@ from botkit.cli import main
 from botkit.errors import ConfigError
 from botkit.generate import Generator, generate
 from botkit.generate.step import StepNetwork
-from botkit.model import weights
+from botkit.model import saving
 from botkit.model.network import ModelConfig, build_model, model_inputs
 from botkit.model.vocab import PAD_ID, SEP_ID, UNK_ID, Vocabulary
 from botkit.training import DEFAULT_WINDOW, TrainConfig, trained_window
@@ -231,7 +231,7 @@ def test_write_jsonl_and_txt(tmp_path: Path) -> None:
 
 def test_load_from_a_weights_folder_and_module_level_generate(tmp_path: Path) -> None:
     model, config = random_model(CHARS)
-    weights.save(tmp_path / "m", model, config, CHARS, {"window": 64})
+    saving.save(tmp_path / "m", model, config, CHARS, {"window": 64})
     samples = generate(tmp_path / "m", 3, max_length=15, seed=2)
     assert samples == Generator(model, config, CHARS, jit=True).generate(3, max_length=15, seed=2)
 
@@ -252,7 +252,7 @@ def test_missing_or_corrupt_weights_get_a_one_line_error(tmp_path: Path, capsys:
 
 def test_cli_unknown_label_lists_the_trained_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model, config = random_model(LABELLED)
-    weights.save(tmp_path / "m", model, config, LABELLED, {"window": 64})
+    saving.save(tmp_path / "m", model, config, LABELLED, {"window": 64})
     assert main(["generate", str(tmp_path / "m"), "--label", "carol"]) == 1
     err = capsys.readouterr().err
     assert "'carol' is not one the model was trained on (known: ann, bob)" in err and err.count("\n") == 1

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from botkit.bots.supply import ModelSamples
 from botkit.cli import main
 from botkit.generate import Generator
 from botkit.generate.interactive import END, Session
-from botkit.generate.supplier import ModelSupplier
 from botkit.model.train import TrainConfig, train
 
 ANN, BOB = set("abcd"), set("wxyz")
@@ -131,11 +131,18 @@ def test_cli_end_to_end_in_a_subprocess_is_reproducible(model: Path, tmp_path: P
     assert len((tmp_path / "a.txt").read_text().splitlines()) == 20
 
 
-def test_model_supplier_hands_a_bot_fresh_candidates(model: Path) -> None:
-    supplier = ModelSupplier(model, temperature=1.0, max_chars=20, label="ann", prefix="a")
+def test_a_bots_supplier_hands_it_fresh_candidates_and_a_restart_carries_on(model: Path) -> None:
+    """The supplier bots use (``bots.supply.ModelSamples``): each refill goes on from the bot's position."""
+    from botkit.generation import GenerateSettings
+
+    settings = GenerateSettings(temperature=[1.0], max_length=20, label=["ann"], prefix="a")
+    generator = Generator.load(model)
+    supplier = ModelSamples(lambda: generator, settings, salt="apple")
     first, second = supplier.candidates(8), supplier.candidates(8)
     assert len(first) == len(second) == 8 and first != second  # a fresh seed every refill
     assert all(s.label == "ann" and s.text.startswith("a") and len(s.text) <= 20 for s in first + second)
+    assert ModelSamples(lambda: generator, settings, start=8, salt="apple").candidates(8) == second  # after a restart at position 8
+    assert ModelSamples(lambda: generator, settings, salt="pear").candidates(8) != first  # another bot, its own samples
 
 
 def test_cli_novelty_filter_uses_the_recorded_training_corpus(model: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from botkit.cli import main
-from botkit.model import weights
+from botkit.model import saving
 from botkit.model.layers import SCORE_CLIP
 from botkit.model.network import build_model
 from botkit.model.textgenrnn_import import import_textgenrnn
@@ -153,7 +153,7 @@ def test_import_matches_textgenrnn_where_scores_pass_the_clip(tmp_path: Path) ->
     layers, path, vocab, config = write_textgenrnn(tmp_path, cudnn=False, attention_scale=40.0)
     saved = import_textgenrnn(path, vocab, config, tmp_path / "imported")
     assert saved.config.attention_stabilizer == "max"
-    assert weights.load(tmp_path / "imported").config.attention_stabilizer == "max"  # saved with the model
+    assert saving.load(tmp_path / "imported").config.attention_stabilizer == "max"  # saved with the model
     tg_windows = textgenrnn_windows()
     expected, scores = zip(*(textgenrnn_forward(layers, w) for w in tg_windows))
     assert sum(s.max() > 1.5 * SCORE_CLIP for s in scores) >= 2  # a clip would change those windows' averages
@@ -193,7 +193,7 @@ def test_import_cli_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
     _, path, vocab, config = write_textgenrnn(tmp_path, cudnn=False)
     out = tmp_path / "weights" / "tg"
     assert main(["import-textgenrnn", str(path), str(vocab), str(config), "-o", str(out)]) == 0
-    assert "imported" in capsys.readouterr().out and weights.load(out).config.rnn_size == UNITS
+    assert "imported" in capsys.readouterr().out and saving.load(out).config.rnn_size == UNITS
     path.write_bytes(path.read_bytes()[:300])
     assert main(["import-textgenrnn", str(path), str(vocab), str(config), "-o", str(out)]) == 1
     assert "tg_weights.hdf5: truncated or not a textgenrnn weights file" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import pytest
 
 from botkit.cli import main
 from botkit.generate import Generator
-from botkit.model import weights
+from botkit.model import saving
 from botkit.model.data import encode, split_stream
 from botkit.model.evaluate import evaluate_file
 from botkit.model.network import ModelConfig, build_model
@@ -83,7 +83,7 @@ def test_a_corpus_without_parents_and_old_vocabularies_are_not_conditional(tmp_p
 
 
 def test_the_model_records_it_is_conditional_and_its_val_split_starts_at_a_pair(model: Path) -> None:
-    saved = weights.load(model)
+    saved = saving.load(model)
     assert saved.vocab.conditional and saved.training["conditional"] is True
     stream = encode([Path(saved.training["corpus"][0])], saved.vocab, False, model / "cache")
     _, val = split_stream(stream, 0.9)
@@ -135,7 +135,7 @@ def test_cli_replies_to_parents_from_a_file_and_refuses_a_missing_parent(model: 
 def test_a_model_that_only_posts_refuses_a_parent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vocab = Vocabulary("char", ["<pad>", "<sep>", "<unk>", "a"])
     config = ModelConfig(vocab_size=len(vocab), embedding_size=4, rnn_layers=1, rnn_size=4)
-    weights.save(tmp_path / "plain", build_model(config), config, vocab, {"window": 8})
+    saving.save(tmp_path / "plain", build_model(config), config, vocab, {"window": 8})
     assert main(["generate", str(tmp_path / "plain"), "--parent", "hi"]) != 0
     err = capsys.readouterr().err
     assert err.startswith("botkit: error:") and "not a reply model" in err and len(err.strip().splitlines()) == 1
@@ -145,7 +145,7 @@ def test_a_word_level_labelled_reply_model_trains_and_evaluates(tmp_path: Path) 
     corpus = write_pairs(tmp_path / "pairs.jsonl", 200, seed=4, label=True)
     config = TrainConfig(level="word", epochs=3, batch_size=8, window=16, patience=0, sample_every=0)
     train([corpus], tmp_path / "word", config, TINY)
-    saved = weights.load(tmp_path / "word")
+    saved = saving.load(tmp_path / "word")
     assert saved.vocab.level == "word" and saved.vocab.conditional and saved.config.labelled
     report = evaluate_file(tmp_path / "word", corpus)
     assert report.score.targets == 2 * 200  # one word and the end of each reply

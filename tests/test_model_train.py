@@ -20,7 +20,7 @@ import pytest
 from botkit.cli import main
 from botkit.generate import Generator
 from botkit.model import callbacks as callbacks_module
-from botkit.model import weights
+from botkit.model import saving
 from botkit.model.callbacks import BestCheckpoint, EarlyStopping, EpochReport, ResumeState, ShowSamples, TrainingCallbacks, Validation
 from botkit.model.data import Split, TokenStream
 from botkit.model.evaluate import Scorer, evaluate_file, window_plan
@@ -51,7 +51,7 @@ def train(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return captured.out + captured.err
 
 
-def predict(saved: weights.Saved, ids: np.ndarray, label: int = 0) -> np.ndarray:
+def predict(saved: saving.Saved, ids: np.ndarray, label: int = 0) -> np.ndarray:
     inputs = model_inputs(saved.config, ids[None], np.full((1, len(ids)), label, np.int32))
     return np.asarray(saved.model(inputs, training=False)["next"])
 
@@ -73,8 +73,8 @@ def test_reload_gives_identical_predictions(tmp_path: Path) -> None:
     vocab = Vocabulary("char", ["<pad>", "<sep>", "<unk>", *"abc"], ["", "x", "y"])
     config = ModelConfig(vocab_size=len(vocab), num_labels=3, embedding_size=8, rnn_layers=2, rnn_size=12)
     model = build_model(config)
-    weights.save(tmp_path / "m", model, config, vocab, {"window": 8})
-    saved = weights.load(tmp_path / "m")
+    saving.save(tmp_path / "m", model, config, vocab, {"window": 8})
+    saved = saving.load(tmp_path / "m")
     ids = np.array([1, 3, 4, 5, 3, 4], np.int32)
     before = np.asarray(model(model_inputs(config, ids[None], np.full((1, 6), 2, np.int32)))["next"])
     assert np.array_equal(before, predict(saved, ids, label=2))
@@ -86,7 +86,7 @@ def test_word_model_trains_on_a_corpus(tmp_path: Path, capsys: pytest.CaptureFix
     corpus.write_text("\n".join(sentences(60)) + "\n", encoding="utf-8")
     out = tmp_path / "word"
     train(capsys, str(corpus), "--word", "--max-words", "12", "-o", str(out), "--epochs", "2", *TINY)
-    saved = weights.load(out)
+    saved = saving.load(out)
     assert saved.vocab.level == "word" and len(saved.vocab) == 5 + 12 and "<cap>" in saved.vocab.tokens
     assert "." in saved.vocab.tokens and "The" not in saved.vocab.tokens
     report = evaluate_file(out, corpus)
@@ -99,7 +99,7 @@ def test_context_model_conditions_on_labels(tmp_path: Path, capsys: pytest.Captu
     corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "context"
     train(capsys, str(corpus), "-o", str(out), "--epochs", "3", "--lr", "0.01", *TINY)
-    saved = weights.load(out)
+    saved = saving.load(out)
     assert saved.vocab.labels == ["", "bob", "ann"] and saved.config.num_labels == 3
     assert sorted(saved.model.output_names) == ["aux", "next"]
     ids = saved.vocab.encode("ab")
@@ -116,7 +116,7 @@ def hand_set_model(vocab: Vocabulary, probabilities: np.ndarray, tmp_path: Path)
     for variable in model.weights:
         variable.assign(np.zeros(variable.shape, dtype="float32"))
     model.get_layer("next").bias.assign(np.log(probabilities).astype("float32"))
-    weights.save(tmp_path / "hand", model, config, vocab, {"window": 8})
+    saving.save(tmp_path / "hand", model, config, vocab, {"window": 8})
     return tmp_path / "hand"
 
 
@@ -275,7 +275,7 @@ def test_fine_tune_extends_the_vocabulary(tmp_path: Path, text_file: Path, capsy
         "--sample-every",
         "0",
     )
-    old, new = weights.load(base), weights.load(tuned)
+    old, new = saving.load(base), saving.load(tuned)
     assert new.vocab.tokens[: len(old.vocab)] == old.vocab.tokens
     assert {"Z", "X", "&", "ü"} <= set(new.vocab.tokens[len(old.vocab) :])
     assert new.config.rnn_size == old.config.rnn_size == 32 and new.config.vocab_size == len(new.vocab)
@@ -287,7 +287,7 @@ def test_extension_keeps_the_base_models_predictions(tmp_path: Path) -> None:
     old_config = ModelConfig(vocab_size=6, embedding_size=8, rnn_layers=1, rnn_size=8)
     new_config = ModelConfig(vocab_size=9, num_labels=2, embedding_size=8, rnn_layers=1, rnn_size=8)
     old, new = build_model(old_config), build_model(new_config)
-    weights.extend_into(old, new)
+    saving.extend_into(old, new)
     ids = np.array([[1, 3, 4, 5, 3]], np.int32)
     before = np.asarray(old(ids)["next"])
     after = np.asarray(new({"tokens": ids, "labels": np.zeros_like(ids)})["next"])
@@ -437,5 +437,5 @@ def test_callbacks_in_reverse_order_train_the_same_model(
     assert runs[0]["history"] == runs[1]["history"] and runs[0]["result"] == runs[1]["result"]
     best, history = runs[0]["result"]["best_val_loss"], runs[0]["history"]
     assert len(history) < 12 and min(h["val_loss"] for h in history) == best  # stopped early; the folder holds the best epoch
-    a, b = weights.load(tmp_path / "listed"), weights.load(tmp_path / "reversed")
+    a, b = saving.load(tmp_path / "listed"), saving.load(tmp_path / "reversed")
     assert all(np.allclose(x, y) for x, y in zip(a.model.get_weights(), b.model.get_weights()))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from botkit.cli import main
-from botkit.model import weights
+from botkit.model import saving
 from botkit.model.network import model_inputs
 
 TINY = ["--embedding-size", "16", "--rnn-layers", "1", "--rnn-size", "32", "--window", "16", "--batch-size", "8", "--sample-every", "0"]
@@ -73,7 +73,7 @@ def test_mirrored_strategy_trains_saves_resumes_and_reloads(tmp_path: Path, text
     assert config["training"]["distribute"] == "mirrored"
     state = json.loads((out / "resume" / "state.json").read_text())
     assert state["epoch"] == 2 and state["history"][1]["train_loss"] < state["history"][0]["train_loss"]
-    saved = weights.load(out)
+    saved = saving.load(out)
     ids = np.asarray(saved.vocab.encode("to be or not"), np.int32)[None]
     logits = np.asarray(saved.model(model_inputs(saved.config, ids, np.zeros_like(ids)), training=False)["next"])
     assert np.isfinite(logits).all()
@@ -126,6 +126,6 @@ def test_mirrored_strategy_splits_batches_over_two_replicas(tmp_path: Path, text
     done = subprocess.run([sys.executable, str(script), str(text_file), str(tmp_path / "m")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["2", str(json.loads((tmp_path / "m" / "resume" / "state.json").read_text())["step"])]  # one strategy, 2 replicas
-    saved = weights.load(tmp_path / "m")
+    saved = saving.load(tmp_path / "m")
     assert math.isfinite(json.loads((tmp_path / "m" / "config.json").read_text())["training"]["result"]["best_val_loss"])
     assert saved.config.rnn_size == 32

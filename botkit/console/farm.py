@@ -28,7 +28,7 @@ from botkit.errors import BotkitError
 CHART_DAYS = 14
 #: The funnel counts the bot's most recent candidates: its recent refills, not its whole life.
 FUNNEL_CANDIDATES = 1000
-# The weights folder layout (botkit/model/weights.py); read as JSON here, so the console starts
+# The weights folder layout (botkit/model/saving.py); read as JSON here, so the console starts
 # without importing Keras.
 _MODEL_CONFIG, _RESUME_STATE = "config.json", "resume/state.json"
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 #: The most samples one click generates: a page to read, not a batch job (``botkit generate`` is that).
 MAX_SAMPLES = 50
 DEFAULT_SAMPLES = 10
-# The weights folder's files (botkit/model/weights.py), named here so the page can tell a trained
+# The weights folder's files (botkit/model/saving.py), named here so the page can tell a trained
 # model without importing Keras.
 _VOCAB, _WEIGHTS = "vocab.json", "model.weights.h5"
 _GENERATING = threading.Lock()

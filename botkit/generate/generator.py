@@ -129,10 +129,10 @@ class Generator:
 
     @classmethod
     def load(cls, path: str | Path, *, jit: bool = True) -> Generator:
-        """The generator of a ``weights/NAME`` folder (missing or corrupt files: a one-line WeightsError)."""
-        from botkit.model import weights
+        """The generator of a ``weights/NAME`` folder (missing or corrupt files: a one-line ModelFolderError)."""
+        from botkit.model import saving
 
-        saved = weights.load(path)
+        saved = saving.load(path)
         generator = cls(saved.model, saved.config, saved.vocab, saved.training, jit=jit)
         generator.path = saved.path
         return generator

@@ -245,9 +245,9 @@ class EvalReport:
 
 def evaluate_file(weights_path: Path, file: Path, *, read_as: ReadAs | None = None) -> EvalReport:
     """Score ``file`` under the model in ``weights_path``, read as ``read_as`` or as the model was trained."""
-    from botkit.model import weights
+    from botkit.model import saving
 
-    saved = weights.load(weights_path)
+    saved = saving.load(weights_path)
     window = trained_window(saved.training)
     how, why = (read_as, "as asked") if read_as is not None else reading(saved.training, file)
     imported = "imported_from" in saved.training

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from botkit.model import weights
+from botkit.model import saving
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import PAD, SEP, SPECIALS, Level, Vocabulary
 
@@ -35,7 +35,7 @@ _ABSENT_BIAS = -30.0
 _DEFAULT_CONFIG = {"rnn_layers": 2, "rnn_size": 128, "rnn_bidirectional": False, "max_length": 40, "dim_embeddings": 100, "word_level": False}
 
 
-class TextgenrnnImportError(weights.WeightsError):
+class TextgenrnnImportError(saving.ModelFolderError):
     """A textgenrnn file is missing, malformed or of a kind botkit cannot import."""
 
 
@@ -121,7 +121,7 @@ def _lstm_weights(arrays: list[np.ndarray], units: int, where: str) -> list[np.n
     return [kernel, recurrent, bias]
 
 
-def import_textgenrnn(weights_path: Path, vocab_path: Path, config_path: Path | None, output: Path) -> weights.Saved:
+def import_textgenrnn(weights_path: Path, vocab_path: Path, config_path: Path | None, output: Path) -> saving.Saved:
     """Convert a textgenrnn model into a botkit model folder and return it loaded."""
     tg_config = {**_DEFAULT_CONFIG, **(_read_json(config_path, "config") if config_path else {})}
     if tg_config.get("rnn_bidirectional"):
@@ -149,11 +149,11 @@ def import_textgenrnn(weights_path: Path, vocab_path: Path, config_path: Path | 
         raise TextgenrnnImportError(
             f"{weights_path}: does not match {config_path or 'textgenrnn default config'} ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})"
         ) from None
-    weights.save(
+    saving.save(
         output,
         model,
         config,
         vocab,
         {"level": vocab.level, "window": TEXTGENRNN_WINDOW, "single_text": bool(tg_config.get("single_text")), "imported_from": str(weights_path)},
     )
-    return weights.load(output)
+    return saving.load(output)

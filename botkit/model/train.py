@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from botkit.errors import ConfigError, CorpusError
-from botkit.model import data, weights
+from botkit.model import data, saving
 from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import Vocabulary
@@ -66,7 +66,7 @@ class Plan:
     vocab: Vocabulary
     train: data.Split
     val: data.Split | None
-    base: weights.Saved | None = None
+    base: saving.Saved | None = None
     corpus: tuple[Path, ...] = ()  # recorded with the weights: the novelty filter checks samples against it
 
 
@@ -94,7 +94,7 @@ def train(
     extra_minutes = config.minutes if resume else None  # on --resume, --minutes is time to add
     if previous is not None:
         config = _merge_resumed(previous, config)
-    saved_base = weights.load(base) if base is not None else None
+    saved_base = saving.load(base) if base is not None else None
     config = _resolve_level(config, saved_base)
     with _cache_removed_on_failure(output):
         plan = _plan(corpus, output, config, model_overrides or {}, resume=resume, base=saved_base)
@@ -131,9 +131,9 @@ def _build_and_fit(plan: Plan, config: TrainConfig, output: Path, strategy: Any,
         state = TrainState()
         if resume:
             optimizer.build(model.trainable_variables)
-            state = TrainState(**weights.load_resume(output, model, optimizer))
+            state = TrainState(**saving.load_resume(output, model, optimizer))
         elif plan.base is not None:
-            weights.extend_into(plan.base.model, model)
+            saving.extend_into(plan.base.model, model)
     if extra_minutes is not None:  # the budget is kept as the total: a later --resume alone ends where this one does
         config = config.model_copy(update={"minutes": state.elapsed / 60 + extra_minutes})
     _say_device()
@@ -197,7 +197,7 @@ def _enable_mixed_precision() -> None:
 
 
 def _previous_training(output: Path) -> dict[str, Any]:
-    _, training = weights.read_config(output)
+    _, training = saving.read_config(output)
     return training
 
 
@@ -246,7 +246,7 @@ def resume_command(corpus: Sequence[Path], output: Path, given: dict[str, Any]) 
     return shlex.join(parts)
 
 
-def _resolve_level(config: TrainConfig, base: weights.Saved | None) -> TrainConfig:
+def _resolve_level(config: TrainConfig, base: saving.Saved | None) -> TrainConfig:
     if base is None:
         return config if config.level else config.model_copy(update={"level": "char"})
     if config.level and config.level != base.vocab.level:
@@ -254,10 +254,10 @@ def _resolve_level(config: TrainConfig, base: weights.Saved | None) -> TrainConf
     return config.model_copy(update={"level": base.vocab.level})
 
 
-def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: dict[str, Any], *, resume: bool, base: weights.Saved | None) -> Plan:
+def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: dict[str, Any], *, resume: bool, base: saving.Saved | None) -> Plan:
     if resume:
-        model_config, _ = weights.read_config(output)
-        vocab = weights.read_vocab(output)
+        model_config, _ = saving.read_config(output)
+        vocab = saving.read_vocab(output)
         for key, value in overrides.items():
             if getattr(model_config, key) != value:
                 log.warning("--resume: ignoring %s, the model keeps its %s", _flag(key, value), _flag(key, getattr(model_config, key)))
@@ -338,7 +338,7 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
     def save_model() -> None:
         # The history (train and val loss per epoch) travels with the weights: the console and
         # `botkit report` draw every model's curves from it.
-        weights.save(output, model, plan.model_config, plan.vocab, {**training_json, "result": _result(state, targets_per_step), "history": state.history})
+        saving.save(output, model, plan.model_config, plan.vocab, {**training_json, "result": _result(state, targets_per_step), "history": state.history})
 
     scorer = Scorer(model, plan.model_config, window) if plan.val is not None else None
     ticker = ScheduleAndBudget(schedule, state, budget, targets_per_step)
@@ -348,7 +348,7 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
         ticker,
         ProgressBar(state, total_steps, budget, targets_per_step),
         BestCheckpoint(state, plan.val is not None, save_model, report),
-        ResumeState(lambda: weights.save_resume(output, model, optimizer, asdict(state))),
+        ResumeState(lambda: saving.save_resume(output, model, optimizer, asdict(state))),
     ]
     if plan.val is not None and config.patience:
         callbacks.append(EarlyStopping(state, config.patience, report))
@@ -373,14 +373,14 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
             listed = TrainingCallbacks(Validation(state, scorer, plan.val, report), callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
             model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0, shuffle=False)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / weights.RESUME}") from None  # after the save below
+        raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / saving.RESUME}") from None  # after the save below
     finally:  # Ctrl-C included: keep what was trained, resumable
         if state.step and (plan.val is None or state.best_val is None):
             save_model()
-        elif state.history and (output / weights.CONFIG).exists():
-            weights.record_history(output, state.history)
-        weights.save_resume(output, model, optimizer, asdict(state))
-    if not (output / weights.WEIGHTS).exists():
+        elif state.history and (output / saving.CONFIG).exists():
+            saving.record_history(output, state.history)
+        saving.save_resume(output, model, optimizer, asdict(state))
+    if not (output / saving.WEIGHTS).exists():
         save_model()
     rate = ticker.session_targets / ticker.session_seconds if ticker.session_seconds else 0.0
     return TrainReport(output, state, rate, state.step * targets_per_step)

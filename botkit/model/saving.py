@@ -1,4 +1,5 @@
-"""``weights/NAME/``: everything needed to generate (no corpus, no GPU), and to resume training.
+"""Saving and loading a model folder (``weights/NAME/``, as ``keras.saving`` does for Keras models):
+everything needed to generate (no corpus, no GPU), and to resume training.
 
 Layout::
 
@@ -34,7 +35,7 @@ CONFIG, VOCAB, WEIGHTS, RESUME = "config.json", "vocab.json", "model.weights.h5"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-class WeightsError(BotkitError):
+class ModelFolderError(BotkitError):
     """A model folder or one of its files is missing, truncated or not botkit's."""
 
 
@@ -106,22 +107,22 @@ def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
     """The model and training config of a weights folder, checked."""
     path = resolve(path)
     if not path.is_dir():
-        raise WeightsError(f"{path}: no such model folder (train one with: botkit train CORPUS -o {path})")
+        raise ModelFolderError(f"{path}: no such model folder (train one with: botkit train CORPUS -o {path})")
     config_path = path / CONFIG
     try:
         data = json.loads(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise WeightsError(f"{config_path}: missing; {path} is not a botkit model folder") from None
+        raise ModelFolderError(f"{config_path}: missing; {path} is not a botkit model folder") from None
     except (ValueError, UnicodeDecodeError):
-        raise WeightsError(f"{config_path}: truncated or not a botkit config (not valid JSON)") from None
+        raise ModelFolderError(f"{config_path}: truncated or not a botkit config (not valid JSON)") from None
     if not isinstance(data, dict) or "format_version" not in data or "model" not in data:
-        raise WeightsError(f"{config_path}: not a botkit model config (no format_version/model)")
+        raise ModelFolderError(f"{config_path}: not a botkit model config (no format_version/model)")
     if data["format_version"] > FORMAT_VERSION:
-        raise WeightsError(f"{config_path}: format {data['format_version']} is newer than this botkit understands ({FORMAT_VERSION}); upgrade botkit")
+        raise ModelFolderError(f"{config_path}: format {data['format_version']} is newer than this botkit understands ({FORMAT_VERSION}); upgrade botkit")
     try:
         config = ModelConfig.from_json(data["model"], str(config_path))
     except (ConfigError, TypeError) as exc:
-        raise WeightsError(str(exc)) from None
+        raise ModelFolderError(str(exc)) from None
     return config, data.get("training", {})
 
 
@@ -135,24 +136,24 @@ def load_weights_file(model: Any, file: Path, config_path: Path) -> None:
         with open(file, "rb") as handle:
             signature = handle.read(len(_HDF5_SIGNATURE))
     except FileNotFoundError:
-        raise WeightsError(f"{file}: missing") from None
+        raise ModelFolderError(f"{file}: missing") from None
     if signature != _HDF5_SIGNATURE:
-        raise WeightsError(f"{file}: truncated or not a botkit weights file (not HDF5)")
+        raise ModelFolderError(f"{file}: truncated or not a botkit weights file (not HDF5)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.load_weights(file)
     except OSError:
-        raise WeightsError(f"{file}: truncated or not a botkit weights file (unreadable HDF5)") from None
+        raise ModelFolderError(f"{file}: truncated or not a botkit weights file (unreadable HDF5)") from None
     except (ValueError, KeyError, RuntimeError):
-        raise WeightsError(f"{file}: truncated or not a botkit weights file (its weights do not match the model of {config_path})") from None
+        raise ModelFolderError(f"{file}: truncated or not a botkit weights file (its weights do not match the model of {config_path})") from None
 
 
 def read_vocab(path: Path) -> Vocabulary:
     try:
         return Vocabulary.load(path / VOCAB)
     except VocabError as exc:
-        raise WeightsError(str(exc)) from None
+        raise ModelFolderError(str(exc)) from None
 
 
 def load(path: str | Path) -> Saved:
@@ -161,7 +162,7 @@ def load(path: str | Path) -> Saved:
     config, training = read_config(path)
     vocab = read_vocab(path)
     if len(vocab) != config.vocab_size or len(vocab.labels) != config.num_labels:
-        raise WeightsError(
+        raise ModelFolderError(
             f"{path / VOCAB}: {len(vocab)} tokens / {len(vocab.labels)} labels, but {path / CONFIG} says {config.vocab_size} / {config.num_labels}"
         )
     model = build_model(config)
@@ -189,20 +190,20 @@ def load_resume(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
     folder = path / RESUME
     state_path = folder / "state.json"
     if not state_path.exists():
-        raise WeightsError(f"{state_path}: missing; nothing to resume in {path} (train without --resume first)")
+        raise ModelFolderError(f"{state_path}: missing; nothing to resume in {path} (train without --resume first)")
     try:
         state = json.loads(state_path.read_text())
     except ValueError:
-        raise WeightsError(f"{state_path}: truncated or not a botkit resume state") from None
+        raise ModelFolderError(f"{state_path}: truncated or not a botkit resume state") from None
     load_weights_file(model, folder / WEIGHTS, path / CONFIG)
     try:
         with np.load(folder / "optimizer.npz") as saved:
             values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        raise WeightsError(f"{folder / 'optimizer.npz'}: missing, truncated or not a botkit optimizer state") from None
+        raise ModelFolderError(f"{folder / 'optimizer.npz'}: missing, truncated or not a botkit optimizer state") from None
     variables = optimizer.variables
     if len(values) != len(variables) or any(tuple(v.shape) != tuple(x.shape) for v, x in zip(variables, values)):
-        raise WeightsError(f"{folder / 'optimizer.npz'}: does not match the model (was it saved by another botkit version?)")
+        raise ModelFolderError(f"{folder / 'optimizer.npz'}: does not match the model (was it saved by another botkit version?)")
     for variable, value in zip(variables, values):
         variable.assign(value)
     return state
