@@ -30,9 +30,9 @@ def _stamp(corpora: list[Path], train: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def _up_to_date(weights: Path, stamp: str) -> bool:
+def _up_to_date(model: Path, stamp: str) -> bool:
     try:
-        return json.loads((weights / STAMP).read_text(encoding="utf-8")).get("stamp") == stamp
+        return json.loads((model / STAMP).read_text(encoding="utf-8")).get("stamp") == stamp
     except (FileNotFoundError, json.JSONDecodeError):
         return False
 
@@ -105,18 +105,18 @@ def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
     from botkit.model.train import train
     from botkit.training import ShapeOptions, TrainConfig
 
-    weights = spec.options.model
-    assert weights is not None
+    model = spec.options.model
+    assert model is not None
     block = spec.options.train
     settings = block.given()
     stamp = _stamp(corpora, settings) if all(p.exists() for p in corpora) else None
-    if stamp is not None and _up_to_date(weights, stamp):
-        yield f"{spec.name}: {weights} is up to date (corpus and training settings unchanged); skipped"
+    if stamp is not None and _up_to_date(model, stamp):
+        yield f"{spec.name}: {model} is up to date (corpus and training settings unchanged); skipped"
         return
     if dry_run:
-        yield f"would train {spec.name} into {weights} on {', '.join(str(p) for p in corpora)}"
+        yield f"would train {spec.name} into {model} on {', '.join(str(p) for p in corpora)}"
         return
     config = TrainConfig.model_validate(block.model_dump(include=set(TrainConfig.model_fields)))
     shape = ShapeOptions.model_validate(block.model_dump(include=set(ShapeOptions.model_fields)))
-    yield train(corpora, weights, config, shape.given(), base=_base_model(spec)).summary()
-    (weights / STAMP).write_text(json.dumps({"stamp": _stamp(corpora, settings)}), encoding="utf-8")
+    yield train(corpora, model, config, shape.given(), base=_base_model(spec)).summary()
+    (model / STAMP).write_text(json.dumps({"stamp": _stamp(corpora, settings)}), encoding="utf-8")

@@ -323,7 +323,7 @@ def test_report_of_a_bot_writes_its_funnel_and_model_pictures(farm: Path, capsys
     assert "pear: no candidates in the ledger yet: no funnel.png" in capsys.readouterr().out
     report(["--bot", "apple", "-c", str(farm), "-o", str(out)])
     assert (out / "funnel.png").read_bytes().startswith(PNG)
-    with pytest.raises(ConfigError, match="give exactly one of a weights folder"):
+    with pytest.raises(ConfigError, match="give exactly one of a model folder"):
         report(["weights/x", "--bot", "apple", "-o", str(out)])
     with pytest.raises(ConfigError, match="no bot named plum"):
         report(["--bot", "plum", "-c", str(farm), "-o", str(out)])

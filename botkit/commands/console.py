@@ -48,7 +48,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         description="botkit report weights/NAME -o DIR: the model's loss curves and corpus statistics. "
         "botkit report --bot NAME -c config.yaml -o DIR: those of the bot's model, plus its filter funnel from the ledger.",
     )
-    report.add_argument("weights", nargs="?", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
+    report.add_argument("model", nargs="?", type=Path, metavar="MODEL", help="model folder, e.g. weights/NAME")
     report.add_argument("--bot", metavar="NAME", help="a bot of the config instead of a model folder")
     report.add_argument("-c", "--config", dest="config_flag", metavar="CONFIG", help=f"with --bot: config file (default {DEFAULT_CONFIG})")
     report.set_defaults(config_file=None)
@@ -130,9 +130,9 @@ def serve(app: Any, sock: socket.socket, started: Callable[[Any], None] | None =
 
 def run_report(args: argparse.Namespace) -> None:
     """Write the PNGs and say which; name each picture that could not be drawn, and why."""
-    if (args.weights is None) == (args.bot is None):
-        raise ConfigError("report: give exactly one of a weights folder (botkit report weights/NAME -o DIR) or --bot NAME")
-    lines = _bot_report(args) if args.bot else _model_report(args.weights, None, args.output, args.weights.name)
+    if (args.model is None) == (args.bot is None):
+        raise ConfigError("report: give exactly one of a model folder (botkit report weights/NAME -o DIR) or --bot NAME")
+    lines = _bot_report(args) if args.bot else _model_report(args.model, None, args.output, args.model.name)
     for line in lines:
         print(line)
 

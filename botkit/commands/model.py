@@ -44,7 +44,7 @@ def _train_parser(commands: argparse._SubParsersAction, common: argparse.Argumen
     add_arguments(ShapeOptions, train, groups)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue training OUTPUT with its optimizer state and schedule position")
-    start.add_argument("--from", dest="base", type=Path, metavar="WEIGHTS", help="fine-tune from another model folder; new tokens extend its vocabulary")
+    start.add_argument("--from", dest="base", type=Path, metavar="MODEL", help="fine-tune from another model folder; new tokens extend its vocabulary")
 
 
 def _eval_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -57,7 +57,7 @@ def _eval_parser(commands: argparse._SubParsersAction, common: argparse.Argument
         "for a model trained with --single-text, else one document a line; a .jsonl corpus document by document, with its labels; "
         "any other file as one stream. A reply model scores only the replies, each after its parent. Models imported from textgenrnn are scored as textgenrnn frames its texts.",
     )
-    evaluate.add_argument("weights", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
+    evaluate.add_argument("model", type=Path, metavar="MODEL", help="model folder, e.g. weights/NAME")
     evaluate.add_argument("file", type=Path, metavar="FILE", help="text file or corpus to score")
     read = evaluate.add_mutually_exclusive_group()
     read.add_argument(
@@ -90,7 +90,7 @@ def _generate_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         description="Generate samples from a trained model (many in parallel, state carried token to token), "
         "keep those the filters pass, and print them (one a line, escaped like .txt corpora) or write them with -o.",
     )
-    generate.add_argument("weights", type=Path, metavar="WEIGHTS", help="model folder, e.g. weights/NAME")
+    generate.add_argument("model", type=Path, metavar="MODEL", help="model folder, e.g. weights/NAME")
     generate.add_argument("-n", type=int, default=10, help="samples to generate (default 10); filters may keep fewer")
     add_arguments(GenerateSettings, generate.add_argument_group("sampling (also the keys of a bot's generate: block)"))
     parents = generate.add_mutually_exclusive_group()
@@ -126,7 +126,7 @@ def train(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     from botkit.model.evaluate import evaluate_file
 
-    print(evaluate_file(args.weights, args.file, read_as=args.read_as).summary())
+    print(evaluate_file(args.model, args.file, read_as=args.read_as).summary())
 
 
 def import_textgenrnn(args: argparse.Namespace) -> None:
@@ -147,7 +147,7 @@ def generate(args: argparse.Namespace) -> None:
     from botkit.generate.run import run
 
     settings = validate(GenerateSettings, {k: getattr(args, k) for k in GenerateSettings.model_fields if hasattr(args, k)}, "botkit generate", flags=True)
-    generator = Generator.load(args.weights)
+    generator = Generator.load(args.model)
     given = settings.given()
     parents = [decode_txt(line.rstrip("\n")) for line in read_lines(args.parents, "parents")] if args.parents else args.parent
     if args.interactive and parents:

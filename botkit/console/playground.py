@@ -108,9 +108,9 @@ class TrainedModel:
     problem: str | None = None
 
 
-def trained_model(weights: Path) -> TrainedModel:
+def trained_model(model: Path) -> TrainedModel:
     """Whether the weights folder holds a trained model, and its labels; read without TensorFlow."""
-    folder = resolve_weights(weights)
+    folder = resolve_weights(model)
     missing = [name for name in (_VOCAB, _WEIGHTS) if not (folder / name).is_file()]
     if missing:
         return TrainedModel([], f"{folder} holds no trained model yet ({', '.join(missing)} missing): train it with botkit farm build or botkit train")

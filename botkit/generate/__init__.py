@@ -26,9 +26,9 @@ from botkit.generate.generator import GenerateRequest, Generator, write_samples
 from botkit.sample import Sample
 
 
-def generate(weights: str | Path, n: int, **options: Any) -> list[Sample]:
-    """``n`` samples from the model in ``weights`` (keywords: see :class:`GenerateRequest`)."""
-    return Generator.load(weights).generate(n, **options)
+def generate(model: str | Path, n: int, **options: Any) -> list[Sample]:
+    """``n`` samples from the model folder ``model`` (keywords: see :class:`GenerateRequest`)."""
+    return Generator.load(model).generate(n, **options)
 
 
 __all__ = ["Generator", "GenerateRequest", "Sample", "generate", "write_samples"]

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from botkit.corpus.io import FORMATS
+from botkit.model import saving
 from botkit.model.data import Split, encode
 from botkit.model.network import ModelConfig, model_inputs
 from botkit.model.vocab import PAD_ID, SEP_ID, UNK_ID
@@ -212,7 +213,7 @@ def reading(training: dict[str, Any], file: Path) -> tuple[ReadAs, str]:
 
 @dataclass(frozen=True)
 class EvalReport:
-    weights: Path
+    model: Path
     file: Path
     score: Score
     level: str
@@ -233,7 +234,7 @@ class EvalReport:
         if self.conditional:
             lines.append("a reply model: only the replies are scored, each after its parent (documents without one: after an empty parent)")
         lines += [
-            f"{self.file} under {self.weights}: {self.score.targets:,} {unit}s scored",
+            f"{self.file} under {self.model}: {self.score.targets:,} {unit}s scored",
             f"cross-entropy: {self.score.mean:.4f} nats/{unit}, {self.score.bits:.4f} bits/{unit}",
         ]
         if self.score.skipped:
@@ -243,11 +244,9 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def evaluate_file(weights_path: Path, file: Path, *, read_as: ReadAs | None = None) -> EvalReport:
-    """Score ``file`` under the model in ``weights_path``, read as ``read_as`` or as the model was trained."""
-    from botkit.model import saving
-
-    saved = saving.load(weights_path)
+def evaluate_file(model: Path, file: Path, *, read_as: ReadAs | None = None) -> EvalReport:
+    """Score ``file`` under the model folder ``model``, read as ``read_as`` or as the model was trained."""
+    saved = saving.load(model)
     window = trained_window(saved.training)
     how, why = (read_as, "as asked") if read_as is not None else reading(saved.training, file)
     imported = "imported_from" in saved.training
@@ -257,4 +256,4 @@ def evaluate_file(weights_path: Path, file: Path, *, read_as: ReadAs | None = No
     with tempfile.TemporaryDirectory(prefix="botkit-eval-") as tmp:
         stream = encode([file], saved.vocab, how == "stream", Path(tmp), purpose="evaluate")
         score = scorer.score(Split(stream, 0, len(stream)))
-    return EvalReport(weights_path, file, score, saved.vocab.level, stream.unknown, how, why, stream.documents, imported, saved.vocab.conditional)
+    return EvalReport(model, file, score, saved.vocab.level, stream.unknown, how, why, stream.documents, imported, saved.vocab.conditional)
