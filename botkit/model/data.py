@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from botkit.corpus import read_corpus, read_lines
 from botkit.corpus.io import FORMATS
@@ -250,10 +251,9 @@ def window_batches(
         step += 1
 
 
-def training_dataset(split: Split, window: int, batch_size: int, seed: int, first_step: int, labelled: bool):  # noqa: ANN201 - tf.data.Dataset, imported lazily
+def training_dataset(split: Split, window: int, batch_size: int, seed: int, first_step: int, labelled: bool) -> tf.data.Dataset:
     """``tf.data`` pipeline of (inputs, targets) for ``model.fit``: every position is a target, or,
     for a reply model, (inputs, targets, sample weights) with weight 0 on the parents' positions."""
-    import tensorflow as tf
 
     outputs = ("next", "aux") if labelled else ("next",)
     conditional = split.stream.replies is not None

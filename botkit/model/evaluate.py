@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from botkit.corpus.io import FORMATS
 from botkit.model import saving
@@ -67,15 +69,14 @@ def window_plan(length: int, window: int) -> Iterator[tuple[int, int]]:
 class Scorer:
     """Scores token streams with one compiled forward pass per batch of windows."""
 
-    def __init__(self, model, config: ModelConfig, window: int, batch_size: int = 32) -> None:  # noqa: ANN001 - keras.Model
-        import tensorflow as tf
+    def __init__(self, model: keras.Model, config: ModelConfig, window: int, batch_size: int = 32) -> None:
 
         self.config = config
         self.window = window
         self.batch_size = batch_size
 
         @tf.function(reduce_retracing=True)
-        def nll(inputs, targets, mask):  # noqa: ANN001, ANN202
+        def nll(inputs: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
             logits = model(inputs, training=False)["next"]
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
             return tf.reduce_sum(losses * mask), tf.reduce_sum(mask)
@@ -125,14 +126,13 @@ class TextgenrnnScorer:
     left-padded with 0. The model's output at the window's last position is textgenrnn's.
     """
 
-    def __init__(self, model, config: ModelConfig, window: int, *, meta: bool, documents: bool, batch_size: int = 256) -> None:  # noqa: ANN001 - keras.Model
-        import tensorflow as tf
+    def __init__(self, model: keras.Model, config: ModelConfig, window: int, *, meta: bool, documents: bool, batch_size: int = 256) -> None:
 
         self.config, self.window, self.batch_size = config, window, batch_size
         self.meta, self.documents = meta, documents
 
         @tf.function(reduce_retracing=True)
-        def nll(inputs, targets, mask):  # noqa: ANN001, ANN202
+        def nll(inputs: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
             logits = model(inputs, training=False)["next"][:, -1]
             return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits) * mask)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from botkit import __version__
@@ -218,7 +219,6 @@ def extend_into(old: Any, new: Any) -> None:
     layer (labels the base did not have) at zero: the fine-tuned model first predicts exactly like
     its base on the base's tokens, and unseen tokens start out unlikely instead of random.
     """
-    import keras
 
     for layer in new.layers:
         try:

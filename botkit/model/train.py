@@ -23,8 +23,22 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import keras
+import tensorflow as tf
+
 from botkit.errors import ConfigError, CorpusError
 from botkit.model import data, saving
+from botkit.model.callbacks import (
+    BestCheckpoint,
+    EarlyStopping,
+    EpochReport,
+    ProgressBar,
+    ResumeState,
+    ScheduleAndBudget,
+    ShowSamples,
+    TrainingCallbacks,
+    Validation,
+)
 from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import Vocabulary
@@ -80,7 +94,6 @@ def train(
     base: Path | None = None,
 ) -> TrainReport:
     """Train a model on ``corpus`` into the folder ``output``; see :mod:`botkit.model.train`."""
-    import keras
 
     if not corpus:
         raise ConfigError("give at least one corpus file to train on")
@@ -122,7 +135,6 @@ def _cache_removed_on_failure(output: Path) -> Iterator[None]:
 
 def _build_and_fit(plan: Plan, config: TrainConfig, output: Path, strategy: Any, *, resume: bool, extra_minutes: float | None) -> TrainReport:
     """The model and optimizer (fresh, resumed, or extended from the base), then :func:`_fit`."""
-    import keras
 
     with strategy.scope():  # variables (model and optimizer) are created mirrored on every replica
         model = build_model(plan.model_config)
@@ -150,8 +162,6 @@ def _strategy(name: str | None) -> Any:
     3.15's ``fit`` fails before its first step there (``strategy.reduce`` of the first int32 batch
     in ``TensorFlowTrainer._maybe_symbolic_build``; measured with two workers on 127.0.0.1).
     """
-    import keras
-    import tensorflow as tf
 
     if name is None:
         return tf.distribute.get_strategy()
@@ -175,7 +185,6 @@ def _strategy(name: str | None) -> Any:
 @functools.cache  # once a process: farm build trains one model after another
 def _say_device() -> None:
     """One line when training runs on a CPU (TensorFlow's own start-up notices are silenced); ``-v`` says more."""
-    import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -188,8 +197,6 @@ def _say_device() -> None:
 
 
 def _enable_mixed_precision() -> None:
-    import keras
-    import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
         raise ConfigError("--mixed-precision needs a GPU (on a CPU it is slower, not faster)")
@@ -293,7 +300,6 @@ def _dropout_only(overrides: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def _compile(model: Any, optimizer: Any, config: ModelConfig) -> None:
-    import keras
 
     # A reply model weights its targets (0 on the parents): the mean is over the weighted targets, so
     # its train loss is nats per reply token, as its val loss is; without weights it is the plain mean.
@@ -306,17 +312,6 @@ def _compile(model: Any, optimizer: Any, config: ModelConfig) -> None:
 
 
 def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Path, state: TrainState) -> TrainReport:
-    from botkit.model.callbacks import (
-        BestCheckpoint,
-        EarlyStopping,
-        EpochReport,
-        ProgressBar,
-        ResumeState,
-        ScheduleAndBudget,
-        ShowSamples,
-        TrainingCallbacks,
-        Validation,
-    )
 
     window = min(config.window, len(plan.train) - 1)
     if window < config.window:
@@ -359,8 +354,6 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
         )
         callbacks.append(previews)
     if config.tensorboard:
-        import keras
-
         if importlib.util.find_spec("tensorboard") is None:
             raise ConfigError("--tensorboard needs the tensorboard package (pip install tensorboard)")
         callbacks.append(keras.callbacks.TensorBoard(config.tensorboard))
