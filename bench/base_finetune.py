@@ -1,7 +1,7 @@
 """The shipped base model against training from scratch: short titles, same data, same budget.
 
     .venv/bin/python bench/base_finetune.py                       # Hacker News titles, 2 minutes each
-    .venv/bin/python bench/base_finetune.py --data /work/shared/data/reddit_rarepuppers_politics_2000.txt
+    .venv/bin/python bench/base_finetune.py --data ../shared/data/reddit_rarepuppers_politics_2000.txt
 
 The first ``--train-lines`` lines of ``--data`` (1,800; a first line ``title`` is a CSV-style header
 and is dropped) go to ``train.txt``, the last ``--held-out`` lines (200) to ``held_out.txt``, one
@@ -33,7 +33,7 @@ from typing import Any
 import peer_env
 from train_vs_textgenrnn import botkit
 
-DATA = Path("/work/shared/data/hacker_news_2000.txt")
+DATA = peer_env.HERE.parent.parent / "shared" / "data" / "hacker_news_2000.txt"  # ../shared beside the checkout
 BASE_BUILD = peer_env.HERE.parent / "weights" / "base" / "BUILD.md"
 
 
@@ -92,17 +92,24 @@ def main() -> None:
     for name, base in (("from_base", True), ("scratch", False)):
         results[name] = side(name, train, held_out, out, args.minutes, args.n, base)
         r = results[name]
-        print(f"{name}: {r['held_out_nats_per_char']:.4f} nats/char held out; {r['epochs']} epochs, {r['steps']:,} steps, {r['targets_per_second']:,.0f} targets/s", flush=True)
+        print(
+            f"{name}: {r['held_out_nats_per_char']:.4f} nats/char held out; {r['epochs']} epochs, {r['steps']:,} steps, {r['targets_per_second']:,.0f} targets/s",
+            flush=True,
+        )
     b, s = results["from_base"], results["scratch"]
     print(f"\nheld-out cross-entropy after {args.minutes:g} min of training each ({b['characters_scored']:,} characters)")
     print(f"machine: {peer_env.machine_line(machine)}")
     print(f"{'model':<30} {'held-out nats/char':>18} {'epochs':>6} {'steps':>6} {'targets/s':>10} {'own val':>8}")
     for label, r in (("botkit train --from base", b), ("botkit train (from scratch)", s)):
-        print(f"{label:<30} {r['held_out_nats_per_char']:>18.4f} {r['epochs']:>6} {r['steps']:>6,} {r['targets_per_second']:>10,.0f} {r['own_best_val_loss']:>8.4f}")
+        print(
+            f"{label:<30} {r['held_out_nats_per_char']:>18.4f} {r['epochs']:>6} {r['steps']:>6,} {r['targets_per_second']:>10,.0f} {r['own_best_val_loss']:>8.4f}"
+        )
     difference = b["held_out_nats_per_char"] - s["held_out_nats_per_char"]
     print(f"difference (from base - from scratch): {difference:+.4f} nats/char")
     if seen:
-        print(f"note: {BASE_BUILD.relative_to(peer_env.HERE.parent)} lists {args.data.name} among the base model's training texts: its held-out lines were seen by the base model")
+        print(
+            f"note: {BASE_BUILD.relative_to(peer_env.HERE.parent)} lists {args.data.name} among the base model's training texts: its held-out lines were seen by the base model"
+        )
     for label, r in (("from base", b), ("from scratch", s)):
         print(f"\nsamples, {label} (botkit generate -n {args.n}):")
         print("\n".join(f"  {line}" for line in r["samples"]))

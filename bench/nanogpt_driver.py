@@ -55,6 +55,7 @@ RECIPE = {
 CONFIG = "config/train_shakespeare_char.py"
 EVAL_INTERVAL, WARMUP_ITERS = 250, 100  # the config file's
 CALIBRATION_ITERS, CALIBRATION_EVAL_INTERVAL = 100, 25
+STALL = 5  # an iteration over 5 × the median: the process was descheduled (a shared CPU)
 ATTEMPTS, TOLERANCE = 2, 0.1  # a budget run off by more than 10 % is run once more, planned from its own pace
 SCORE_BATCH = 256  # the fastest of 128-1024 on the 2-core CPU
 ITER = re.compile(r"^iter (\d+): loss ([0-9.]+), time ([0-9.]+)ms")
@@ -105,11 +106,11 @@ def prepare(checkout: Path, text: Path, workdir: Path) -> dict[str, object]:
     return {"vocab_size": meta["vocab_size"], "train_tokens": (data / "train.bin").stat().st_size // 2, "val_tokens": (data / "val.bin").stat().st_size // 2}
 
 
-def _rates(run: dict[str, object], typical: Callable[[list[float]], float]) -> tuple[float, float]:
+def _rates(run: dict[str, object], typical: Callable[[list[float]], float], typical_eval: Callable[[list[float]], float]) -> tuple[float, float]:
     """Seconds of an iteration and of an evaluation (its iteration's extra time) in a parsed run."""
     evaluated = {it for it, _, _ in run["evals"]}
     step = typical([dt for it, _, dt in run["iters"] if it >= 5 and it not in evaluated])
-    evaluation = typical([dt for it, _, dt in run["iters"] if it in evaluated and it > 0]) - step
+    evaluation = typical_eval([dt for it, _, dt in run["iters"] if it in evaluated and it > 0]) - step
     return step, max(evaluation, 0.0)
 
 
@@ -128,7 +129,7 @@ def train(checkout: Path, workdir: Path, seconds: float) -> dict[str, object]:
     # Calibration: the recipe for a few iterations, evaluating every CALIBRATION_EVAL_INTERVAL.
     calib = _run_train(checkout, workdir, "calibration", max_iters=CALIBRATION_ITERS,
                        eval_interval=CALIBRATION_EVAL_INTERVAL, out_dir=str(workdir / "calibration"))  # fmt: skip
-    step, evaluation = _rates(calib, statistics.median)
+    step, evaluation = _rates(calib, statistics.median, min)  # a stall (see STALL) in so short a run would mislead
     calibration = {"seconds_per_iter": step, "seconds_per_eval": evaluation, "wall_seconds": calib["wall"]}
     attempts: list[dict[str, object]] = []
     for attempt in range(1, ATTEMPTS + 1):
@@ -143,19 +144,22 @@ def train(checkout: Path, workdir: Path, seconds: float) -> dict[str, object]:
         if abs(run["seconds"] - seconds) <= TOLERANCE * seconds:
             break
         # The machine's pace changed since the calibration (a shared CPU): plan again from this run's own mean pace.
-        step, evaluation = _rates(run, statistics.fmean)
+        step, evaluation = _rates(run, statistics.fmean, statistics.fmean)
     run = min(attempts, key=lambda a: abs(a["seconds"] - seconds))  # the run closest to the budget is the one reported
     targets_per_iter = RECIPE["block_size"] * RECIPE["batch_size"]
     evaluated = {it for it, _, _ in run["evals"]}
     train_only = [dt for it, _, dt in run["iters"] if it not in evaluated]
     last = run["evals"][-1]
+    median = statistics.median(train_only)
+    stalls = [dt for dt in train_only if dt > STALL * median]
     return {
         "steps": len(run["iters"]), "seconds": run["seconds"], "wall_seconds": run["wall"],
         "targets_per_second": len(train_only) * targets_per_iter / sum(train_only), "targets_per_step": targets_per_iter,
+        "median_targets_per_second": targets_per_iter / median, "stalls": {"iterations": len(stalls), "seconds": round(sum(stalls), 1)},
         "max_iters": run["max_iters"], "eval_interval": run["eval_interval"], "checkpoint": str(run["out_dir"] / "ckpt.pt"),
         "checkpoint_iter": run["saved_at"][-1] if run["saved_at"] else None,
         "own_last_eval": {"iter": last[0], "train_loss": last[1], "val_loss": last[2]}, "own_best_val_loss": min(v for _, _, v in run["evals"]),
-        "attempts": [{k: a[k] for k in ("max_iters", "eval_interval", "seconds", "planned_from", "log")} for a in attempts],
+        "attempts": [{**{k: a[k] for k in ("max_iters", "eval_interval", "planned_from", "log")}, "seconds": round(a["seconds"], 1)} for a in attempts],
         "calibration": calibration, "command": run["command"], "log": run["log"],
     }  # fmt: skip
 

@@ -65,7 +65,7 @@ def nanogpt_side(checkout: Path, train: Path, val: Path, work: Path, minutes: fl
         "train_seconds": round(trained["seconds"], 1), "targets_per_step": trained["targets_per_step"], "max_iters": trained["max_iters"],
         "eval_interval": trained["eval_interval"], "checkpoint_iter": scored["checkpoint_iter"], "own_best_val_loss": trained["own_best_val_loss"],
         "parameters": scored["parameters"], "calibration": trained["calibration"], "command": trained["command"], "score_seconds": scored["seconds"],
-        "attempts": trained["attempts"],
+        "attempts": trained["attempts"], "median_targets_per_second": trained["median_targets_per_second"], "stalls": trained["stalls"],
     }  # fmt: skip
 
 
