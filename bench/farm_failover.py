@@ -47,6 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "farm_failover"
 sys.path.insert(0, str(ROOT / "tests"))
 
+import peer_env  # noqa: E402
+from farm_config import FarmConfig  # noqa: E402
+
 from botkit.bots.ledger import Ledger  # noqa: E402 - tests/ must be on sys.path first
 
 from fakes.reddit import FakeReddit  # noqa: E402
@@ -62,21 +65,8 @@ OVERRUN = "skipped: maximum number of running instances reached"
 
 
 def machine() -> str:
-    """What the figures depend on: cores, CPU model and its vector extensions, and the date."""
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name":
-                model = value.strip()
-            elif key.strip() == "Flags":
-                flags = set(value.split())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    avx512 = sorted(f for f in flags if f.startswith("avx512"))
-    vector = f"avx2 {'yes' if 'avx2' in flags else 'no'}, avx512 {', '.join(avx512) if avx512 else 'no'}"
-    cores = f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))})"
-    return f"{cores}, {model}; {vector}; Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M}Z"
+    """What the figures depend on: cores, CPU model, its vector extensions, a matrix-product rate, and the date."""
+    return f"{peer_env.machine_line(peer_env.machine())}; Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M}Z"
 
 
 def can_unshare() -> bool:
@@ -89,21 +79,10 @@ def can_unshare() -> bool:
 
 def write_farm(folder: Path, bots: int, lines: int, reddit: FakeReddit, every: float, lease: float) -> Path:
     """Each bot its own praw site and account, so the only thing the bots share is the ledger."""
-    fast = "limits: {min_interval: 0s, daily_cap: null}"
-    config = [f"lease: {lease:g}s", f"defaults: {{filters: none, schedule: {{every: {every:g}s}}}}", "bots:"]
-    ini = []
-    for n in range(bots):
-        name = f"bot{n:02d}"
-        (folder / f"{name}.txt").write_text("".join(f"{name} post {i}\n" for i in range(lines)), encoding="utf-8")
-        reddit.users[name] = f"pw-{name}"
-        ini.append(reddit.praw_ini(name, client_id="farm", client_secret="farm-secret", username=name, password=f"pw-{name}"))
-        target = f"{{kind: reddit, site: {name}, subreddit: {SUB}, contact: u/bench, live: true, {fast}}}"
-        config.append(f"  {name}: {{posts: {name}.txt, target: {target}}}")
-    (folder / "xdg").mkdir()
-    (folder / "xdg" / "praw.ini").write_text("\n".join(ini), encoding="utf-8")
-    path = folder / "config.yaml"
-    path.write_text("\n".join(config) + "\n", encoding="utf-8")
-    return path
+    farm = FarmConfig(folder, [f"lease: {lease:g}s", f"defaults: {{filters: none, schedule: {{every: {every:g}s}}}}"])
+    for name in (f"bot{n:02d}" for n in range(bots)):
+        farm.add(name, [f"{name} post {i}" for i in range(lines)], farm.reddit(name, reddit, SUB))
+    return farm.write()
 
 
 class Resets:

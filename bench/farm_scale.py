@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from farm_config import FarmConfig  # noqa: E402
+
 from fakes.reddit import FakeReddit  # noqa: E402
 from fakes.twitter import FakeX  # noqa: E402
 
@@ -40,29 +42,14 @@ CLOCK = os.sysconf("SC_CLK_TCK")
 
 
 def write_farm(folder: Path, bots: int, posts: int, reddit: FakeReddit, x: FakeX, interval: float) -> Path:
-    fast = "limits: {min_interval: 0s, daily_cap: null}"
-    lines = [f"defaults: {{filters: none, schedule: {{every: {interval}s}}, buffer: {{size: 20, low: 5}}}}", "bots:"]
-    ini = []
+    """A third of the bots post to the fake Reddit, a third to the fake X, a third to the outbox."""
+    farm = FarmConfig(folder, [f"defaults: {{filters: none, schedule: {{every: {interval}s}}, buffer: {{size: 20, low: 5}}}}"])
     for n in range(bots):
         name = f"bot{n:03d}"
-        (folder / f"{name}.txt").write_text("".join(f"{name} says hello, post {i}\n" for i in range(posts)), encoding="utf-8")
-        kind = ("reddit", "twitter", "outbox")[n % 3]
-        if kind == "reddit":
-            reddit.users[name] = f"pw-{name}"
-            ini.append(reddit.praw_ini(name, client_id="farm", client_secret="farm-secret", username=name, password=f"pw-{name}"))
-            target = f"{{kind: reddit, site: {name}, subreddit: SubredditNN, contact: u/bench, live: true, {fast}}}"
-        elif kind == "twitter":
-            x.accounts[f"ck-{name}"] = f"at-{name}"
-            keys = f"consumer_key: ck-{name}, consumer_secret: cs, access_token: at-{name}, access_token_secret: ats"
-            target = f"{{kind: twitter, live: true, {fast}, {keys}}}"
-        else:
-            target = "{kind: outbox}"
-        lines.append(f"  {name}: {{posts: {name}.txt, target: {target}}}")
-    (folder / "xdg").mkdir()
-    (folder / "xdg" / "praw.ini").write_text("\n".join(ini), encoding="utf-8")
-    config = folder / "config.yaml"
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return config
+        kind = n % 3
+        target = farm.reddit(name, reddit) if kind == 0 else farm.twitter(name, x) if kind == 1 else "kind: outbox"
+        farm.add(name, [f"{name} says hello, post {i}" for i in range(posts)], target)
+    return farm.write()
 
 
 def cpu_seconds(pid: int) -> float:
