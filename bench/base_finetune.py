@@ -17,13 +17,14 @@ title a line. Then, through the CLI of this environment, one after the other:
 prints both held-out cross-entropies (nats/char), their difference and the samples, and writes
 ``bench/out/base_finetune.json`` (``--json``).
 
-The base model's own training texts are listed in ``weights/base/BUILD.md``; the script says when
-``--data`` is one of them, since its held-out lines were then seen by the base model.
+The base model's own training texts are listed in ``weights/base/BUILD.md`` with their sha256; the
+script says when ``--data`` is one of them, since its held-out lines were then seen by the base model.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import time
@@ -85,7 +86,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     train, held_out, n_train, n_held = split(args.data, out, args.train_lines, args.held_out)
     machine = peer_env.machine()
-    seen = BASE_BUILD.exists() and args.data.name in BASE_BUILD.read_text(encoding="utf-8")
+    seen = BASE_BUILD.exists() and hashlib.sha256(args.data.read_bytes()).hexdigest()[:20] in BASE_BUILD.read_text(encoding="utf-8")
     print(f"{args.data.name}: {n_train:,} titles train, the last {n_held} held out; {args.minutes:g} min each")
     print(f"machine: {peer_env.machine_line(machine)}", flush=True)
     results: dict[str, dict[str, Any]] = {}
@@ -108,7 +109,7 @@ def main() -> None:
     print(f"difference (from base - from scratch): {difference:+.4f} nats/char")
     if seen:
         print(
-            f"note: {BASE_BUILD.relative_to(peer_env.HERE.parent)} lists {args.data.name} among the base model's training texts: its held-out lines were seen by the base model"
+            f"note: {BASE_BUILD.relative_to(peer_env.HERE.parent)} lists {args.data.name} (by its sha256) among the base model's training texts: its held-out lines were seen by the base model"
         )
     for label, r in (("from base", b), ("from scratch", s)):
         print(f"\nsamples, {label} (botkit generate -n {args.n}):")
