@@ -26,7 +26,7 @@ from botkit.model.data import Split, TokenStream
 from botkit.model.evaluate import Scorer, evaluate_file, window_plan
 from botkit.model.network import ModelConfig, build_model, model_inputs
 from botkit.model.vocab import Vocabulary
-from botkit.training import LearningRateSchedule, TrainState
+from botkit.training import SMALL_CORPUS_DROPOUT, SMALL_CORPUS_TOKENS, LearningRateSchedule, TrainState, default_dropout
 
 TINY = ["--embedding-size", "16", "--rnn-layers", "1", "--rnn-size", "32", "--window", "16", "--batch-size", "8", "--sample-every", "0"]
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly hex a jovial bard".split()
@@ -281,6 +281,24 @@ def test_fine_tune_extends_the_vocabulary(tmp_path: Path, text_file: Path, capsy
     assert new.config.rnn_size == old.config.rnn_size == 32 and new.config.vocab_size == len(new.vocab)
     assert main(["train", str(new_text), "--single-text", "--from", str(base), "-o", str(tuned), "--rnn-size", "64"]) == 1
     assert "the model shape comes from the base model; drop --rnn-size" in capsys.readouterr().err
+
+
+def test_dropout_defaults_by_corpus_size_and_is_chosen_again_on_fine_tuning(tmp_path: Path, text_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert default_dropout(SMALL_CORPUS_TOKENS - 1) == SMALL_CORPUS_DROPOUT > 0 and default_dropout(SMALL_CORPUS_TOKENS) == 0
+    unset, zero = tmp_path / "unset", tmp_path / "zero"
+    train(capsys, str(text_file), "--single-text", "-o", str(unset), "--epochs", "1", *TINY)
+    train(capsys, str(text_file), "--single-text", "-o", str(zero), "--epochs", "1", "--dropout", "0", *TINY)
+    assert saving.load(unset).config.dropout == SMALL_CORPUS_DROPOUT  # a few hundred characters: a small corpus
+    assert saving.load(zero).config.dropout == 0
+    # The base's own dropout (0 here) is not inherited: the new corpus decides, or --dropout.
+    tuned, tuned_03 = tmp_path / "tuned", tmp_path / "tuned_03"
+    train(capsys, str(text_file), "--single-text", "--from", str(zero), "-o", str(tuned), "--epochs", "1", "--sample-every", "0")
+    train(capsys, str(text_file), "--single-text", "--from", str(zero), "-o", str(tuned_03), "--epochs", "1", "--dropout", "0.3", "--sample-every", "0")
+    assert saving.load(tuned).config.dropout == SMALL_CORPUS_DROPOUT
+    assert saving.load(tuned_03).config.dropout == 0.3
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert f"under {SMALL_CORPUS_TOKENS:,} tokens" in " ".join(capsys.readouterr().out.split())  # the help says the rule
 
 
 def test_extension_keeps_the_base_models_predictions(tmp_path: Path) -> None:

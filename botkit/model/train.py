@@ -42,7 +42,7 @@ from botkit.model.callbacks import (
 from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import Vocabulary
-from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState
+from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState, default_dropout
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +280,11 @@ def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: 
         else:
             vocab = builder.build()
             model_config = ModelConfig(vocab_size=len(vocab), num_labels=len(vocab.labels), **overrides)
-    model_config.check()
     stream = data.encode(corpus, vocab, config.single_text, output / "cache")
+    if not resume and "dropout" not in overrides:
+        model_config = replace(model_config, dropout=default_dropout(len(stream)))
+        log.info("dropout %g (%s tokens; --dropout to change)", model_config.dropout, f"{len(stream):,}")
+    model_config.check()
     if stream.unknown:  # expected under a --max-words cap; a surprise when resuming on changed text
         (log.warning if resume else log.info)("%d token(s) not in the vocabulary were read as <unk>", stream.unknown)
     train_split, val_split = data.split_stream(stream, config.train_size)
@@ -292,7 +295,8 @@ def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: 
 
 
 def _dropout_only(overrides: dict[str, Any], base: Path) -> dict[str, Any]:
-    """A fine-tuned model keeps its base's shape; only dropout may change."""
+    """A fine-tuned model keeps its base's shape; only dropout may change (a training choice, not
+    something the base learned: unset, it is the default for the new corpus, not the base's)."""
     shape = {k: v for k, v in overrides.items() if k != "dropout"}
     if shape:
         raise ConfigError(f"--from {base}: the model shape comes from the base model; drop {', '.join('--' + k.replace('_', '-') for k in shape)}")
