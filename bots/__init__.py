@@ -132,6 +132,9 @@ class Target(ABC):
     Options: ClassVar[type[TargetOptions]] = TargetOptions
     #: Limits that apply unless the config lowers them explicitly (and is warned about it).
     default_limits: ClassVar[Limits] = Limits()
+    #: Option keys that only a bot posting top-level posts needs (a reply-only bot may leave them
+    #: out): the config check names any that a posting bot lacks.
+    needed_to_post: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: TargetOptions, *, bot: str, ledger: Ledger) -> None:
         self.options = options

@@ -75,7 +75,7 @@ class Unanswered(Exception):
 
 class RedditTargetOptions(TargetOptions):
     site: str | None = Field(None, description="praw.ini section with the bot account's credentials (client_id, client_secret, username, password)")
-    subreddit: str = Field(description="subreddit to post into, as NAME or r/NAME")
+    subreddit: str | None = Field(None, description="subreddit to post into, as NAME or r/NAME (a bot that only replies needs none)")
     mode: Literal["title", "title+body"] = Field(
         "title", description="title: the whole text is the title; title+body: the first line is the title, the rest the body"
     )
@@ -85,6 +85,8 @@ class RedditTargetOptions(TargetOptions):
 
     @property
     def sub(self) -> str:
+        """The subreddit's bare name; only a bot that posts asks (the config check makes sure it has one)."""
+        assert self.subreddit is not None, "a reply-only Reddit bot has no subreddit to post into"
         return self.subreddit.removeprefix("/").removeprefix("r/")
 
 
@@ -95,6 +97,7 @@ class RedditTarget(Target):
     default_limits: ClassVar[Limits] = DEFAULT_LIMITS
     listens = True
     watches = "subreddits"
+    needed_to_post = ("subreddit",)
 
     _reddit: praw.Reddit | None = None
     _me: str | None = None
@@ -315,7 +318,8 @@ class RedditTarget(Target):
         return [str(value) for value in (config.client_secret, config.password) if value]
 
     def describe(self) -> str:
-        return f"r/{self.options.sub} as praw site {self.options.site}"
+        where = f"r/{self.options.sub}" if self.options.subreddit else "replies only"
+        return f"{where} as praw site {self.options.site}"
 
     @contextmanager
     def _errors(self, what: str | None = None, *, reply: bool = False, listening: bool = False) -> Iterator[None]:
@@ -328,7 +332,7 @@ class RedditTarget(Target):
         from praw.exceptions import PRAWException, RedditAPIException
         from prawcore import exceptions as e
 
-        sub = what or f"r/{self.options.sub}"
+        sub = what or (f"r/{self.options.sub}" if self.options.subreddit else self._who())
         try:
             yield
         except RedditAPIException as exc:

@@ -269,6 +269,11 @@ def _bot_spec(name: str, defaults: Mapping[str, Any], own: Mapping[str, Any], wh
         problems.append(str(exc))
     if not problems:
         problems += _reply_problems(options, kind, target_cls, f"{where}: bots.{name}.reply")
+        problems += [
+            f"{where}: bots.{name}.target.{key}: required for a bot that posts (only a bot that just replies may leave it out)"
+            for key in target_cls.needed_to_post
+            if options.posts_at_all and getattr(target, key) is None
+        ]
     if problems:
         raise ConfigError("\n".join(problems))
     limits = target.limits.applied_to(target_cls.default_limits)

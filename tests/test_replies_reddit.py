@@ -11,6 +11,7 @@ import pytest
 
 from botkit.bots.bot import Bot
 from botkit.bots.ledger import FAILED, POSTED, Ledger, utcnow
+from botkit.errors import ConfigError
 
 from fakes.reddit import Comment, FakeReddit, isolated_praw
 
@@ -191,6 +192,15 @@ def test_watch_answers_new_comments_and_posts_in_that_subreddit_only(reply_bots:
     assert outcomes == ["posted", "posted", "empty"]
     assert sorted(bodies(fake, "applebot")) == sorted([(post, "xray"), (comment, "zulu")])  # nothing in r/Elsewhere
     assert {"/r/BotTalk/comments", "/r/BotTalk/new"} <= set(api_paths(fake))
+
+
+def test_a_bot_that_only_replies_needs_no_subreddit_but_a_bot_that_posts_does(reply_bots: Make, fake: FakeReddit) -> None:
+    post = fake.post(SUB, "charlie", author="poster")
+    (bot,), _ = reply_bots("kind: reddit, contact: u/owner", "watch: [r/BotTalk]", bots=APPLE)  # no subreddit: key
+    assert [bot.reply_tick().outcome for _ in range(2)] == ["posted", "empty"]
+    assert bodies(fake, "applebot") == [(post, "xray")]
+    with pytest.raises(ConfigError, match=r"bots\.applebot\.target\.subreddit: required for a bot that posts"):
+        reply_bots("kind: reddit, contact: u/owner", bots={"applebot": "target: {site: applebot}, posts: posts.txt"})
 
 
 def test_a_deep_comment_is_placed_by_its_ancestors_and_skipped_past_max_depth(reply_bots: Make, fake: FakeReddit) -> None:
