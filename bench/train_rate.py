@@ -26,14 +26,13 @@ import importlib
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import peer_env
+from train_vs_textgenrnn import botkit
 
 DATA = peer_env.HERE.parent / "botkit" / "data" / "tinyshakespeare.txt"
 BATCH, WINDOW = 32, 128  # botkit's defaults
@@ -53,10 +52,10 @@ CLI_ROWS: list[tuple[str, list[str], dict[str, str]]] = [
 def cli_row(data: Path, model: Path, seconds: float, flags: list[str], env: dict[str, str]) -> float:
     """Targets/s that ``botkit train`` reports for a run of ``seconds``, the model written to ``model``."""
     args = ["train", str(data), "--single-text", "--train-size", "0.9", "--minutes", f"{seconds / 60:.4f}", "--sample-every", "0", "-o", str(model), *flags]
-    done = subprocess.run([sys.executable, "-m", "botkit", *args], capture_output=True, text=True, env={**os.environ, **env})
-    rate = re.search(r"\(([0-9,]+) targets/s\)", done.stdout)
-    if done.returncode != 0 or rate is None:
-        raise SystemExit(f"botkit {' '.join(args)} failed:\n{done.stdout}{done.stderr[-2000:]}")
+    summary = botkit(*args, env=env)
+    rate = re.search(r"\(([0-9,]+) targets/s\)", summary)
+    if rate is None:
+        raise SystemExit(f"unexpected botkit output:\n{summary}")
     return float(rate.group(1).replace(",", ""))
 
 

@@ -53,9 +53,9 @@ def split(data: Path, out: Path) -> tuple[Path, Path]:
     return train, val
 
 
-def botkit(*args: str) -> str:
-    """Run the botkit CLI of this environment; its stdout (its stderr on failure)."""
-    done = subprocess.run([sys.executable, "-m", "botkit", *args], capture_output=True, text=True)
+def botkit(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run the botkit CLI of this environment (``env``: variables to add); its stdout (its stderr on failure)."""
+    done = subprocess.run([sys.executable, "-m", "botkit", *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise SystemExit(f"botkit {args[0]} failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
     return done.stdout
