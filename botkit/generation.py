@@ -28,13 +28,17 @@ class GenerateSettings(Options):
         None, description="context label (a trained one); several are spread over the samples (default: none, the label-free output)"
     )
     max_length: int | None = Field(None, ge=1, description="longest sample in tokens, prefix included, a reply's parent not (default: 300 characters' worth)")
+    repetition_penalty: float | None = Field(
+        None, gt=0, description="transformer models: divide the logits of tokens already in the sample by this (CTRL's penalty; 1.0-1.3 is usual; default none)"
+    )
+    stop: list[str] | None = Field(None, description="cut each sample where this text first appears (repeat for several)")
     context: Literal["window", "carry", "sliding"] | None = Field(
         None,
         description="window: beyond the trained window W, condition on the last W/2..W tokens, as training and eval do (default); "
         "carry: on everything; sliding: on exactly the last W, as textgenrnn does (W times slower; default for imported textgenrnn models)",
     )
 
-    @field_validator("temperature", "label", mode="before")
+    @field_validator("temperature", "label", "stop", mode="before")
     @classmethod
     def _one_or_a_list(cls, value: Any) -> Any:
         """``temperature: 0.7`` and ``label: politics`` in config.yaml mean a list of one."""

@@ -81,7 +81,13 @@ class TrainConfig(Options):
     sample_every: int = Field(10, ge=0, description="print sample texts every N epochs; 0 turns them off", json_schema_extra=_in("monitoring"))
     sample_length: int = Field(200, ge=1, description="length of those samples, in tokens", json_schema_extra=_in("monitoring"))
     tensorboard: str | None = Field(None, description="write TensorBoard logs to this folder", json_schema_extra=_in("monitoring", metavar="DIR"))
-    mixed_precision: bool = Field(False, description="float16 compute on a GPU (softmax stays float32)", json_schema_extra=_in("monitoring"))
+    mixed_precision: bool = Field(
+        False, description="float16 compute on a GPU (softmax stays float32); transformers: bfloat16, on a GPU or a CPU with bf16 units", json_schema_extra=_in("monitoring")
+    )
+    train_layers: int | None = Field(
+        None, ge=0, description="transformers (--from a pretrained model): train only the top N blocks (default: the top fifth); 0 trains every layer",
+        json_schema_extra=_in("shape"),
+    )
     distribute: Literal["mirrored", "multi-worker"] | None = Field(
         None,
         description="tf.distribute: mirrored over this machine's GPUs, or multi-worker across the machines in TF_CONFIG (--batch-size is the global batch)",

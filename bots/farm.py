@@ -87,18 +87,24 @@ def build(config: Any, *, dry_run: bool = False) -> Iterator[str]:
         yield from _train(spec, [config.corpora[n].output for n in names], dry_run)
 
 
-def _base_model(spec: BotSpec) -> Path | None:
+def _base_model(spec: BotSpec) -> Path | str | None:
     """``train: {from: ...}``: the model to fine-tune from, relative to the config like every path.
 
-    The bare name ``base`` stays as it is: the weights loader finds the model shipped with botkit.
+    The bare name ``base`` stays as it is (the weights loader finds the model shipped with botkit),
+    and so does a pretrained model's name or preset (``smollm2``, ``hf://...``) that is no file here.
     """
     from botkit.model.saving import BASE
+    from botkit.pretrained.sources import is_pretrained
 
     base = spec.options.train.base
     if base is None:
         return None
     path = Path(str(base))
-    return path if str(base) == BASE or path.is_absolute() else spec.base_dir / path
+    if str(base) == BASE or path.is_absolute():
+        return path
+    if is_pretrained(str(base)) and not (spec.base_dir / path).exists():
+        return str(base)
+    return spec.base_dir / path
 
 
 def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:

