@@ -19,12 +19,14 @@ class FetchReport:
     duplicates: int  # already in the corpus, or repeated within this fetch
     added: int
     existing: int  # documents the corpus held before
+    surrogates: int = 0  # lone surrogates (invalid Unicode from JSON escapes) replaced with U+FFFD
 
     def summary(self) -> str:
+        replaced = f", {self.surrogates:,} lone surrogate(s) replaced with U+FFFD" if self.surrogates else ""
         return (
             f"{self.output}: added {self.added:,} new document(s) "
             f"(fetched {self.fetched:,}, {self.duplicates:,} already there or repeated, "
-            f"{self.dropped:,} dropped by clean-up; {self.existing + self.added:,} in total)"
+            f"{self.dropped:,} dropped by clean-up{replaced}; {self.existing + self.added:,} in total)"
         )
 
 
@@ -53,4 +55,4 @@ def fetch(source: Source, output: str | Path, normalization: Normalization | Non
                 f"{name}: all {fetched:,} document(s) were dropped by clean-up "
                 f"(min_length={normalization.min_length}, max_length={normalization.max_length}); nothing written"
             )
-    return FetchReport(output, fetched, dropped, writer.skipped, writer.added, writer.existing)
+    return FetchReport(output, fetched, dropped, writer.skipped, writer.added, writer.existing, writer.surrogates)

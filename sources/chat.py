@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from botkit.corpus import Document, iso_utc
+from botkit.corpus.io import REPLACE_AND_COUNT, counting_replaced, warn_replaced
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source
@@ -90,8 +91,12 @@ class ChatSource(Source):
         """Every message of one file, labelled with its sender, with the id of the message it replies to."""
 
     def json_values(self, path: Path, raw: bytes) -> Iterator[Any]:
-        """The JSON values in ``raw``, one after another: one document, NDJSON, or pages back to back."""
-        text = raw.decode("utf-8-sig", errors="replace")
+        """The JSON values in ``raw``, one after another: one document, NDJSON, or pages back to back.
+
+        Invalid UTF-8 becomes U+FFFD, counted in a warning: one bad byte must not cost the room.
+        """
+        text, invalid = counting_replaced(lambda: raw.decode("utf-8-sig", REPLACE_AND_COUNT))
+        warn_replaced(path, invalid_utf8=invalid)
         decoder = json.JSONDecoder()
         pos = _SPACE.match(text).end()  # type: ignore[union-attr]
         while pos < len(text):

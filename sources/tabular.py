@@ -2,7 +2,8 @@
 
 The file is read with pandas in chunks of ``--chunk-size`` rows and only the columns in use, so a
 multi-gigabyte chat log streams in bounded memory. Every cell is read as a string (no type
-guessing, no "NA" turned into NaN); invalid UTF-8 bytes become U+FFFD instead of stopping the run.
+guessing, no "NA" turned into NaN); invalid UTF-8 bytes become U+FFFD instead of stopping the run,
+and how many is reported at the end.
 
 Unnamed columns (the pandas index that Kaggle files start with, read as ``Unnamed: 0``) are never
 read and never taken as the default text column, so such files need no extra flag.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from botkit.corpus import ISO_UTC, Document
+from botkit.corpus.io import REPLACE_AND_COUNT, counting_replaced, warn_replaced
 from botkit.errors import SourceError
 from botkit.options import Options
 from botkit.sources import Source
@@ -134,11 +136,19 @@ class CsvSource(Source):
         source = f"csv:{self.options.path}"
         turns = PreviousTurn(self.options.reply_gap)
         with self._csv_errors():
-            for chunk in self._read(usecols=usecols, chunksize=self.options.chunk_size):
-                chunk = chunk[chunk[roles["text"]] != ""]
-                # Paired before --include/--exclude, so a reply to a dropped bot still answers what it said.
-                docs = self._rows(chunk, roles, source, turns)
-                yield from (doc for doc, keep in zip(docs, self._keep(chunk).tolist()) if keep)
+            # pandas decodes as it reads: count the bad bytes around each step, not around the yields.
+            chunks, invalid = counting_replaced(lambda: self._read(usecols=usecols, chunksize=self.options.chunk_size))
+            with chunks:
+                while True:
+                    chunk, bad = counting_replaced(lambda: next(chunks, None))
+                    invalid += bad
+                    if chunk is None:
+                        break
+                    chunk = chunk[chunk[roles["text"]] != ""]
+                    # Paired before --include/--exclude, so a reply to a dropped bot still answers what it said.
+                    docs = self._rows(chunk, roles, source, turns)
+                    yield from (doc for doc, keep in zip(docs, self._keep(chunk).tolist()) if keep)
+        warn_replaced(self.options.path, invalid_utf8=invalid)
 
     @contextmanager
     def _csv_errors(self) -> Iterator[None]:
@@ -159,7 +169,7 @@ class CsvSource(Source):
         import pandas as pd
 
         return pd.read_csv(
-            self.options.path, sep=self.options.sep, dtype=str, na_filter=False, encoding_errors="replace", **kwargs
+            self.options.path, sep=self.options.sep, dtype=str, na_filter=False, encoding_errors=REPLACE_AND_COUNT, **kwargs
         )
 
     def _header(self) -> list[str]:

@@ -7,8 +7,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from botkit.corpus import CorpusWriter, Document, Normalization, Normalizer, corpus_stats, read_corpus
+from botkit.cli import main
+from botkit.corpus import CorpusWriter, Document, Normalization, Normalizer, corpus_stats, read_corpus, replace_lone_surrogates
 from botkit.corpus.io import decode_txt, encode_txt
 from botkit.errors import CorpusError
 
@@ -178,3 +181,83 @@ def test_normalizer_cleans_parents_but_limits_only_the_reply() -> None:
     assert normalize(Document("  Sure  ", parent=" A  LONG question, longer than ten ")) == Document("sure", parent="a long question, longer than ten")
     assert normalize(Document("Sure", parent="https://example.org/only-a-link")) == Document("sure")
     assert normalize(Document("x" * 11, parent="short")) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fixed", "lone"),
+    [
+        ("plain ünïcødé 😀", "plain ünïcødé 😀", 0),
+        ("broken \ud83d emoji", "broken \ufffd emoji", 1),
+        ("low half first \ude00\ud83d", "low half first \ufffd\ufffd", 2),
+        ("a pair in two code points \ud83d\ude00", "a pair in two code points 😀", 0),
+        ("\ud83d\ud83d\ude00\ude00", "\ufffd😀\ufffd", 2),
+        ("\udce9 an undecodable byte, as surrogateescape gives it", "\ufffd an undecodable byte, as surrogateescape gives it", 1),
+    ],
+)
+def test_lone_surrogates_become_u_fffd_and_split_pairs_join(text: str, fixed: str, lone: int) -> None:
+    assert replace_lone_surrogates(text) == (fixed, lone)
+
+
+def test_a_hand_written_jsonl_with_surrogate_escapes_reads_and_stats(tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "hand.jsonl"
+    path.write_text(
+        '{"text": "broken \\ud83d emoji", "label": "odd\\udc00"}\n{"text": "a real pair \\ud83d\\ude00"}\n{"text": "fine"}\n',
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.WARNING):
+        docs = list(read_corpus(path))
+    assert [(d.text, d.label) for d in docs] == [("broken \ufffd emoji", "odd\ufffd"), ("a real pair 😀", None), ("fine", None)]
+    assert caplog.text.count("2 lone surrogate(s)") == 1
+    assert main(["corpus", "stats", str(path)]) == 0
+    assert "documents:           3" in capsys.readouterr().out
+
+
+def test_fetch_adds_to_a_corpus_holding_invalid_utf8_and_keeps_its_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """The old lines are copied as bytes: CESU-8 (a surrogate encoded as UTF-8) stays as it was."""
+    corpus = tmp_path / "c.jsonl"
+    old = b'{"text": "cesu \xed\xa0\xbd bytes"}\n{"text": "escape \\ud83d"}\n'
+    corpus.write_bytes(old)
+    new = tmp_path / "new.txt"
+    new.write_text("new line\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert main(["fetch", "files", str(new), "-o", str(corpus)]) == 0
+    assert "added 1 new document(s)" in capsys.readouterr().out
+    assert corpus.read_bytes().startswith(old)
+    assert [d.text for d in read_corpus(corpus)] == ["cesu \ufffd\ufffd\ufffd bytes", "escape \ufffd", "new line"]
+    assert "3 invalid UTF-8 sequence(s)" in caplog.text and "1 lone surrogate(s)" in caplog.text
+
+
+def test_files_with_surrogate_bytes_and_an_undecodable_name_fetch(tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A text file can hold a surrogate only as invalid bytes (decoded to U+FFFD and counted);
+    a Latin-1 file name reaches the corpus's ``source`` as a surrogate, which must not stop the write."""
+    name = "caf\udce9.txt"  # the file name b"caf\xe9.txt", as Python gives it
+    (tmp_path / name).write_bytes(b"broken \xed\xa0\xbd emoji\n")
+    out = tmp_path / "out.jsonl"
+    with caplog.at_level(logging.WARNING):
+        assert main(["fetch", "files", str(tmp_path / name), "-o", str(out)]) == 0
+    assert "1 lone surrogate(s) replaced with U+FFFD" in capsys.readouterr().out
+    assert "3 invalid UTF-8 sequence(s) replaced" in caplog.text
+    (doc,) = read_corpus(out)
+    assert (doc.text, doc.source) == ("broken \ufffd\ufffd\ufffd emoji", f"files:{tmp_path}/caf\ufffd.txt")
+
+
+#: Any character, surrogates half the time: lone halves, and pairs split into two code points.
+ANY_TEXT = st.text(st.one_of(st.characters(exclude_categories=()), st.characters(categories=["Cs"])), min_size=1)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".txt"])
+@settings(max_examples=60, deadline=None, database=None)
+@given(texts=st.lists(ANY_TEXT, min_size=1, max_size=5), label=ANY_TEXT)
+def test_any_text_round_trips_through_the_writer_and_reader(tmp_path_factory: pytest.TempPathFactory, suffix: str, texts: list[str], label: str) -> None:
+    path = tmp_path_factory.mktemp("any") / f"c{suffix}"
+    kept = [t for t in texts if suffix == ".jsonl" or encode_txt(t).strip()]  # a blank .txt line is no document
+    with CorpusWriter(path, dedupe_text=False) as writer:
+        for i, text in enumerate(kept):
+            writer.add(Document(text, label=label, id=str(i)))
+    if not kept:
+        return
+    docs = list(read_corpus(path))
+    assert [d.text for d in docs] == [replace_lone_surrogates(t)[0] for t in kept]
+    assert writer.surrogates == sum(replace_lone_surrogates(t)[1] for t in kept) + len(kept) * replace_lone_surrogates(label)[1]
+    path.read_bytes().decode("utf-8")  # valid UTF-8 throughout
+    assert list(read_corpus(path)) == docs  # and read twice, the same

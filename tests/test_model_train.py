@@ -93,6 +93,20 @@ def test_word_model_trains_on_a_corpus(tmp_path: Path, capsys: pytest.CaptureFix
     assert "nats/token" in report.summary() and report.score.targets > 500
 
 
+def test_a_corpus_with_a_lone_surrogate_escape_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A hand-written ``\\ud83d`` (half an emoji) reaches the trainer as U+FFFD: the vocabulary, its
+    hash for the token cache and the saved model all need valid Unicode."""
+    corpus = tmp_path / "hand.jsonl"
+    lines = ['{"text": "broken \\ud83d emoji"}', *(json.dumps({"text": s}) for s in sentences(40))]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "char"
+    with caplog.at_level("WARNING"):
+        summary = train(capsys, str(corpus), "-o", str(out), "--epochs", "1", *TINY)
+    assert "1 epoch(s)" in summary and f"{corpus}: 1 lone surrogate(s)" in caplog.text
+    tokens = saving.load(out).vocab.tokens
+    assert "\ufffd" in tokens and not any(0xD800 <= ord(c) <= 0xDFFF for t in tokens for c in t)
+
+
 def test_context_model_conditions_on_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus = tmp_path / "chat.jsonl"
     lines = [{"text": "abab abab", "label": "ann"} if i % 2 else {"text": "cdcd cdcd", "label": "bob"} for i in range(80)]

@@ -204,3 +204,36 @@ def test_gitter_thread_messages_answer_the_thread_root_before_any_user_filter(tm
         ("m6", None),
     ]
     assert [d.parent for d in gitter(path)] == [None, "camperbot says m1", None, None, None, None]
+
+
+def test_gitter_surrogate_escapes_and_bad_bytes_fetch_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A lone ``\\ud83d`` escape (text or username) becomes U+FFFD; a pair of escapes is the emoji;
+    a Latin-1 byte becomes U+FFFD too; all counted, none stops the fetch."""
+    path = tmp_path / "room.json"
+    path.write_bytes(
+        b'[{"id": "g1", "text": "broken \\ud83d emoji", "fromUser": {"username": "ann\\udc00"}},\n'
+        b' {"id": "g2", "text": "whole \\ud83d\\ude00 emoji", "fromUser": {"username": "bob"}},\n'
+        b' {"id": "g3", "text": "caf\xe9", "fromUser": {"username": "bob"}}]'
+    )
+    out = tmp_path / "room.jsonl"
+    with caplog.at_level("WARNING"):
+        assert main(["fetch", "gitter", str(path), "-o", str(out)]) == 0
+    assert "2 lone surrogate(s) replaced with U+FFFD" in capsys.readouterr().out
+    assert f"{path}: 1 invalid UTF-8 sequence(s) replaced with U+FFFD" in caplog.text
+    assert [(d.label, d.text) for d in read_corpus(out)] == [("ann\ufffd", "broken \ufffd emoji"), ("bob", "whole \U0001f600 emoji"), ("bob", "caf\ufffd")]
+
+
+def test_matrix_surrogate_escapes_in_messages_edits_and_replies_fetch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def event(event_id: str, body: str, **content: Any) -> str:
+        return json.dumps({"type": "m.room.message", "sender": "@ann:matrix.org", "event_id": event_id, "content": {"msgtype": "m.text", "body": body, **content}})
+
+    reply = {"m.relates_to": {"m.in_reply_to": {"event_id": "$a"}}}
+    edit = {"m.new_content": {"msgtype": "m.text", "body": "edited \ude00 too"}, "m.relates_to": {"rel_type": "m.replace", "event_id": "$b"}}
+    export = tmp_path / "export.json"  # json.dumps writes each lone half as its escape, as a broken exporter would
+    export.write_text('{"room_name": "r", "messages": [' + ", ".join([event("$a", "cut \ud83d"), event("$b", "typo"), event("$c", "answer", **reply), event("$e", "* edited", **edit)]) + "]}")
+    assert "\\ud83d" in export.read_text()
+    out = tmp_path / "room.jsonl"
+    assert main(["fetch", "matrix", str(export), "-o", str(out)]) == 0
+    # "cut \ud83d" twice (the message, then the parent of the reply) and the edit's half once.
+    assert "3 lone surrogate(s) replaced with U+FFFD" in capsys.readouterr().out
+    assert [(d.text, d.parent) for d in read_corpus(out)] == [("cut \ufffd", None), ("edited \ufffd too", None), ("answer", "cut \ufffd")]

@@ -231,3 +231,17 @@ def test_reply_gap_without_times_or_authors_is_refused(capsys: pytest.CaptureFix
     code, _, err = fetch_cli(capsys, str(KAGGLE_SAMPLE), "--reply-gap", "60", "--label-column", "fromUser.username")
     assert code == 1
     assert "--reply-gap: needs created_column and author_column (or label_column)" in error_line(err)
+
+
+def test_surrogate_bytes_become_u_fffd_and_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A CSV can hold a surrogate only as bytes (CESU-8 / WTF-8 ``\\xed\\xa0\\xbd``), invalid in UTF-8:
+    pandas decodes them to U+FFFD, one per byte, and the count is reported once, chunks or not."""
+    path = tmp_path / "cesu.csv"
+    path.write_bytes(b"text,who\nbroken \xed\xa0\xbd emoji,ann\nfine,bob\nalso \xed\xb8\x80 low,ann\n")
+    out = tmp_path / "out.jsonl"
+    with caplog.at_level("WARNING"):
+        code, stdout, err = fetch_cli(capsys, str(path), "--label-column", "who", "--chunk-size", "1", "-o", str(out))
+    assert code == 0, err
+    assert "added 3 new document(s)" in stdout
+    assert [d.text for d in read_corpus(out)] == ["broken \ufffd\ufffd\ufffd emoji", "fine", "also \ufffd\ufffd\ufffd low"]
+    assert caplog.text.count(f"{path}: 6 invalid UTF-8 sequence(s) replaced with U+FFFD") == 1

@@ -200,6 +200,22 @@ def test_comments_make_a_pair_corpus_within_depth_and_count_limits(xdg: Path, fa
     assert [d.id for d in read_corpus(Path("top.jsonl"))] == ["t1_c1"]
 
 
+def test_lone_surrogates_from_the_api_are_replaced_and_counted(xdg: Path, fake: FakeReddit, capsys: pytest.CaptureFixture[str]) -> None:
+    """The API's JSON can carry a ``\\ud83d`` escape (a title cut inside an emoji); it becomes U+FFFD,
+    in the post and in the comment that answers it, and the fetch goes on."""
+    post = Post("u1", "cut \ud83d title", "bots", NOW - DAY, score=80, comments=[Comment("k1", "low \ude00 half", created_utc=NOW - 60)])
+    fake.add_posts("bots", [post, Post("u2", "whole \ud83d\ude00 emoji", "bots", NOW - DAY, score=70)])
+    read_only(xdg, fake)
+    code, out, err = fetch(capsys, "--subreddit", "bots", "--site", "botkit", "-o", "posts.jsonl")
+    assert code == 0, err
+    assert "1 lone surrogate(s) replaced with U+FFFD" in out
+    assert [d.text for d in read_corpus(Path("posts.jsonl"))] == ["cut \ufffd title", "whole \U0001f600 emoji"]
+    code, out, err = fetch(capsys, "--subreddit", "bots", "--site", "botkit", "--comments", "-o", "pairs.jsonl")
+    assert code == 0, err
+    assert "2 lone surrogate(s) replaced with U+FFFD" in out
+    assert [(d.text, d.parent) for d in read_corpus(Path("pairs.jsonl"))] == [("low \ufffd half", "cut \ufffd title")]
+
+
 def test_time_filter_and_limit_reach_the_api(xdg: Path, fake: FakeReddit, capsys: pytest.CaptureFixture[str]) -> None:
     fake.generate("bigsub", 300, seed=1)
     read_only(xdg, fake)

@@ -345,3 +345,27 @@ def test_the_parent_cache_bounds_memory_and_keeps_busy_parents(tmp_path: Path) -
         tracemalloc.stop()
     assert found == lines
     assert peak < 2_000_000, f"peak {peak:,} bytes"
+
+
+def test_lone_surrogate_escapes_become_u_fffd_and_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pushshift lines with ``\\ud83d`` escapes (an emoji cut in half) fetch; a whole pair is the emoji."""
+    posts = [
+        b'{"id": "s1", "subreddit": "pics", "title": "broken \\ud83d emoji", "created_utc": 1600000000}\n',
+        b'{"id": "s2", "subreddit": "pics", "title": "whole \\ud83d\\ude00 emoji", "created_utc": 1600000001}\n',
+    ]
+    write_zst(tmp_path / "pics_submissions.zst", posts)
+    comments = [
+        b'{"id": "c1", "body": "answers the broken one", "parent_id": "t3_s1", "subreddit": "pics", "created_utc": 1600000002}\n',
+        b'{"id": "c2", "body": "low half \\ude00 alone", "parent_id": "t3_s2", "subreddit": "pics", "created_utc": 1600000003}\n',
+    ]
+    write_zst(tmp_path / "pics_comments.zst", comments)
+    out = tmp_path / "pics.jsonl"
+    assert fetch(str(tmp_path), "-o", str(out)) == 0
+    # The broken title counts twice: once as a post, once as the parent c1 answers.
+    assert "added 4 new document(s)" in (stdout := capsys.readouterr().out) and "3 lone surrogate(s) replaced with U+FFFD" in stdout
+    assert [(d.id, d.text, d.parent) for d in read_corpus(out)] == [
+        ("s1", "broken \ufffd emoji", None),
+        ("s2", "whole \U0001f600 emoji", None),
+        ("t1_c1", "answers the broken one", "broken \ufffd emoji"),
+        ("t1_c2", "low half \ufffd alone", "whole \U0001f600 emoji"),
+    ]

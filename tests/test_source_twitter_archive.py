@@ -185,3 +185,16 @@ def test_bad_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for path, expected in cases.items():
         assert main(["fetch", "twitter-archive", str(path), "-o", str(tmp_path / "out.jsonl")]) == 1
         assert f"botkit: error: {path}: {expected}" in capsys.readouterr().err
+
+
+def test_lone_surrogate_escapes_in_tweets_fetch_counted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """tweets.js is JSON: a tweet cut inside an emoji holds a ``\\ud83d`` escape, which becomes U+FFFD,
+    also as the parent of a reply to it; a whole pair of escapes is the emoji."""
+    items = [tweet("1", "cut at 280 \ud83d"), tweet("2", "whole \ud83d\ude00 pair"), tweet("3", "my own thread", reply_to="1")]
+    path = tmp_path / "tweets.js"
+    path.write_text(f"window.YTD.tweets.part0 = {json.dumps(items)}")  # ensure_ascii: the halves as escapes
+    assert "\\ud83d" in path.read_text()
+    out = tmp_path / "tweets.jsonl"
+    assert main(["fetch", "twitter-archive", str(path), "-o", str(out)]) == 0
+    assert "2 lone surrogate(s) replaced with U+FFFD" in capsys.readouterr().out
+    assert [(d.text, d.parent) for d in read_corpus(out)] == [("cut at 280 \ufffd", None), ("whole \U0001f600 pair", None), ("my own thread", "cut at 280 \ufffd")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +22,36 @@ def iso_utc(when: float | datetime) -> str:
     elif when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime(ISO_UTC)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a plain class: ten times faster to search than _SURROGATES
+#: A high and a low surrogate side by side (group 1: one character split in two), else a surrogate alone.
+_SURROGATES = re.compile("([\ud800-\udbff][\udc00-\udfff])|[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> tuple[str, int]:
+    """``text`` as valid Unicode: each lone UTF-16 surrogate becomes U+FFFD; also how many did.
+
+    JSON can escape half a character (``"\\ud83d"``: an emoji cut by a length limit, a buggy
+    exporter, a hand-written corpus line) and ``json.loads`` returns that half as a lone surrogate,
+    which no UTF-8 file, hash or database can hold: left in, it stops the corpus write or the
+    trainer far from where it came in. A whole pair that arrives as two code points (CESU-8 decoded
+    leniently) is one real character and becomes it, uncounted; ``json.loads`` already joins the
+    escapes of a pair (``"\\ud83d\\ude00"`` is 😀), so only lone halves from JSON are replaced.
+    """
+    if text.isascii() or _SURROGATE.search(text) is None:  # the usual case: no scan, or one, and no copy
+        return text, 0
+    lone = 0
+
+    def fix(match: re.Match[str]) -> str:
+        nonlocal lone
+        if match.group(1) is None:
+            lone += 1
+            return "\ufffd"
+        high, low = map(ord, match.group(1))
+        return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+
+    return _SURROGATES.sub(fix, text), lone
 
 
 def _digest(kind: bytes, value: str) -> int:
@@ -57,5 +89,25 @@ class Document:
             return _digest(b"text:", self.text)
         return _digest(b"pair:", f"{len(self.parent)}:{self.parent}{self.text}")
 
+    def with_surrogates_replaced(self) -> tuple[Document, int]:
+        """This document with :func:`replace_lone_surrogates` applied to every field, and the count.
+
+        Every field, not only the text: a label or id comes from the same JSON, and ``source``
+        holds a file name, which Python gives undecodable bytes of as surrogates.
+        """
+        changes, lone = {}, 0
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            fixed, count = replace_lone_surrogates(value)
+            if fixed is not value:
+                changes[name] = fixed
+                lone += count
+        return (dataclasses.replace(self, **changes) if changes else self), lone
+
     def to_json(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(Document))

@@ -11,6 +11,9 @@ Two formats, chosen by the file suffix:
 Writes are atomic and incremental (:class:`CorpusWriter`): the new file is built beside the old
 one and renamed over it, so a crash or Ctrl-C never leaves a truncated corpus, and documents that
 are already there (same id, else same text) are not added again.
+
+Bad text never stops a read or a write: invalid UTF-8 bytes and lone surrogates (``"\\ud83d"``
+escapes) become U+FFFD, and how many is reported.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from botkit.corpus.document import Document
 from botkit.errors import CorpusError
@@ -40,6 +44,7 @@ _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
 _ESCAPE_RE = re.compile(r"[\\\n\r]")
 _UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
 _UNESCAPE_RE = re.compile(r"\\(.)")
+T = TypeVar("T")
 
 
 def corpus_format(path: Path) -> str:
@@ -74,6 +79,9 @@ def _parse_jsonl(line: str, path: Path, number: int) -> Document:
     return Document(obj["text"], **fields)
 
 
+#: A codec error handler (``errors=``, pandas' ``encoding_errors=``): each invalid sequence becomes
+#: U+FFFD and is counted; :func:`counting_replaced` says how many a decode replaced.
+REPLACE_AND_COUNT = "botkit-count-replace"
 _replaced = [0]
 
 
@@ -82,7 +90,27 @@ def _count_and_replace(error: UnicodeError) -> tuple[str, int]:
     return "\ufffd", error.end  # type: ignore[attr-defined]
 
 
-codecs.register_error("botkit-count-replace", _count_and_replace)
+codecs.register_error(REPLACE_AND_COUNT, _count_and_replace)
+
+
+def counting_replaced(decode: Callable[[], T]) -> tuple[T, int]:
+    """``decode()``'s result and how many invalid sequences :data:`REPLACE_AND_COUNT` replaced in it.
+
+    A codec error handler takes no context, so the count is a global tally read before and after;
+    the call being synchronous, what it replaced is exactly the difference, even when readers
+    of several files take turns.
+    """
+    before = _replaced[0]
+    result = decode()
+    return result, _replaced[0] - before
+
+
+def warn_replaced(path: str | Path, invalid_utf8: int = 0, lone_surrogates: int = 0) -> None:
+    """Tell the user, once per file, how much bad text became U+FFFD: never fatal, never hidden."""
+    if invalid_utf8:
+        log.warning("%s: %d invalid UTF-8 sequence(s) replaced with U+FFFD", path, invalid_utf8)
+    if lone_surrogates:
+        log.warning("%s: %d lone surrogate(s) (invalid Unicode escapes such as \\ud83d) replaced with U+FFFD", path, lone_surrogates)
 
 
 def read_lines(path: str | Path, what: str = "input") -> Iterator[str]:
@@ -112,21 +140,26 @@ def read_lines(path: str | Path, what: str = "input") -> Iterator[str]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                before = _replaced[0]
-                text = raw.decode("utf-8", "botkit-count-replace")
-                replaced += _replaced[0] - before
+                text, bad = counting_replaced(lambda: raw.decode("utf-8", REPLACE_AND_COUNT))
+                replaced += bad
             # A single-text corpus is one line of many MB: hold no extra copy while the caller works.
             del raw
             yield text
             del text
-    if replaced:
-        log.warning("%s: %d invalid UTF-8 sequence(s) replaced with U+FFFD", path, replaced)
+    warn_replaced(path, invalid_utf8=replaced)
 
 
-def read_corpus(path: str | Path) -> Iterator[Document]:
-    """Stream the documents of a corpus file, in file order."""
+def read_corpus(path: str | Path, *, keep_surrogates: bool = False) -> Iterator[Document]:
+    """Stream the documents of a corpus file, in file order.
+
+    A lone surrogate in a .jsonl line (a ``"\\ud83d"`` escape, by hand or by another tool) becomes
+    U+FFFD and is counted, as invalid UTF-8 is: the trainer hashes and saves what it reads, and
+    neither can take one. ``keep_surrogates`` hands them on untouched, for a reader that refuses
+    such a document itself rather than use it altered (a bot's queue of posts).
+    """
     path = Path(path)
     fmt = corpus_format(path)
+    lone = 0
     for number, raw in enumerate(read_lines(path, "corpus"), 1):
         line = raw.rstrip("\r\n")
         del raw
@@ -134,7 +167,11 @@ def read_corpus(path: str | Path) -> Iterator[Document]:
             continue
         doc = _parse_jsonl(line, path, number) if fmt == ".jsonl" else Document(decode_txt(line))
         del line  # see read_lines: no second copy of a huge document while it is in use
+        if not keep_surrogates:
+            doc, count = doc.with_surrogates_replaced()
+            lone += count
         yield doc
+    warn_replaced(path, lone_surrogates=lone)
 
 
 class CorpusWriter:
@@ -144,6 +181,10 @@ class CorpusWriter:
     worth keeping and are all whole), the new file replaces the old one in one rename. On any
     other error, a failed write (disk full, read-only folder) included, the old file is left
     exactly as it was and the temporary file is removed.
+
+    Lone surrogates in a document added become U+FFFD (``surrogates`` counts them) rather than
+    fail the write: they can come from any source's JSON, and are checked here, where every
+    document enters a corpus, not in each source.
     """
 
     def __init__(self, path: str | Path, *, dedupe_text: bool = True) -> None:
@@ -157,6 +198,7 @@ class CorpusWriter:
         self.added = 0
         self.skipped = 0
         self.existing = 0
+        self.surrogates = 0  # lone surrogates replaced in the documents added
         self._seen: set[int] = set()
         self._tmp: tempfile._TemporaryFileWrapper[str] | None = None
         self._warned: set[str] = set()
@@ -180,8 +222,11 @@ class CorpusWriter:
             self.existing += 1
         assert self._tmp is not None
         try:
-            with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as old:
-                shutil.copyfileobj(old, self._tmp)
+            # Byte for byte: the old lines stay exactly as they were, invalid UTF-8 included
+            # (re-encoding it as text would fail on the bytes that do not decode).
+            with open(self.path, "rb") as old:
+                self._tmp.flush()
+                shutil.copyfileobj(old, self._tmp.buffer)
             if self._tmp.tell() and not self._ends_with_newline():
                 self._tmp.write("\n")
         except OSError as exc:
@@ -204,6 +249,8 @@ class CorpusWriter:
     def add(self, doc: Document) -> bool:
         """Write ``doc`` unless the corpus already holds it; True when it was written."""
         assert self._tmp is not None, "use CorpusWriter as a context manager"
+        doc, lone = doc.with_surrogates_replaced()  # before the keys: the corpus, read back, gives these
+        self.surrogates += lone
         if doc.key in self._seen or (self.dedupe_text and doc.text_key in self._seen):
             self.skipped += 1
             return False
