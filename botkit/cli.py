@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from botkit import __version__
 from botkit.commands import bots, console, data, model
 from botkit.errors import BotkitError
+from botkit.redact import redact_text
 
 GROUPS = (data, model, bots, console)
 HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {name: handler for group in GROUPS for name, handler in group.HANDLERS.items()}
@@ -33,11 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Formatter(logging.Formatter):
-    """``botkit: warning: ...``: one prefix for every message botkit prints, logged or not."""
+    """``botkit: warning: ...``: one prefix for every message botkit prints, logged or not; any URL
+    credential a library's log line or a traceback quotes is hidden (botkit's own are already)."""
 
     def format(self, record: logging.LogRecord) -> str:
         text = f"botkit: {record.levelname.lower()}: {record.getMessage()}"
-        return f"{text}\n{self.formatException(record.exc_info)}" if record.exc_info else text
+        return redact_text(f"{text}\n{self.formatException(record.exc_info)}" if record.exc_info else text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         HANDLERS[args.command](args)
     except BotkitError as exc:
-        print(f"botkit: error: {exc}", file=sys.stderr)
+        print(f"botkit: error: {redact_text(str(exc))}", file=sys.stderr)  # redacted where it was made; this is the last net
         return 1
     except KeyboardInterrupt as exc:  # a command may say what was kept and how to go on
         print(f"botkit: interrupted {exc}" if str(exc) else "botkit: interrupted", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 Every problem is reported as ``FILE: key.path: what was expected (got VALUE)``, all at once, so a
 user fixes a config in one go. Values interpolated from the environment are never echoed back,
-since they are usually secrets.
+since they are usually secrets: not in the config's own messages, and not later either (the
+config's :attr:`Config.redact`, which each bot spec keeps too, hides them; see :mod:`botkit.redact`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from botkit.bots.spec import BotSpec, parse_bots
 from botkit.corpus import Normalization
 from botkit.errors import BotkitError, ConfigError
 from botkit.options import describe_error, validate
+from botkit.redact import Redactor
 from botkit.sources import SOURCES, Source
 
 _ENV = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
@@ -43,15 +45,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def interpolate(value: Any, where: str, path: tuple[str, ...] = (), secret: set[tuple[str, ...]] | None = None) -> Any:
+def interpolate(value: Any, where: str, path: tuple[str, ...] = (), secret: set[tuple[str, ...]] | None = None, taken: set[str] | None = None) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``.
 
-    Paths of values that took something from the environment are added to ``secret``.
+    Paths of values that took something from the environment are added to ``secret`` (a message
+    about them does not echo them), and what was taken to ``taken`` (hidden wherever it shows later).
     """
     if isinstance(value, Mapping):
-        return {k: interpolate(v, where, path + (str(k),), secret) for k, v in value.items()}
+        return {k: interpolate(v, where, path + (str(k),), secret, taken) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, where, path + (str(i),), secret) for i, v in enumerate(value)]
+        return [interpolate(v, where, path + (str(i),), secret, taken) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -62,6 +65,8 @@ def interpolate(value: Any, where: str, path: tuple[str, ...] = (), secret: set[
         if name in os.environ:
             if secret is not None:
                 secret.add(path)
+            if taken is not None:
+                taken.add(os.environ[name])
             return os.environ[name]
         if default is not None:
             return default
@@ -97,6 +102,8 @@ class Config:
     corpora: dict[str, CorpusSpec]
     bots: dict[str, BotSpec] = field(default_factory=dict)
     lease: float = DEFAULT_LEASE_S
+    #: Hides the values the config took from the environment (and any URL's credentials) in a message.
+    redact: Redactor = Redactor()
 
     @property
     def base_dir(self) -> Path:
@@ -152,11 +159,14 @@ def load_config(path: str | Path, *, also: Checks | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: the top level must be a mapping of keys (store, corpora, ...)")
     secret: set[tuple[str, ...]] = set()
-    raw = interpolate(raw, where, secret=secret)
+    taken: set[str] = set()
+    raw = interpolate(raw, where, secret=secret, taken=taken)
+    # Every message from here on passes through it: a plugin's own check may quote a value it was given.
+    redact = Redactor.of(taken)
     try:
         top = _TopLevel.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(describe_error(exc, where, secret=secret)) from None
+        raise ConfigError(redact(describe_error(exc, where, secret=secret))) from None
     base_dir = path.resolve().parent
     problems: list[str] = []
     corpora: dict[str, CorpusSpec] = {}
@@ -165,10 +175,10 @@ def load_config(path: str | Path, *, also: Checks | None = None) -> Config:
             corpora[name] = _corpus_spec(name, entry, where, base_dir, secret)
         except ConfigError as exc:
             problems.append(str(exc))
-    bots, bot_problems = parse_bots(top.defaults, top.bots, where, base_dir, secret)
+    bots, bot_problems = parse_bots(top.defaults, top.bots, where, base_dir, secret, redact)
     problems += bot_problems
     if also is not None and problems:  # otherwise the command runs its checks itself, on the whole config
         problems += also(bots, corpora, where)
     if problems:
-        raise ConfigError("\n".join(problems))
-    return Config(path, top.store, corpora, bots, top.lease)
+        raise ConfigError(redact("\n".join(problems)))
+    return Config(path, top.store, corpora, bots, top.lease, redact)

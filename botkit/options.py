@@ -9,6 +9,7 @@ where the value came from (a config file and key path, or a flag).
 from __future__ import annotations
 
 import argparse
+import re
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from botkit.errors import ConfigError
+from botkit.redact import Redactor
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -147,6 +149,24 @@ def _got(value: Any) -> str:
     return f" (got {value!r})"
 
 
+def _strings(value: Any) -> list[str]:
+    """Every string in a value (a mapping's values, a list's items), to hide them all; the keys are the config's own words."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, (list, tuple, set)):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _unquoted(message: str, value: Any) -> str:
+    """``message`` without ``value``, whole or in pieces: a validator's own message may quote it, or a
+    part of it (APScheduler names the bad field of a crontab line)."""
+    texts = _strings(value)
+    return Redactor.of([*texts, *(word for text in texts for word in re.findall(r"[^\W_]{3,}", text))])(message)
+
+
 def describe_error(
     error: ValidationError,
     where: str,
@@ -181,8 +201,10 @@ def describe_error(
             got = ""
         elif secret and any(_overlaps(path_prefix + loc, s) for s in secret):
             got = " (value from the environment not shown)"
+            message = _unquoted(message, item["input"])
         elif any(_overlaps(path_prefix + loc, s) for s in typed):
             got = " (a secret: value not shown)"
+            message = _unquoted(message, item["input"])
         else:
             got = _got(item["input"])
         lines.append(f"{where}: {key}: {message}{got}")

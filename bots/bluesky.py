@@ -48,6 +48,7 @@ from pydantic import Field, SecretStr
 
 from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
+from botkit.redact import redact_url
 
 if TYPE_CHECKING:
     from atproto import Client
@@ -385,7 +386,7 @@ class BlueskyTarget(Target):
         return [self.options.app_password.get_secret_value()] if self.options.app_password else []
 
     def describe(self) -> str:
-        return f"Bluesky {self.options.handle} on {self.options.base_url or 'bsky.social'}"
+        return f"Bluesky {self.options.handle} on {redact_url(self.options.base_url or 'bsky.social')}"
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

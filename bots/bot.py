@@ -34,6 +34,7 @@ from botkit.bots.spec import BotSpec, readiness
 from botkit.bots.supply import CandidateSupplier, ModelSamples, NoPosts, PostsFile
 from botkit.bots.workers import dead_here, describe, new_worker_id
 from botkit.errors import BotkitError, ConfigError
+from botkit.redact import Redactor
 
 if TYPE_CHECKING:
     from botkit.filters import FilterChain
@@ -89,7 +90,9 @@ class Bot:
         self.chain = chain
         self.worker = worker
         self.stop = stop or threading.Event()
-        self._secrets = [s for s in [*target.secrets(), ledger.password] if s]
+        #: Every secret this bot may meet: the config's values from the environment, its target's
+        #: credentials, the ledger URL's password (and, by shape, any URL's credentials).
+        self._redact = spec.redact | ledger.redact | Redactor.of(target.secrets())
 
     # -- the tick ----------------------------------------------------------------------------
 
@@ -302,9 +305,7 @@ class Bot:
 
     def redact(self, message: str) -> str:
         """Never let a secret through, whatever a library put into its error message."""
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return message
+        return self._redact(message)
 
 
 # -- building bots from config ---------------------------------------------------------------
@@ -415,7 +416,7 @@ def build_bots(specs: Mapping[str, BotSpec], ledger: Ledger, where: str, *, work
             replier = _replier(spec, ledger, chain, models, set(specs), accounts)
             bots.append(Bot(spec, ledger, target, _supplier(spec, ledger, models), chain, worker=worker, stop=stop, replier=replier))
         except ConfigError as exc:
-            message = str(exc)
+            message = spec.redact(str(exc))
             problems.append(message if message.startswith(f"{where}:") else f"{where}: {message}")
     if problems:
         raise ConfigError("\n".join(dict.fromkeys(problems)))

@@ -53,7 +53,7 @@ def start_warnings(bots: Sequence[Bot]) -> list[str]:
     for bot in bots:
         spec = bot.spec
         if not spec.live:
-            lines.append(f"{bot.name}: {spec.target_kind} target is not live: posting to {bot.target.describe()} instead (set live: true to post)")
+            lines.append(bot.redact(f"{bot.name}: {spec.target_kind} target is not live: posting to {bot.target.describe()} instead (set live: true to post)"))
         loosened = spec.loosened_limits()
         if loosened:
             lines.append(f"{bot.name}: {spec.target_kind} limits lowered by the config: {', '.join(loosened)}")

@@ -12,13 +12,17 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def parse_duration(value: Any) -> Any:
-    """Seconds as a float; anything unparseable is handed on for pydantic to reject with its message."""
+    """Seconds as a float; anything unparseable is handed on for pydantic to reject with its message.
+
+    The message does not quote the value: the error report adds it (``got ...``) where it may, and
+    not where it came from the environment.
+    """
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         parts = _PART.findall(text)
         if parts and "".join(n + u for n, u in parts) == text:
             return sum(float(n) * _UNITS[u] for n, u in parts)
-        raise ValueError(f"not a duration (use e.g. 30s, 10m, 3h, 1d or a number of seconds): {value!r}")
+        raise ValueError("not a duration (use e.g. 30s, 10m, 3h, 1d or a number of seconds)")
     return value
 
 

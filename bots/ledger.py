@@ -71,6 +71,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
 from botkit.errors import BotkitError
+from botkit.redact import Redactor, redact_url, split_userinfo
 
 if TYPE_CHECKING:
     from botkit.bots import Incoming, Limits, PostResult
@@ -211,40 +212,18 @@ class Busy:
 
 # -- URLs ------------------------------------------------------------------------------------
 
-_USERINFO = re.compile(r"^(?P<scheme>[^:/]+://)(?P<userinfo>.*)@(?P<rest>[^@]*)$", re.S)
-
-
-def redact_url(url: str) -> str:
-    """The URL with everything between the user name and the last ``@`` hidden: a password with
-    ``@``, ``:`` or ``/`` in it, quoted or not, never shows in whole or in part."""
-    match = _USERINFO.match(url)
-    if match is None:
-        return url
-    user = match["userinfo"].partition(":")[0]
-    return f"{match['scheme']}{user}:***@{match['rest']}" if ":" in match["userinfo"] else f"{match['scheme']}{user}@{match['rest']}"
-
 
 def parse_url(url: str) -> URL:
-    """A SQLAlchemy URL; a password may contain ``@`` and ``:`` without quoting (the user name ends
-    at the first ``:``, the password at the last ``@``). Raises :class:`LedgerError` without the password."""
-
-    match = _USERINFO.match(url)
+    """A SQLAlchemy URL; a password may contain ``@``, ``:`` and ``/`` without quoting (the user name
+    ends at the first ``:``, the password at the last ``@``: :func:`botkit.redact.split_userinfo`, the
+    rule that redaction follows too). Raises :class:`LedgerError` without the password."""
+    bare, user, password = split_userinfo(url)
     try:
-        if match is None:
+        if user is None:
             return make_url(url)
-        user, _, password = match["userinfo"].partition(":")
-        return make_url(match["scheme"] + match["rest"]).set(username=unquote(user), password=unquote(password) if password else None)
+        return make_url(bare).set(username=unquote(user), password=unquote(password) if password else None)
     except Exception as exc:  # noqa: BLE001 - ArgumentError, ValueError (a bad port): say which part, never the password
-        raise LedgerError(f"ledger {redact_url(url)}: not a valid database URL ({_no_secret(exc, url)})") from None
-
-
-def _no_secret(exc: BaseException, url: str) -> str:
-    message = str(exc)
-    match = _USERINFO.match(url)
-    password = match["userinfo"].partition(":")[2] if match else ""
-    for part in {password, unquote(password)} - {""}:
-        message = message.replace(part, "***")
-    return message
+        raise LedgerError(f"ledger {redact_url(url)}: not a valid database URL ({Redactor.of([url])(str(exc))})") from None
 
 
 def store_url(store: str, base_dir: Path) -> str:
@@ -455,7 +434,8 @@ class Ledger:
         self.lease = timedelta(seconds=lease)
         parsed = parse_url(url)
         self.safe_url = redact_url(url)
-        self.password = parsed.password
+        #: Hides the URL's credentials (its password, ``?password=``...) in every message the ledger makes or stores.
+        self.redact = Redactor.of([url])
         self.sqlite = parsed.get_backend_name() == "sqlite"
         try:
             if self.sqlite:
@@ -475,7 +455,12 @@ class Ledger:
         message = f"ledger {self.safe_url}: {what} ({detail[0] if detail else type(exc).__name__})"
         if isinstance(exc, ImportError) and not self.sqlite:
             message += "; PostgreSQL needs its driver: pip install 'botkit[postgres]'"
-        return message.replace(self.password, "***") if self.password else message
+        return self.redact(message)
+
+    def _redacted(self, text: str | None) -> str | None:
+        """Free text on its way into (or out of) the database, with every credential hidden: an error
+        message, a reason, a post's URL or note may quote what a library was given."""
+        return None if text is None else self.redact(text)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -772,8 +757,8 @@ class Ledger:
                 return False
             conn.execute(
                 insert(self.t["posts"]).values(
-                    bot=candidate.bot, target=target, remote_id=result.remote_id, url=result.url,
-                    posted_at=when, candidate_id=candidate.id, note=result.note, account=self._account_of(conn, candidate.id),
+                    bot=candidate.bot, target=target, remote_id=result.remote_id, url=self._redacted(result.url),
+                    posted_at=when, candidate_id=candidate.id, note=self._redacted(result.note), account=self._account_of(conn, candidate.id),
                 )
             )  # fmt: skip
             conn.execute(s.update().where(s.c.bot == candidate.bot).values(last_post_at=when, last_error=None))
@@ -796,7 +781,7 @@ class Ledger:
 
     def fail(self, candidate: Candidate, worker: str, why: str) -> bool:
         """The service refused our claimed candidate for good; keep it, visibly, as failed."""
-        return self._move_claim(candidate, worker, FAILED, why)
+        return self._move_claim(candidate, worker, FAILED, self.redact(why))
 
     def _move_claim(self, candidate: Candidate, worker: str, state: str, reason: str | None) -> bool:
         c = self.t["candidates"]
@@ -992,15 +977,19 @@ class Ledger:
         state = self.t["bot_state"]
         with self._read() as conn:
             row = conn.execute(select(state).where(state.c.bot == bot)).mappings().first()
-        return BotState(**row) if row else BotState(bot)
+        if row is None:
+            return BotState(bot)
+        # Redacted again as read: a row written before botkit redacted everything it stores may hold a URL's password.
+        return replace(BotState(**row), last_error=self._redacted(row["last_error"]), disabled=self._redacted(row["disabled"]))
 
     def record_error(self, bot: str, message: str) -> None:
-        self._update_state(bot, last_error=message, last_error_at=utcnow())
+        self._update_state(bot, last_error=self.redact(message), last_error_at=utcnow())
 
     def wait_until(self, bot: str, when: datetime | None) -> None:
         self._update_state(bot, not_before=when)
 
     def disable(self, bot: str, reason: str) -> None:
+        reason = self.redact(reason)
         self._update_state(bot, disabled=reason, last_error=reason, last_error_at=utcnow())
 
     def enable(self, bots: Iterable[str]) -> None:

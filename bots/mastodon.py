@@ -50,6 +50,7 @@ from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rej
 from botkit.bots.bluesky import graphemes, without_mentions
 from botkit.bots.ledger import Candidate
 from botkit.errors import ConfigError
+from botkit.redact import redact_url
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
@@ -153,13 +154,18 @@ class MastodonTarget(Target):
     def account(self) -> str:
         """``mastodon:HOST:`` and a short hash of the access token (one token, one account): never the token itself."""
         token = self._token()
-        host = urlsplit(self.api_base_url).netloc.lower()
+        host = urlsplit(self.api_base_url).netloc.rpartition("@")[2].lower()  # never the userinfo: this key is stored in the ledger
         return f"mastodon:{host}:{hashlib.sha256(token.encode()).hexdigest()[:16]}" if token else super().account()
 
     @property
     def api_base_url(self) -> str:
         url = self.options.api_base_url.rstrip("/")
         return url if "://" in url else f"https://{url}"
+
+    @property
+    def shown_url(self) -> str:
+        """The instance as messages and ``botkit status`` name it: its URL without any credential in it."""
+        return redact_url(self.api_base_url)
 
     @property
     def api(self) -> Mastodon:
@@ -208,7 +214,7 @@ class MastodonTarget(Target):
                 if parent is None:
                     raise
                 raise Rejected(
-                    f"{self.api_base_url} has no status {parent.id} to answer (HTTP 404: {_message(exc)}); it was deleted or is hidden from the account"
+                    f"{self.shown_url} has no status {parent.id} to answer (HTTP 404: {_message(exc)}); it was deleted or is hidden from the account"
                 ) from None
         return PostResult(str(status["id"]), url=status.get("url") or status.get("uri"))
 
@@ -312,7 +318,7 @@ class MastodonTarget(Target):
         if me.get("bot"):
             self._me = me
             return
-        who = f"@{me.get('acct')} on {self.api_base_url}"
+        who = f"@{me.get('acct')} on {self.shown_url}"
         if not self.options.set_bot_flag:
             log.warning("%s: %s is not flagged as a bot; set it in the profile or with set_bot_flag: true", self.bot, who)
         else:
@@ -342,7 +348,7 @@ class MastodonTarget(Target):
         return [token] if token else []
 
     def describe(self) -> str:
-        return f"Mastodon {self.api_base_url} ({self.options.visibility})"
+        return f"Mastodon {self.shown_url} ({self.options.visibility})"
 
     def _token(self) -> str | None:
         return None if self.options.access_token is None else self.options.access_token.get_secret_value()
@@ -359,7 +365,7 @@ class MastodonTarget(Target):
             MastodonUnauthorizedError,
         )
 
-        where = self.api_base_url
+        where = self.shown_url
         try:
             yield
         except MastodonRatelimitError:

@@ -27,6 +27,7 @@ from botkit.bots.durations import Duration
 from botkit.errors import BotkitError, ConfigError
 from botkit.generation import GenerateSettings
 from botkit.options import Options, validate
+from botkit.redact import Redactor
 from botkit.training import ShapeOptions, TrainConfig
 
 
@@ -197,6 +198,8 @@ class BotSpec:
     target: TargetOptions
     limits: Limits
     base_dir: Path  # the config file's folder: relative paths and the default outbox live there
+    #: Hides the config's values from the environment (and any URL's credentials) in what the bot says or stores.
+    redact: Redactor = Redactor()
 
     @property
     def live(self) -> bool:
@@ -235,7 +238,9 @@ def _secret_paths(secret: set[tuple[str, ...]], name: str) -> set[tuple[str, ...
     return paths
 
 
-def _bot_spec(name: str, defaults: Mapping[str, Any], own: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]) -> BotSpec:
+def _bot_spec(
+    name: str, defaults: Mapping[str, Any], own: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]], redact: Redactor
+) -> BotSpec:
     """One bot's spec, or a ConfigError naming every problem of its options and of its target."""
     prefix = ("bots", name)
     secret = _secret_paths(secret, name)
@@ -277,7 +282,7 @@ def _bot_spec(name: str, defaults: Mapping[str, Any], own: Mapping[str, Any], wh
     if problems:
         raise ConfigError("\n".join(problems))
     limits = target.limits.applied_to(target_cls.default_limits)
-    return BotSpec(name, options, kind, target_cls, target, limits, base_dir)
+    return BotSpec(name, options, kind, target_cls, target, limits, base_dir, redact)
 
 
 def _reply_problems(options: BotOptions, kind: str, target_cls: type[Target], at: str) -> list[str]:
@@ -292,9 +297,12 @@ def _reply_problems(options: BotOptions, kind: str, target_cls: type[Target], at
 
 
 def parse_bots(
-    defaults: Mapping[str, Any], bots: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]]
+    defaults: Mapping[str, Any], bots: Mapping[str, Any], where: str, base_dir: Path, secret: set[tuple[str, ...]], redact: Redactor = Redactor()
 ) -> tuple[dict[str, BotSpec], list[str]]:
-    """Validate every bot; return the good ones and one line per problem (all of them)."""
+    """Validate every bot; return the good ones and one line per problem (all of them).
+
+    ``redact``: the config's values from the environment, which each spec keeps to hide them at run time.
+    """
     specs: dict[str, BotSpec] = {}
     problems: list[str] = []
     for name, raw in bots.items():
@@ -302,7 +310,7 @@ def parse_bots(
             problems.append(f"{where}: bots.{name}: expected a mapping of keys (model, target, schedule...)")
             continue
         try:
-            specs[name] = _bot_spec(str(name), defaults, raw, where, base_dir, secret)
+            specs[name] = _bot_spec(str(name), defaults, raw, where, base_dir, secret, redact)
         except ConfigError as exc:
             problems += [line for line in str(exc).splitlines() if line not in problems]  # a defaults: mistake once, not per bot
     return specs, problems
@@ -318,19 +326,22 @@ def _trained_without_parents(model: Path) -> bool:
 
 
 def readiness(specs: Mapping[str, BotSpec], where: str) -> list[str]:
-    """What stops these bots from running now, one ``FILE: bots.NAME.key: why`` line each."""
+    """What stops these bots from running now, one ``FILE: bots.NAME.key: why`` line each (a path
+    or value that came from the environment hidden)."""
     problems = []
     for name, spec in specs.items():
         o = spec.options
+        mine = []
         if o.model is not None and not o.model.is_dir():
-            problems.append(f"{where}: bots.{name}.model: no weights folder {o.model} (train it first: botkit farm build)")
+            mine.append(f"{where}: bots.{name}.model: no weights folder {o.model} (train it first: botkit farm build)")
         if o.posts is not None and not o.posts.is_file():
-            problems.append(f"{where}: bots.{name}.posts: no such file {o.posts}")
+            mine.append(f"{where}: bots.{name}.posts: no such file {o.posts}")
         if o.reply is not None and o.reply.model is not None and not o.reply.model.is_dir():
-            problems.append(f"{where}: bots.{name}.reply.model: no weights folder {o.reply.model} (train it on a pair corpus first)")
+            mine.append(f"{where}: bots.{name}.reply.model: no weights folder {o.reply.model} (train it on a pair corpus first)")
         elif o.reply_model is not None and _trained_without_parents(o.reply_model):
             key = "reply.model" if o.reply is not None and o.reply.model is not None else "model"
-            problems.append(f"{where}: bots.{name}.{key}: {o.reply_model} is not a reply model (its corpus had no parents); a reply: block needs one")
+            mine.append(f"{where}: bots.{name}.{key}: {o.reply_model} is not a reply model (its corpus had no parents); a reply: block needs one")
         if spec.live:
-            problems += [f"{where}: bots.{name}.target.{line}" for line in spec.target_cls.missing(spec.target)]
+            mine += [f"{where}: bots.{name}.target.{line}" for line in spec.target_cls.missing(spec.target)]
+        problems += [spec.redact(line) for line in mine]
     return problems

@@ -174,18 +174,21 @@ def test_a_locked_database_fails_each_tick_and_the_run_goes_on(tmp_path: Path, c
 
 
 @pytest.mark.parametrize(
-    ("url", "shown"),
+    ("url", "shown", "secrets"),
     [
-        ("postgresql+psycopg://bot:s3cr@t:pw/x@127.0.0.1:1/farm", "bot:***@127.0.0.1:1/farm"),  # nothing listens on port 1
-        ("postgresql+psycopg://bot:p%40ss@127.0.0.1:notaport/farm", "bot:***@127.0.0.1:notaport/farm"),
+        ("postgresql+psycopg://bot:s3cr@t:pw/x@127.0.0.1:1/farm", "bot:***@127.0.0.1:1/farm", ["s3cr", "t:pw"]),  # nothing listens on port 1
+        ("postgresql+psycopg://bot:p%40ss@127.0.0.1:notaport/farm", "bot:***@127.0.0.1:notaport/farm", ["p%40ss", "p@ss"]),
+        # libpq takes the password as a query parameter too
+        ("postgresql+psycopg://u@127.0.0.1:1/db?password=Xq7-pw", "u@127.0.0.1:1/db?password=***: cannot open (", ["Xq7"]),
+        ("postgresql+psycopg://u@127.0.0.1:1/db?sslmode=disable&password=p%40Xq7&application_name=a", "password=***&application_name=a", ["Xq7"]),
     ],
 )
-def test_database_urls_never_show_the_password(tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, shown: str) -> None:
+def test_database_urls_never_show_the_password(tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, shown: str, secrets: list[str]) -> None:
     config = write(tmp_path, ["one"])
     assert once(config, "--db", url) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and shown in err, err
-    for part in ("s3cr", "t:pw", "p%40ss", "p@ss"):
+    assert err.count("\n") == 1 and err.startswith("botkit: error: ledger postgresql+psycopg://") and shown in err, err
+    for part in secrets:
         assert part not in err
 
 
@@ -193,6 +196,7 @@ def test_redact_url_hides_everything_between_user_and_host() -> None:
     assert redact_url("postgresql://u:a@b:c@host/db") == "postgresql://u:***@host/db"
     assert redact_url("postgresql://u@host/db") == "postgresql://u@host/db"
     assert redact_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    assert redact_url("postgresql://u@host/db?password=a@b&sslmode=require") == "postgresql://u@host/db?password=***&sslmode=require"
 
 
 def test_botkit_db_reads_the_url_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

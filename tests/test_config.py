@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from botkit.cli import main
 from botkit.config import load_config
 from botkit.errors import ConfigError
 
@@ -91,6 +92,35 @@ def test_secrets_from_the_environment_are_never_echoed(tmp_path: Path, monkeypat
     assert "corpora.c.skip_header" in str(info.value)
     assert "hunter2" not in str(info.value)
     assert "value from the environment not shown" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "value"),
+    [
+        ("lease: ${BOTKIT_TEST_VALUE}\n", "lease", "secret-ish-value"),  # the validator's own message used to quote it
+        ("bots:\n  b: {posts: p.txt, schedule: {cron: '${BOTKIT_TEST_VALUE}'}}\n", "bots.b.schedule", "0 0 * * secret-ish-day"),  # a whole-model check
+        ("bots:\n  b: {posts: p.txt, schedule: {every: '1${BOTKIT_TEST_VALUE}'}}\n", "bots.b.schedule.every", "0 secret-ish"),  # part of a value
+    ],
+)
+def test_a_bad_value_from_the_environment_is_named_but_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], body: str, key: str, value: str
+) -> None:
+    monkeypatch.setenv("BOTKIT_TEST_VALUE", value)
+    config = write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert str(info.value).startswith(f"{config}: {key}: ") and str(info.value).endswith("(value from the environment not shown)")
+    assert main(["status", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"botkit: error: {config}: {key}: ") and "value from the environment not shown" in err
+    for part in (value, "secret"):  # not even a part: APScheduler's message names the bad field of a crontab line
+        assert part not in str(info.value) and part not in err
+
+
+def test_a_bad_value_written_in_the_config_is_shown(tmp_path: Path) -> None:
+    """The other side of the rule above: the user's own typo is echoed, so they see what to fix."""
+    with pytest.raises(ConfigError, match=r"lease: not a duration \(use e\.g\. .*\) \(got 'soon'\)$"):
+        load_config(write(tmp_path, "lease: soon\n"))
 
 
 def test_the_example_subredditnn_farm_is_valid() -> None:

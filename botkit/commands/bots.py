@@ -136,8 +136,9 @@ def farm(args: argparse.Namespace) -> None:
     from botkit.bots.farm import build, build_problems
     from botkit.config import load_config
 
-    for line in build(load_config(config_path(args), also=build_problems), dry_run=args.dry_run):
-        print(line, flush=True)
+    config = load_config(config_path(args), also=build_problems)
+    for line in build(config, dry_run=args.dry_run):
+        print(config.redact(line), flush=True)  # a path or a source option may come from the environment
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -150,7 +151,7 @@ def demo(args: argparse.Namespace) -> None:
     config = load_config(config_path(args))
     print(f"== 1/3  fetch corpora and train models (botkit farm build {config.path})", flush=True)
     for line in build(config):  # fetches what the model bots learn from, then trains them
-        print(line, flush=True)
+        print(config.redact(line), flush=True)
     learned = {n for spec in config.bots.values() for n in ([spec.options.corpus] if isinstance(spec.options.corpus, str) else spec.options.corpus or [])}
     fetch_config_corpora(config, [name for name in config.corpora if name not in learned])
     for spec in config.corpora.values():

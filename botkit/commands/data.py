@@ -102,7 +102,7 @@ def fetch_config_corpora(config: Config, only: list[str] | None) -> None:
     for name in names:
         spec = config.corpora[name]
         make_folder(spec.output)
-        print(fetch_into(spec.source, spec.output, spec.normalization, name=name).summary())
+        print(config.redact(fetch_into(spec.source, spec.output, spec.normalization, name=name).summary()))
 
 
 def plugins(args: argparse.Namespace) -> None:

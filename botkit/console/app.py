@@ -131,6 +131,11 @@ class _Console:
     def __init__(self, config: Config, ledger: Ledger, token: Token, env: Any) -> None:
         self.config, self.ledger, self.token, self.env = config, ledger, token, env
 
+    def _said(self, exc: BotkitError) -> str:
+        """An error as a page or an answer shows it: without the config's values from the environment
+        or any URL's credentials (a message may quote a path or URL it was given)."""
+        return self.config.redact(str(exc))
+
     def _page(self, name: str, status_code: int = 200, **context: Any) -> Any:
         from starlette.responses import HTMLResponse
 
@@ -234,7 +239,7 @@ class _Console:
             except AlreadyDecided:
                 done["already"].append(candidate_id)
             except BotkitError as exc:
-                problems.append(str(exc))
+                problems.append(self._said(exc))
         if problems:
             from starlette.exceptions import HTTPException
 
@@ -281,8 +286,8 @@ class _Console:
             samples = await run_in_threadpool(playground.generate, spec, self.ledger, str(self.config.path), asked)
         except BotkitError as exc:
             if bearer:
-                raise HTTPException(400, str(exc)) from None
-            return self._model_page(spec.name, 400, asked=asked or playground.Form.defaults(spec), playground_problem=str(exc))
+                raise HTTPException(400, self._said(exc)) from None
+            return self._model_page(spec.name, 400, asked=asked or playground.Form.defaults(spec), playground_problem=self._said(exc))
         if bearer:
             return JSONResponse({"samples": [v.as_json() for v in samples]})
         return self._model_page(spec.name, asked=asked, samples=samples)
@@ -298,7 +303,7 @@ class _Console:
         try:
             sent, refused = await run_in_threadpool(playground.send, spec, self.ledger, str(self.config.path), playground.picked(form))
         except BotkitError as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise HTTPException(400, self._said(exc)) from None
         if authenticated(request, self.token) == "bearer":
             return JSONResponse({"sent": sent, "refused": [v.as_json() for v in refused]})
         return RedirectResponse(f"/bots/{quote(spec.name)}?" + urlencode({"sent": sent, "refused": len(refused)}), status_code=303)
@@ -310,7 +315,7 @@ class _Console:
         try:
             return model_view(spec.options.model, bot_corpora(spec, self.config.corpora)), None
         except BotkitError as exc:
-            return None, str(exc)
+            return None, self._said(exc)
 
     # -- pictures ----------------------------------------------------------------------------
 
