@@ -38,7 +38,7 @@ from botkit.redact import Redactor
 
 if TYPE_CHECKING:
     from botkit.filters import FilterChain
-    from botkit.generate import Generator
+    from botkit.generate import AnyGenerator
 
 log = logging.getLogger(__name__)
 
@@ -316,18 +316,18 @@ class _Models:
     shared by every bot of one build that writes with it, posts and replies alike."""
 
     def __init__(self) -> None:
-        self._loaded: dict[Path, Generator] = {}
+        self._loaded: dict[Path, AnyGenerator] = {}
         self._lock = threading.Lock()
 
-    def loader(self, model: Path) -> Callable[[], Generator]:
+    def loader(self, model: Path) -> Callable[[], AnyGenerator]:
         return functools.partial(self.load, model)
 
-    def load(self, model: Path) -> Generator:
-        from botkit.generate import Generator
+    def load(self, model: Path) -> AnyGenerator:
+        from botkit.generate import load
 
         with self._lock:
             if model not in self._loaded:
-                self._loaded[model] = Generator.load(model)
+                self._loaded[model] = load(model)
             return self._loaded[model]
 
 
@@ -395,10 +395,10 @@ def filter_chain(spec: BotSpec, ledger: Ledger, where: str) -> FilterChain:
     extra: dict[str, Any] = {"posted": ledger.texts(spec.name), "max_chars": spec.target_cls.max_chars(spec.target)}
     context = FilterContext(**extra)
     if o.model is not None:  # the novelty filter needs the corpus the model learnt from, recorded in its config.json
-        from botkit.model.saving import ModelFolderError, read_config
+        from botkit.model.saving import ModelFolderError, read_training
 
         try:
-            context = FilterContext.for_model(o.model, read_config(o.model)[1], **extra)
+            context = FilterContext.for_model(o.model, read_training(o.model), **extra)
         except ModelFolderError:
             pass  # a missing or broken model folder is reported with the bot's other problems
     return build_chain(o.filters, context, where=where, path_prefix=("bots", spec.name, "filters"), base_dir=spec.base_dir)

@@ -89,7 +89,10 @@ class TrainBlock(TrainConfig, ShapeOptions):
     """A model bot's ``train:`` block: every setting of ``botkit train`` (its flags, as keys), and ``from``."""
 
     base: str | None = Field(
-        None, alias="from", description="fine-tune from this model folder (botkit train --from), relative to the config; base is the shipped one"
+        None,
+        alias="from",
+        description="fine-tune from this model folder (botkit train --from), relative to the config; base is the shipped one; "
+        "or a pretrained transformer: smollm2 (botkit pull smollm2), a .gguf file, a Hugging Face or keras-hub folder, hf://ORG/NAME",
     )
 
     def given(self) -> dict[str, Any]:

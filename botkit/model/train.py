@@ -63,13 +63,14 @@ class TrainReport:
     state: TrainState
     tokens_per_second: float
     tokens_trained: int
+    val_unit: str = "token"  # a transformer's validation is scored per character, as botkit eval scores it
 
     def summary(self) -> str:
         s = self.state
-        val = "n/a (no validation split)" if s.val_loss is None else f"{s.val_loss:.4f} (best {s.best_val:.4f})"
+        val = "n/a (no validation split)" if s.val_loss is None else f"{s.val_loss:.4f} (best {s.best_val:.4f}) nats/{self.val_unit}"
         return (
             f"{self.output}: {s.epoch} epoch(s), {s.step:,} steps, {self.tokens_trained:,} targets in {s.elapsed:.0f} s "
-            f"({self.tokens_per_second:,.0f} targets/s); train loss {s.train_loss:.4f}, val loss {val} nats/token"
+            f"({self.tokens_per_second:,.0f} targets/s); train loss {s.train_loss:.4f} nats/token, val loss {val}"
         )
 
 

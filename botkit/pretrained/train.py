@@ -23,6 +23,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from botkit.corpus.document import Document
 from botkit.corpus.io import read_corpus, read_lines
@@ -32,9 +33,10 @@ from botkit.model.evaluate import Score
 from botkit.model.saving import ModelFolderError
 from botkit.model.train import TrainingInterrupted, TrainReport
 from botkit.pretrained import model as folder
-from botkit.pretrained.score import DocumentScorer
+from botkit.pretrained.score import DocumentScorer, score_batches
 from botkit.pretrained.sources import resolve
 from botkit.pretrained.text import Framing, Tokens
+from botkit.pretrained.top import TopOnly
 from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState
 
 log = logging.getLogger(__name__)
@@ -84,14 +86,29 @@ def pack(tokens: Tokens, framing: Framing, docs: Sequence[Document], window: int
     return ids_arr[take], w_arr[take]
 
 
-class _Validation:
-    """What :class:`~botkit.model.callbacks.Validation` asks of a scorer: the val documents' score."""
+def windows_dataset(inputs: Any, x: np.ndarray, w: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """The windows in a new order every epoch (seeded), whole batches only (one shape: one trace),
+    repeated: ``fit`` counts the epochs by ``steps_per_epoch``."""
+    data = tf.data.Dataset.from_tensor_slices((inputs, x[:, 1:], w[:, 1:]))
+    data = data.repeat(-(-batch_size // len(x))) if len(x) < batch_size else data  # a corpus smaller than one batch still fills it
+    return data.shuffle(len(x) * max(1, -(-batch_size // len(x))), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size, drop_remainder=True)
 
-    def __init__(self, scorer: DocumentScorer) -> None:
-        self.scorer = scorer
+
+class _Validation:
+    """What :class:`~botkit.model.callbacks.Validation` asks of a scorer: the val documents' score,
+    framed once; with a frozen bottom, its hidden states computed once too."""
+
+    def __init__(self, scorer: DocumentScorer, docs: Sequence[Document], top: TopOnly | None) -> None:
+        self.prepared, self.top = scorer.prepare(docs), top
+        self.lm = scorer.lm
+        self.hidden = [top.hidden(b.ids[:, :-1], b.pad[:, :-1]) for b in self.prepared.batches] if top is not None else None
 
     def score(self, docs: Sequence[Document]) -> Score:
-        return self.scorer.score(docs)[0]
+        if self.top is None or self.hidden is None:
+            return score_batches(self.prepared, lambda b: self.lm({"token_ids": b.ids[:, :-1], "padding_mask": b.pad[:, :-1]}))[0]
+        hidden = iter(self.hidden)
+        model = self.top.model
+        return score_batches(self.prepared, lambda b: model([next(hidden), b.pad[:, :-1]]))[0]
 
 
 def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base_spec: str | None, resume: bool) -> TrainReport:
@@ -133,15 +150,26 @@ def _fit(
     lm: Any, tune: folder.FineTune, tokens: Tokens, x: np.ndarray, w: np.ndarray, val_docs: list[Document],
     config: TrainConfig, output: Path, previous: folder.FineTune | None, extra_minutes: float | None,
 ) -> TrainReport:  # fmt: skip
+    ones = np.ones_like(x[:, :-1], bool)
+    top = TopOnly(lm, tune.layers) if len(tune.layers) < len(folder.blocks(lm)) else None
+    if top is not None and not TopOnly.fits(len(x), x.shape[1], lm.backbone.hidden_dim):
+        log.info("%d windows: too many to keep the frozen layers' output; the whole model runs every step", len(x))
+        top = None
+    inputs: Any
+    if top is not None:
+        log.info("running the %d frozen blocks once over %d windows", top.first, len(x))
+        model, inputs = top.model, (top.hidden(x[:, :-1], ones), ones)
+    else:
+        model, inputs = lm, {"token_ids": x[:, :-1], "padding_mask": ones}
     optimizer = keras.optimizers.AdamW(learning_rate=config.lr, weight_decay=0.0, clipnorm=config.clipnorm)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
-    lm.compile(optimizer=optimizer, loss=loss, weighted_metrics=[])
+    model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[])
     steps_per_epoch = max(1, math.ceil(len(x) / config.batch_size))
     epochs = config.epochs if config.epochs is not None else (10**9 if config.minutes else DEFAULT_EPOCHS)
     total_steps = epochs * steps_per_epoch if epochs < 10**9 else None
     state = TrainState()
     if previous is not None:
-        state = _resume_state(output, lm, optimizer, x, config)
+        state = _resume_state(output, model, optimizer)
         if extra_minutes:
             config = config.model_copy(update={"minutes": state.elapsed / 60 + extra_minutes})
     budget = config.minutes * 60 if config.minutes else None
@@ -161,7 +189,7 @@ def _fit(
         np.savez(where / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
         folder.write_json(where / "state.json", asdict(state))
 
-    scorer = _Validation(DocumentScorer(lm, tokens, tune.framing, labels=tune.labels, conditional=tune.conditional)) if val_docs else None
+    scorer = _Validation(DocumentScorer(lm, tokens, tune.framing, labels=tune.labels, conditional=tune.conditional), val_docs, top) if val_docs else None
     ticker = ScheduleAndBudget(schedule, state, budget, targets_per_step)
     report = EpochReport()
     callbacks: list[keras.callbacks.Callback] = [
@@ -172,10 +200,10 @@ def _fit(
     ]
     if val_docs and config.patience:
         callbacks.append(EarlyStopping(state, config.patience, report))
-    inputs = {"token_ids": x[:, :-1], "padding_mask": np.ones_like(x[:, :-1], bool)}
+    dataset = windows_dataset(inputs, x, w, config.batch_size, config.seed)
     try:
-        listed = TrainingCallbacks(Validation(state, scorer, val_docs, report), callbacks, model=lm, epochs=epochs, steps=steps_per_epoch)  # type: ignore[arg-type]
-        lm.fit(inputs, x[:, 1:], sample_weight=w[:, 1:], batch_size=config.batch_size, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0, shuffle=True)
+        listed = TrainingCallbacks(Validation(state, scorer, val_docs, report), callbacks, model=model, epochs=epochs, steps=steps_per_epoch)  # type: ignore[arg-type]
+        model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / folder.RESUME}") from None
     finally:
@@ -186,10 +214,10 @@ def _fit(
     if not (output / folder.CONFIG).exists():
         save_model()
     rate = ticker.session_targets / ticker.session_seconds if ticker.session_seconds else 0.0
-    return TrainReport(output, state, rate, state.step * targets_per_step)
+    return TrainReport(output, state, rate, state.step * targets_per_step, val_unit="character")
 
 
-def _resume_state(output: Path, lm: Any, optimizer: Any, x: np.ndarray, config: TrainConfig) -> TrainState:
+def _resume_state(output: Path, model: Any, optimizer: Any) -> TrainState:
     """The saved state and optimizer variables of ``output/resume`` (the trained weights are already in)."""
     import json
 
@@ -198,7 +226,7 @@ def _resume_state(output: Path, lm: Any, optimizer: Any, x: np.ndarray, config: 
         state = TrainState(**json.loads((where / "state.json").read_text()))
     except (OSError, ValueError, TypeError):
         raise ModelFolderError(f"{where / 'state.json'}: missing or not a botkit resume state; nothing to resume (train without --resume first)") from None
-    optimizer.build(lm.trainable_variables)
+    optimizer.build(model.trainable_variables)
     try:
         with np.load(where / "optimizer.npz") as saved:
             values = [saved[f"arr_{i}"] for i in range(len(saved.files))]

@@ -1,0 +1,55 @@
+"""Training only the top of a pretrained transformer, with its frozen bottom run once.
+
+When the top k blocks train, the blocks below them compute the same hidden states for a training
+window every epoch. :class:`TopOnly` runs that frozen bottom once per window (eagerly: no graph to
+build), keeps its output, and trains a small model made of the same top layers (the blocks, the
+final norm and the tied output embedding) on it. Per token that saves the bottom's forward pass
+every epoch after the first, and the training step's graph covers only the top layers, so it
+builds in a fraction of the time (figures in the README). The layers are the causal LM's own: what
+the top learns is in the model that generates afterwards.
+
+Above :data:`MAX_CACHED_BYTES` of hidden states (a corpus of millions of tokens) the whole model
+runs every step instead, its bottom frozen all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from botkit.pretrained.model import blocks
+
+MAX_CACHED_BYTES = 3 << 30
+_BATCH = 8
+
+
+class TopOnly:
+    """The trained top of ``lm`` as its own Keras model, and the bottom's outputs for given windows."""
+
+    def __init__(self, lm: Any, trained: Sequence[str]) -> None:
+        stack, names = blocks(lm), set(trained)
+        backbone = lm.backbone
+        self.first = next(i for i, layer in enumerate(stack) if layer.name in names)
+        self.bottom = keras.Model(backbone.inputs, stack[self.first - 1].output) if self.first else None
+        hidden = keras.Input((None, backbone.hidden_dim), name="hidden")
+        mask = keras.Input((None,), dtype="bool", name="padding_mask")
+        x = hidden
+        for layer in stack[self.first :]:
+            x = layer(x, decoder_padding_mask=mask)
+        logits = backbone.token_embedding(backbone.layer_norm(x), reverse=True)
+        self.model = keras.Model([hidden, mask], logits, name="trained_top")
+
+    @staticmethod
+    def fits(windows: int, width: int, hidden_dim: int) -> bool:
+        return windows * width * hidden_dim * 4 <= MAX_CACHED_BYTES
+
+    def hidden(self, ids: np.ndarray, pad: np.ndarray) -> np.ndarray:
+        """The frozen bottom's output for every row of ``ids`` (rows, width), in batches, eagerly."""
+        assert self.bottom is not None
+        out = []
+        for at in range(0, len(ids), _BATCH):
+            out.append(np.asarray(self.bottom({"token_ids": ids[at : at + _BATCH], "padding_mask": pad[at : at + _BATCH]}), np.float32))
+        return np.concatenate(out) if out else np.zeros((0, ids.shape[1], self.model.inputs[0].shape[-1]), np.float32)
