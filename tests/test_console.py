@@ -30,6 +30,8 @@ from console_farm import (
     tick,
     write_weights,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
@@ -233,6 +235,54 @@ def test_bad_decisions_are_400(client: TestClient, farm: Path) -> None:
     assert client.post("/bots/apple/decide", headers=BEARER, data={"id": str(first), "action": "publish"}).status_code == 400
     assert client.post("/bots/apple/decide", headers=BEARER, data={"id": str(first), "action": "edit", "text": "  "}).status_code == 400
     assert queued_ids(farm)[0] == first
+
+
+# Each was a 500 with a traceback: "²" passes str.isdigit() but not int(), 24 digits overflow SQLite,
+# 5000 digits exceed int()'s limit, and a decimal or a sign is no id either.
+BAD_NUMBERS = ["\u00b2", "\u0663", "99999999999999999999999", "9" * 5000, "0" * 5000, "1.5", "-1", "+1", " ", "", "0x10", str(2**63)]
+
+
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+def test_malformed_numeric_fields_are_400_not_500(client: TestClient, farm: Path, bad: str) -> None:
+    first = queued_ids(farm)[0]
+    answers = {
+        "decide id": client.post("/bots/apple/decide", headers=BEARER, data={"id": [str(first), bad], "action": "approve"}),
+        "approve": client.get("/bots/apple", headers=BEARER, params={"approve": bad}),
+        "already": client.get("/bots/apple", headers=BEARER, params={"already": bad}),
+        "sent": client.get("/bots/apple", headers=BEARER, params={"sent": bad}),
+        "refused": client.get("/bots/apple", headers=BEARER, params={"refused": bad}),
+        "playground n": client.post("/bots/pear/playground", headers=BEARER, data={"n": bad}),
+        "playground pick": client.post(
+            "/bots/pear/playground/send", headers=BEARER, data={"text": ["t"], "label": [""], "score": [""], "temperature": [""], "pick": [bad]}
+        ),
+    }
+    if bad.strip():  # an empty path segment matches no route at all
+        answers["corpus index"] = client.get(f"/bots/pear/corpus/{bad}.png", headers=BEARER)
+    assert {field: answer.status_code for field, answer in answers.items()} == dict.fromkeys(answers, 400)
+    assert "must be a whole number" in answers["approve"].text and len(answers["approve"].text) < 200  # one short line, no traceback
+    assert queued_ids(farm)[0] == first  # one bad id refuses the whole form: nothing was decided
+
+
+def test_numbers_at_sqlites_limit_are_read_and_find_nothing(client: TestClient, farm: Path) -> None:
+    biggest = str(2**63 - 1)
+    assert client.get("/bots/apple", headers=BEARER, params={"already": biggest}).status_code == 200
+    assert client.post("/bots/apple/decide", headers=BEARER, data={"id": biggest, "action": "approve"}).status_code == 409  # no such candidate: not queued
+    assert client.get("/bots/pear/corpus/0007.png", headers=BEARER).status_code == 404
+    assert client.get(f"/bots/pear/corpus/{biggest}.png", headers=BEARER).status_code == 404
+
+
+_FIELD_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30) | st.from_regex(r"\A[0-9]{15,25}\Z") | st.sampled_from(BAD_NUMBERS)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(["approve", "reject", "edit", "sent", "refused", "already"]), value=_FIELD_TEXT, decided=_FIELD_TEXT, pick=_FIELD_TEXT)
+def test_any_string_in_a_numeric_field_is_200_303_or_400_never_500(client: TestClient, field: str, value: str, decided: str, pick: str) -> None:
+    assert client.get("/bots/apple", headers=BEARER, params={field: value}).status_code in (200, 400)
+    form = {"id": decided, "action": "reject", "csrf": TOKEN.csrf}
+    assert logged_in(client).post("/bots/apple/decide", data=form, follow_redirects=False).status_code in (303, 400)
+    sent = {"text": ["t"], "label": [""], "score": [value], "temperature": [value], "pick": [pick], "csrf": TOKEN.csrf}
+    assert client.post("/bots/pear/playground/send", data=sent, follow_redirects=False).status_code in (303, 400)
+    assert client.post("/bots/pear/playground", data={"n": value, "csrf": TOKEN.csrf}).status_code in (200, 400)
 
 
 def test_funnel_counts_each_filters_rejections(farm: Path) -> None:

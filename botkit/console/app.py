@@ -34,6 +34,7 @@ from botkit.console.farm import (
     model_view,
     rejected,
 )
+from botkit.console.fields import BadField, whole_number, whole_numbers
 from botkit.errors import BotkitError
 
 SESSION_COOKIE = "botkit_session"
@@ -76,10 +77,17 @@ def create_app(config: Config, ledger: Ledger, token: Token) -> Any:
         Route("/bots/{bot}/playground/send", console.send_samples, methods=["POST"]),
         Route("/bots/{bot}/funnel.png", console.funnel_png),
         Route("/bots/{bot}/loss.png", console.loss_png),
-        Route("/bots/{bot}/corpus/{index:int}.png", console.corpus_png),
+        Route("/bots/{bot}/corpus/{index}.png", console.corpus_png),  # checked by whole_number: {index:int} takes any length
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_Guard, token=token)])
+    return Starlette(routes=routes, middleware=[Middleware(_Guard, token=token)], exception_handlers={BadField: _bad_field})
+
+
+def _bad_field(request: Any, exc: Exception) -> Any:
+    """A malformed numeric field, wherever a handler read it: 400 and one line, never a 500 with a traceback."""
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse(f"400: {exc}\n", status_code=400)
 
 
 class _Guard:
@@ -209,10 +217,11 @@ class _Console:
     def bot_page(self, request: Any) -> Any:
         name = self._bot(request)
         spec = self.config.bots.get(name)
-        messages = [f"candidate {i} {PAST[action]}" for action in PAST for i in _ids(request.query_params.getlist(action))]
-        messages += [f"{n} sample(s) from the playground sent to the queue" for n in _ids(request.query_params.getlist("sent"))]
-        problems = [f"{n} picked sample(s) not sent: the bot's filters reject them now" for n in _ids(request.query_params.getlist("refused")) if n]
-        already = _ids(request.query_params.getlist("already"))
+        query = request.query_params
+        messages = [f"candidate {i} {PAST[action]}" for action in PAST for i in whole_numbers(query.getlist(action), action)]
+        messages += [f"{n} sample(s) from the playground sent to the queue" for n in whole_numbers(query.getlist("sent"), "sent")]
+        problems = [f"{n} picked sample(s) not sent: the bot's filters reject them now" for n in whole_numbers(query.getlist("refused"), "refused") if n]
+        already = whole_numbers(query.getlist("already"), "already")
         queue = self.ledger.queued(name)
         return self._page(
             "bot.html", bot=name, spec=spec, target=spec and spec.target_kind, messages=messages, problems=problems,
@@ -232,7 +241,7 @@ class _Console:
         action = str(form.get("action", ""))
         done: dict[str, list[int]] = {action: [], "already": []}
         problems = []
-        for candidate_id in _ids(form.getlist("id")):
+        for candidate_id in whole_numbers(form.getlist("id"), "id"):
             try:
                 await run_in_threadpool(decide, self.ledger, name, candidate_id, action, str(form.get("text", "")) if action == EDIT else None)
                 done[action].append(candidate_id)
@@ -346,7 +355,7 @@ class _Console:
     def corpus_png(self, request: Any) -> Any:
         from starlette.exceptions import HTTPException
 
-        view, index = self._model_or_404(request), request.path_params["index"]
+        view, index = self._model_or_404(request), whole_number(request.path_params["index"], "the corpus number")
         if not 0 <= index < len(view.corpora):
             raise HTTPException(404, "no such corpus")
         return self._png(charts.corpus_png(view.corpora[index]))
@@ -354,8 +363,3 @@ class _Console:
     def funnel_png(self, request: Any) -> Any:
         name = self._bot(request)
         return self._png(charts.funnel_png(funnel(self.ledger, name), f"{name}: filter funnel of the latest candidates"))
-
-
-def _ids(values: list[Any]) -> list[int]:
-    """Candidate ids from a form or a query string; anything else is ignored."""
-    return [int(v) for v in values if str(v).isdigit()]

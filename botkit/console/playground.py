@@ -32,6 +32,7 @@ from botkit.bots.bot import (
 from botkit.bots.ledger import APPROVED, QUEUED, Ledger, NewCandidate, storable
 from botkit.bots.spec import BotSpec
 from botkit.console.farm import enqueue, resolve_weights
+from botkit.console.fields import whole_number, whole_numbers
 from botkit.errors import BotkitError
 from botkit.pretrained.sources import is_transformer_folder
 from botkit.sample import Sample
@@ -67,10 +68,8 @@ class Form:
     @classmethod
     def parse(cls, form: Any) -> Form:
         """The POSTed form, checked: a bad number is one line, not a stack trace."""
-        n = str(form.get("n", DEFAULT_SAMPLES)).strip()
-        if not n.isdigit() or not 1 <= int(n) <= MAX_SAMPLES:
-            raise BotkitError(f"the number of samples must be 1 to {MAX_SAMPLES} (got {n!r})")
-        return cls(int(n), str(form.get("temperature", "1.0")), str(form.get("label", "")) or None, str(form.get("prefix", "")))
+        n = whole_number(form.get("n", DEFAULT_SAMPLES), "the number of samples", low=1, high=MAX_SAMPLES)
+        return cls(n, str(form.get("temperature", "1.0")), str(form.get("label", "")) or None, str(form.get("prefix", "")))
 
     def temperatures(self) -> list[float]:
         """What the generator takes; "nan" and "inf" parse as floats but are no temperature."""
@@ -174,7 +173,7 @@ def picked(form: Any) -> list[Sample]:
     texts, labels, scores, temperatures = (form.getlist(key) for key in ("text", "label", "score", "temperature"))
     if not len(texts) == len(labels) == len(scores) == len(temperatures):
         raise BotkitError("the playground form is incomplete: generate the samples again")
-    chosen = sorted({int(i) for i in form.getlist("pick") if str(i).isdigit() and int(i) < len(texts)})
+    chosen = sorted({i for i in whole_numbers(form.getlist("pick"), "pick") if i < len(texts)})  # a pick past the list picks nothing
     return [Sample(str(texts[i]), _number(scores[i]), _number(temperatures[i]), str(labels[i]) or None) for i in chosen]
 
 
