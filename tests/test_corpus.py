@@ -98,6 +98,44 @@ def test_bad_json_line_is_named(tmp_path: Path) -> None:
         list(read_corpus(path))
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("label", [], 'line 2: "label" must be a string or null (got a list [])'),
+        ("label", {"a": 1}, '"label" must be a string or null (got an object {"a": 1})'),
+        ("label", True, '"label" must be a string or null (got a boolean true)'),
+        ("label", 3, '"label" must be a string or null (got a number 3)'),
+        ("parent", 2.5, '"parent" must be a string or null (got a number 2.5)'),
+        ("parent", ["x" * 100], '"parent" must be a string or null (got a list ["xxxx'),
+        ("source", False, '"source" must be a string or null (got a boolean false)'),
+        ("id", [1], '"id" must be a string or a whole number or null (got a list [1])'),
+        ("id", True, '"id" must be a string or a whole number or null (got a boolean true)'),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_an_error_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: object, said: str
+) -> None:
+    """Such a value was turned into text ("[]", "True"): a label or parent the model then trained on."""
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "fine", "label": "a"}) + "\n" + json.dumps({"text": "bad", field: value}) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError) as caught:
+        list(read_corpus(path))
+    assert str(caught.value).startswith(f"{path}: line 2: ") and said in str(caught.value) and len(str(caught.value)) < 200
+    assert main(["corpus", "stats", str(path)]) != 0  # the CLI says it on one line, no traceback
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+
+
+def test_null_fields_and_a_numeric_id_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    lines = [
+        {"text": "a", "label": None, "parent": None, "id": 42},
+        {"text": "b", "label": "x", "parent": "p", "id": "t3_1", "source": "s", "created": "2024-01-01T00:00:00Z"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    assert list(read_corpus(path)) == [Document("a", id="42"), Document("b", "x", "t3_1", "s", "2024-01-01T00:00:00Z", "p")]
+
+
 def test_missing_folder_and_bad_suffix_are_errors(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="does not exist"):
         CorpusWriter(tmp_path / "nope" / "c.jsonl")

@@ -4,6 +4,9 @@ Two formats, chosen by the file suffix:
 
 * ``.jsonl``: ``{"text": ..., "label": ..., "id": ..., "source": ..., "created": ..., "parent": ...}``
   a line; only ``text`` is required (corpora from before ``parent`` existed simply lack the key).
+  The others are strings or null (``id`` may also be a whole number): a line whose label or parent
+  is a list, an object, a boolean or a number is an error naming the line, as bad JSON is, not a
+  label ``"[]"`` trained on.
   JSON escapes newlines inside a document.
 * ``.txt``: the bare text a line, no labels and no parents. Newlines, carriage returns and backslashes inside a
   document are written as ``\\n``, ``\\r`` and ``\\\\`` so one line stays one document.
@@ -38,6 +41,11 @@ log = logging.getLogger(__name__)
 
 FORMATS = (".jsonl", ".txt")
 _FIELDS = ("text", "label", "id", "source", "created", "parent")
+#: What each optional .jsonl field may hold besides null. A label and a parent are text the model
+#: trains on, so a list, an object, a boolean or a number there is a mistake, never a label "[]" or
+#: a parent "True"; an id may be another tool's number, and is read as its digits.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {"label": (str,), "id": (str, int), "source": (str,), "created": (str,), "parent": (str,)}
+_FIELD_WANTED = {key: "a string or a whole number" if int in kinds else "a string" for key, kinds in _FIELD_TYPES.items()}
 #: What a .txt corpus cannot hold, each worth one warning per write: (field, its plural for the message).
 _NOT_IN_TXT = (("label", "labels"), ("parent", "parents"))
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
@@ -75,8 +83,24 @@ def _parse_jsonl(line: str, path: Path, number: int) -> Document:
         raise CorpusError(f"{path}: line {number} is not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
         raise CorpusError(f'{path}: line {number} has no "text" string (each line must be an object like {{"text": "..."}})')
+    for key in _FIELDS[1:]:
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[key])):
+            raise CorpusError(f'{path}: line {number}: "{key}" must be {_FIELD_WANTED[key]} or null (got {_json_kind(value)} {_shown(value)})')
     fields = {k: (None if obj.get(k) is None else str(obj[k])) for k in _FIELDS[1:]}
     return Document(obj["text"], **fields)
+
+
+def _json_kind(value: object) -> str:
+    """What JSON type ``value`` was, in the words a corpus author knows."""
+    kinds = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (list, "a list"), (dict, "an object"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "a string")
+
+
+def _shown(value: object) -> str:
+    """``value`` as JSON, cut short: the error quotes it, not a whole nested object."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 #: A codec error handler (``errors=``, pandas' ``encoding_errors=``): each invalid sequence becomes
