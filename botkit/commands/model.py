@@ -78,7 +78,7 @@ def _eval_parser(commands: argparse._SubParsersAction, common: argparse.Argument
         "for a model trained with --single-text, else one document a line; a .jsonl corpus document by document, with its labels; "
         "any other file as one stream. A reply model scores only the replies, each after its parent. Models imported from textgenrnn are scored as textgenrnn frames its texts.",
     )
-    evaluate.add_argument("model", type=Path, metavar="MODEL", help="model folder, e.g. weights/NAME")
+    evaluate.add_argument("model", type=Path, metavar="MODEL", help="model folder, e.g. weights/NAME; or a pretrained transformer as it is (smollm2, a .gguf file...)")
     evaluate.add_argument("file", type=Path, metavar="FILE", help="text file or corpus to score")
     read = evaluate.add_mutually_exclusive_group()
     read.add_argument(
@@ -111,7 +111,7 @@ def _generate_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         description="Generate samples from a trained model (many in parallel, state carried token to token), "
         "keep those the filters pass, and print them (one a line, escaped like .txt corpora) or write them with -o.",
     )
-    generate.add_argument("model", type=Path, metavar="MODEL", help="model folder, e.g. weights/NAME")
+    generate.add_argument("model", type=Path, metavar="MODEL", help="model folder, e.g. weights/NAME; or a pretrained transformer as it is (smollm2, a .gguf file...)")
     generate.add_argument("-n", type=int, default=10, help="samples to generate (default 10); filters may keep fewer")
     add_arguments(GenerateSettings, generate.add_argument_group("sampling (also the keys of a bot's generate: block)"))
     parents = generate.add_mutually_exclusive_group()
@@ -157,9 +157,9 @@ def pull(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    from botkit.pretrained.sources import is_transformer_folder
+    from botkit.pretrained.sources import is_pretrained, is_transformer_folder
 
-    if is_transformer_folder(args.model):
+    if is_transformer_folder(args.model) or is_pretrained(args.model):
         from botkit.pretrained.evaluate import evaluate_file as evaluate_transformer
 
         print(evaluate_transformer(args.model, args.file).summary())

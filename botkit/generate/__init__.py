@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botkit.generate.generator import GenerateRequest, Generator, write_samples
-from botkit.pretrained.sources import is_transformer_folder
+from botkit.pretrained.sources import is_pretrained, is_transformer_folder
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 
 def load(model: str | Path) -> AnyGenerator:
-    """The generator of a model folder, whichever family trained it (an LSTM, or a fine-tuned transformer)."""
-    if is_transformer_folder(model):
+    """The generator of a model folder, whichever family trained it (an LSTM, or a fine-tuned transformer);
+    a pretrained transformer's name, file or folder (``smollm2``) writes zero-shot."""
+    if is_transformer_folder(model) or is_pretrained(model):
         from botkit.pretrained.generator import TransformerGenerator
 
         return TransformerGenerator.load(model)

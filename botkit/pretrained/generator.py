@@ -2,19 +2,22 @@
 :class:`~botkit.generate.Generator` (``generate``, ``stream``, ``batches``, ``write``, the same
 keywords), so ``botkit generate``, filters, bots and the console use either family alike.
 
-One compiled TensorFlow function per batch: the rows' forced tokens (separator, label, a reply's
-parent, the prefix) go through the model in one pass that fills the key/value cache, then a
-``tf.while_loop`` feeds one token per step through keras-hub's ``call_with_cache`` and chooses the
-next with the LSTM's own seeded choice (:mod:`botkit.generate.sampling`: temperatures cycled per
+One compiled TensorFlow step, driven token by token from Python: it feeds every row's token at
+one position through keras-hub's ``call_with_cache`` (the key/value cache) and chooses the next:
+the row's forced token while its context lasts (separator, label, a reply's parent, the prefix),
+else a sample by the LSTM's own seeded choice (:mod:`botkit.generate.sampling`: temperatures cycled per
 token, top-k, top-p), after a repetition penalty (CTRL's: a seen token's logit divided by the
 penalty when positive, multiplied when negative). A row ends at the model's end-of-text token
-(never as its first token) or at ``max_length``; the loop ends when every row has. A ``stop``
+(never as its first token) or at ``max_length``; the loop ends when every row has. The step is
+the only graph built (one token through the blocks): a whole-loop graph took minutes to build
+on a 2-core CPU, longer than the samples take. A ``stop``
 string cuts a sample where it first appears. Each sample's ``score`` is its mean log-probability
 per sampled token (the end marker included) under the untempered distribution, as for the LSTM.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,7 +57,7 @@ class TransformerGenerator:
         self.path: Path | None = loaded.path
         self.training = loaded.tune.training
         self.vocab = Vocab(tuple(loaded.tune.labels), loaded.tune.conditional)
-        self._loop = tf.function(self._generate, reduce_retracing=True)
+        self._steps: dict[Truncation, Any] = {}
 
     @classmethod
     def load(cls, path: str | Path) -> TransformerGenerator:
@@ -120,69 +123,74 @@ class TransformerGenerator:
     def _batch(self, number: int, labels: list[str | None], parents: list[str | None], prefix: list[int], opts: GenerateRequest) -> list[Sample]:
         framing = self.tune.framing
         forced = [framing.context(self.tokens, label, parent) + prefix for label, parent in zip(labels, parents)]
-        width = max(map(len, forced))
-        ids = np.full((len(forced), width), framing.sep, np.int32)
-        for row, f in enumerate(forced):
-            ids[row, : len(f)] = f
         lengths = np.array([len(f) for f in forced], np.int32)
         assert opts.max_length is not None
         new = opts.max_length - len(prefix)
-        truncation = Truncation(opts.top_k, opts.top_p)
-        out, logps = self._loop(
-            tf.constant(ids), tf.constant(lengths), tf.constant(new, tf.int32), tf.constant(opts.temperatures, tf.float32),
-            tf.constant(opts.repetition_penalty or 1.0, tf.float32), tf.constant([opts.seed, number], tf.int64),
-            truncation.top_k or 0, truncation.top_p or 1.0,
-        )  # fmt: skip
-        out, logps = out.numpy(), logps.numpy()
+        total = int(lengths.max()) + new
+        tokens = np.full((len(forced), total), framing.sep, np.int32)
+        for row, f in enumerate(forced):
+            tokens[row, : len(f)] = f
+        logps = np.zeros((len(forced), total), np.float32)
+        step = self._step(Truncation(opts.top_k, opts.top_p))
+        rows = len(forced)
+        cache = tf.zeros(_cache_shape(self.lm.backbone, rows, total), self.lm.compute_dtype)
+        vocab = int(self.lm.backbone.token_embedding.embeddings.shape[0])
+        seen = tf.zeros([rows, vocab], tf.bool)
+        done = tf.zeros([rows], tf.bool)
+        fixed = (tf.constant(lengths), tf.constant(new, tf.int32), tf.constant(opts.temperatures, tf.float32), tf.constant(opts.repetition_penalty or 1.0, tf.float32))
+        seed = tf.constant([opts.seed, number], tf.int64)
+        for i in range(total - 1):
+            chosen, logp, cache, seen, done = step(tf.constant(tokens[:, i : i + 1]), tf.constant(tokens[:, i + 1]), cache, tf.constant(i, tf.int32), seen, done, seed, *fixed)
+            tokens[:, i + 1], logps[:, i + 1] = chosen.numpy(), logp.numpy()
+            if i + 1 >= lengths.min() and bool(tf.reduce_all(done)):
+                break
         samples = []
         temperature = opts.sample_temperature()
-        text_prefix = opts.prefix
         for row, (label, parent) in enumerate(zip(labels, parents)):
-            sampled = out[row, lengths[row] : lengths[row] + new]
+            sampled = tokens[row, lengths[row] : lengths[row] + new]
             scores = logps[row, lengths[row] : lengths[row] + new]
             ends = np.flatnonzero(sampled == framing.sep)
             stop = int(ends[0]) if len(ends) else len(sampled)
             score = float(scores[: stop + 1].mean()) if len(scores) else float("nan")
-            text = cut_at_stop(text_prefix + self.tokens.decode(sampled[:stop]), opts.stop)
+            text = cut_at_stop(opts.prefix + self.tokens.decode(sampled[:stop]), opts.stop)
             samples.append(Sample(text, score, temperature, label, parent))
         return samples
 
-    def _generate(self, ids: Any, lengths: Any, new: Any, temperatures: Any, penalty: Any, seed: Any, top_k: int, top_p: float) -> tuple[Any, Any]:
-        """The compiled loop: ``ids`` (rows, width) forced tokens (right-padded, ``lengths`` each), then
-        up to ``new`` sampled tokens per row. Returns every row's tokens and their log-probabilities."""
-        lm, sep = self.lm, self.tune.framing.sep
-        rows, width = tf.shape(ids)[0], tf.shape(ids)[1]
-        total = width + new
-        tokens = tf.concat([ids, tf.fill([rows, new], sep)], axis=1)
-        _, cache = lm._build_cache(tokens)  # keras-hub's own cache layout, filled by one pass over the forced tokens
-        vocab = tf.shape(lm.backbone.token_embedding.embeddings)[0]
-        seen = tf.reduce_any(tf.one_hot(ids, vocab, on_value=True, off_value=False, dtype=tf.bool), axis=1)
-        seen = tf.logical_and(seen, tf.range(vocab)[None, :] != sep)
-        logps = tf.zeros([rows, total], tf.float32)
-        done = tf.zeros([rows], tf.bool)
-        truncation = Truncation(top_k or None, top_p if top_p < 1 else None)
-        start = tf.reduce_min(lengths) - 1
+    def _step(self, truncation: Truncation) -> Any:
+        """The compiled step for these truncation settings (built once; the row count and length may vary)."""
+        if truncation not in self._steps:
+            self._steps[truncation] = tf.function(functools.partial(self._one_step, truncation=truncation), reduce_retracing=True)
+        return self._steps[truncation]
 
-        def more(i: Any, tokens: Any, cache: Any, seen: Any, logps: Any, done: Any) -> Any:
-            return tf.logical_and(i < total - 1, tf.logical_not(tf.reduce_all(done)))
+    def _one_step(
+        self, token: Any, forced_next: Any, cache: Any, i: Any, seen: Any, done: Any, seed: Any,
+        lengths: Any, new: Any, temperatures: Any, penalty: Any, *, truncation: Truncation,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        """Feed position ``i`` of every row and choose position ``i + 1``: the forced token while the row's
+        context and prefix last, else a sample. Returns the choice, its log-probability, and the new state."""
+        sep = self.tune.framing.sep
+        logits, _, cache = self.lm.call_with_cache(token, cache, i)
+        logits = tf.cast(logits[:, 0, :], tf.float32)
+        vocab = tf.shape(logits)[1]
+        not_sep = tf.range(vocab)[None, :] != sep
+        generated = i + 1 - lengths  # the index of the chosen token among the row's sampled ones
+        temperature = tf.gather(temperatures, tf.math.floormod(tf.maximum(generated, 0), tf.shape(temperatures)[0]))[:, None]
+        penalised = tf.where(seen, tf.where(logits > 0, logits / penalty, logits * penalty), logits)
+        first = tf.logical_and((generated == 0)[:, None], tf.logical_not(not_sep))  # never an empty sample
+        allowed = truncate(tf.where(first, -float("inf"), penalised), temperature, truncation)
+        chosen = choose(allowed, temperature, tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64)))
+        chosen = tf.where(tf.logical_or(generated < 0, done), forced_next, chosen)
+        logp = tf.gather(tf.nn.log_softmax(logits), chosen, batch_dims=1)
+        fed = tf.logical_and(tf.one_hot(token[:, 0], vocab, on_value=True, off_value=False, dtype=tf.bool), not_sep)
+        seen = tf.logical_or(seen, fed)
+        done = tf.logical_or(done, tf.logical_and(generated >= 0, tf.logical_or(chosen == sep, generated + 1 >= new)))
+        return chosen, logp, cache, seen, done
 
-        def body(i: Any, tokens: Any, cache: Any, seen: Any, logps: Any, done: Any) -> tuple[Any, ...]:
-            logits, _, cache = lm.call_with_cache(tokens[:, i : i + 1], cache, i)
-            logits = tf.cast(logits[:, 0, :], tf.float32)
-            generated = i + 1 - lengths  # the index of the chosen token among the row's sampled ones
-            temperature = tf.gather(temperatures, tf.math.floormod(tf.maximum(generated, 0), tf.shape(temperatures)[0]))[:, None]
-            penalised = tf.where(seen, tf.where(logits > 0, logits / penalty, logits * penalty), logits)
-            first = tf.logical_and((generated == 0)[:, None], tf.range(vocab)[None, :] == sep)  # never an empty sample
-            allowed = truncate(tf.where(first, -float("inf"), penalised), temperature, truncation)
-            chosen = choose(allowed, temperature, tf.random.experimental.stateless_fold_in(seed, i))
-            chosen = tf.where(tf.logical_or(generated < 0, done), tokens[:, i + 1], chosen)
-            logp = tf.gather(tf.nn.log_softmax(logits), chosen, batch_dims=1)
-            column = tf.one_hot(i + 1, total, dtype=tf.int32)[None, :]
-            tokens = tokens * (1 - column) + chosen[:, None] * column
-            logps = logps + tf.cast(column, tf.float32) * logp[:, None]
-            seen = tf.logical_or(seen, tf.logical_and(tf.one_hot(chosen, vocab, on_value=True, off_value=False, dtype=tf.bool), tf.range(vocab)[None, :] != sep))
-            done = tf.logical_or(done, tf.logical_and(generated >= 0, tf.logical_or(chosen == sep, generated + 1 >= new)))
-            return i + 1, tokens, cache, seen, logps, done
 
-        _, tokens, _, _, logps, _ = tf.while_loop(more, body, (start, tokens, cache, seen, logps, done))
-        return tokens, logps
+def _cache_shape(backbone: Any, rows: int, length: int) -> list[int]:
+    """keras-hub's key/value cache: (rows, layers, 2 (keys, values), length, key/value heads, head width)."""
+    if hasattr(backbone, "num_key_value_heads"):  # Llama, Mistral, Qwen...: grouped key/value heads
+        heads, width = backbone.num_key_value_heads, backbone.hidden_dim // backbone.num_query_heads
+    else:  # GPT-2
+        heads, width = backbone.num_heads, backbone.hidden_dim // backbone.num_heads
+    return [rows, backbone.num_layers, 2, length, heads, width]

@@ -26,7 +26,7 @@ import numpy as np
 
 from botkit import __version__
 from botkit.model.saving import ModelFolderError
-from botkit.pretrained.sources import BaseModel, PretrainedError, content_hash, resolve
+from botkit.pretrained.sources import BaseModel, PretrainedError, content_hash, is_pretrained, is_transformer_folder, resolve
 from botkit.pretrained.text import Framing, Tokens
 
 FORMAT_VERSION = 1
@@ -169,6 +169,12 @@ class Loaded:
 
 
 def load(path: str | Path) -> Loaded:
+    """A fine-tuned model folder, or (zero-shot) a pretrained model by its ``--from`` spec as it is."""
+    if not is_transformer_folder(path) and is_pretrained(path):
+        base = resolve(path)
+        lm = load_causal_lm(base)
+        tokens = Tokens(base)
+        return Loaded(Path(path), lm, tokens, FineTune(base_record(base, lm), Framing(tokens.end), training={"zero_shot": True}))
     path = Path(path)
     if not path.is_dir():
         raise ModelFolderError(f"{path}: no such model folder (train one with: botkit train CORPUS --from smollm2 -o {path})")

@@ -57,7 +57,7 @@ class Tokens:
             return list(self._fast.encode(text, add_special_tokens=False).ids)
         return [int(i) for i in np.asarray(self._hub.tokenize(text))]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         ids = [int(i) for i in ids]
         if not ids:
             return ""
