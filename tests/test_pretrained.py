@@ -11,13 +11,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import tiny_lm
-from test_pretrained_gguf import write_llama
 
 from botkit.cli import main
 from botkit.generate import load
 from botkit.pretrained.generator import TransformerGenerator
 from botkit.pretrained.sources import KNOWN, is_pretrained
+
+import tiny_lm
+from test_pretrained_gguf import write_llama
 
 FAST = ["--sample-every", "0", "--window", "32", "--batch-size", "4"]
 LABELS = ["phones", "pets"]
@@ -189,3 +190,12 @@ def test_bad_input_is_one_line(tmp_path: Path, tuned: Path, capsys: pytest.Captu
     assert "drop --rnn-size" in run(capsys, "train", str(data), "--from", str(tmp_path / "none.gguf"), "--rnn-size", "8", "-o", str(tmp_path / "x"), rc=1)
     assert "--repetition-penalty is for transformer models" in run(capsys, "generate", "base", "-n", "1", "--repetition-penalty", "1.2", rc=1)
     assert "--interactive works with LSTM models" in run(capsys, "generate", str(tuned), "--interactive", rc=1)
+
+
+def test_the_example_farm_on_smollm2_is_valid() -> None:
+    from botkit.config import load_config
+
+    config = load_config(Path(__file__).parent.parent / "examples" / "subredditnn-smollm2.yaml")
+    models = {spec.options.model for spec in config.bots.values()}
+    assert len(models) == 1 and {spec.options.train.base for spec in config.bots.values()} == {"smollm2"}
+    assert sorted(label for spec in config.bots.values() for label in spec.options.generate.label or []) == ["hackernews", "politics", "rarepuppers"]
