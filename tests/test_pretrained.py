@@ -199,3 +199,16 @@ def test_the_example_farm_on_smollm2_is_valid() -> None:
     models = {spec.options.model for spec in config.bots.values()}
     assert len(models) == 1 and {spec.options.train.base for spec in config.bots.values()} == {"smollm2"}
     assert sorted(label for spec in config.bots.values() for label in spec.options.generate.label or []) == ["hackernews", "politics", "rarepuppers"]
+
+
+def test_a_keras_hub_preset_folder_fine_tunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A preset saved by keras-hub itself (metadata.json, model.weights.h5, its own tokenizer config),
+    here of the GPT-2 family (keras-hub 0.32 cannot reload a Llama preset with tied embeddings that it saved itself)."""
+    import keras_hub
+
+    preset = tmp_path / "preset"
+    keras_hub.models.CausalLM.from_preset(str(tiny_lm.gpt2_folder(tmp_path / "gpt2"))).save_to_preset(str(preset))
+    assert (preset / "metadata.json").is_file() and is_pretrained(str(preset))
+    run(capsys, "train", str(corpus(tmp_path / "c.jsonl")), "--from", str(preset), "-o", str(tmp_path / "k"), "--epochs", "1", *FAST)
+    samples = load(tmp_path / "k").generate(2, label="pets", max_length=6)
+    assert len(samples) == 2 and all(isinstance(s.text, str) for s in samples)

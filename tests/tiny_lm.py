@@ -70,6 +70,11 @@ def llama_folder(folder: Path, *, layers: int = 2, hidden: int = 32, heads: int 
     }  # fmt: skip
     (folder / "config.json").write_text(json.dumps(config))
     _tokenizer_files(folder, tokenizer)
+    # keras-hub's GPT-2 tokenizer reads the older pair of files, as GPT-2's own checkpoints have them.
+    bpe = json.loads(tokenizer.to_str())["model"]
+    (folder / "vocab.json").write_text(json.dumps(bpe["vocab"]))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return folder
 
 
@@ -104,4 +109,9 @@ def gpt2_folder(folder: Path, *, layers: int = 2, hidden: int = 32, heads: int =
     }  # fmt: skip
     (folder / "config.json").write_text(json.dumps(config))
     _tokenizer_files(folder, tokenizer)
+    # keras-hub's GPT-2 tokenizer reads the older pair of files, as GPT-2's own checkpoints have them.
+    bpe = json.loads(tokenizer.to_str())["model"]
+    (folder / "vocab.json").write_text(json.dumps(bpe["vocab"]))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return folder

@@ -1,7 +1,8 @@
 """Text ↔ token ids for a pretrained model, and how a document is framed for it.
 
 A Hugging Face folder's ``tokenizer.json`` is read by ``tokenizers`` (the same Rust code that wrote
-it, so the ids are exactly the model's); a keras-hub preset's tokenizer by keras-hub.
+it, so the ids are exactly the model's: keras-hub's own BPE splits runs of spaces differently); a
+keras-hub preset's tokenizer by keras-hub.
 
 Framing (:class:`Framing`), the one place that decides what the model sees around a text:
 ``SEP [label] parent REPLY text SEP``. ``SEP`` is the model's own end-of-text token, before and after
@@ -35,7 +36,8 @@ class Tokens:
         folder = base.folder
         self._fast: Any = None
         self._hub: Any = None
-        if folder is not None and (folder / "tokenizer.json").is_file():
+        # A keras-hub preset folder (metadata.json) keeps its own tokenizer config under the same name.
+        if folder is not None and (folder / "tokenizer.json").is_file() and not (folder / "metadata.json").is_file():
             from tokenizers import Tokenizer
 
             self._fast = Tokenizer.from_file(str(folder / "tokenizer.json"))

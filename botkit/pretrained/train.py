@@ -203,7 +203,7 @@ def _fit(
     dataset = windows_dataset(inputs, x, w, config.batch_size, config.seed)
     try:
         listed = TrainingCallbacks(Validation(state, scorer, val_docs, report), callbacks, model=model, epochs=epochs, steps=steps_per_epoch)  # type: ignore[arg-type]
-        model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0)
+        model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0, shuffle=False)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / folder.RESUME}") from None
     finally:
