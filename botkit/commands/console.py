@@ -162,7 +162,7 @@ def _model_report(folder: Path, corpora: list[Path] | None, output: Path, title:
 
     view = model_view(folder, corpora)
     if view.history:
-        lines = [_write(output / "loss.png", loss_png(view.history, f"{title}: loss per epoch"))]
+        lines = [_write(output / "loss.png", loss_png(view.history, f"{title}: loss per epoch", view.unit))]
     else:
         final = ", ".join(f"{key} {view.result[key]:.4f}" for key in ("train_loss", "val_loss") if isinstance(view.result.get(key), float))
         lines = [f"{view.folder}: no per-epoch losses recorded: no loss.png" + (f" (final: {final})" if final else "")]

@@ -350,7 +350,7 @@ class _Console:
         view = self._model_or_404(request)
         if not view.history:
             raise HTTPException(404, "no per-epoch losses recorded for this model")
-        return self._png(charts.loss_png(view.history, f"{request.path_params['bot']}: loss per epoch"))
+        return self._png(charts.loss_png(view.history, f"{request.path_params['bot']}: loss per epoch", view.unit))
 
     def corpus_png(self, request: Any) -> Any:
         from starlette.exceptions import HTTPException

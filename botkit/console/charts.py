@@ -32,14 +32,14 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def loss_png(history: Sequence[dict[str, Any]], title: str) -> bytes:
-    """Train and validation loss per epoch (nats per token)."""
+def loss_png(history: Sequence[dict[str, Any]], title: str, unit: str = "token") -> bytes:
+    """Train and validation loss per epoch (nats per token; a transformer's per character)."""
     figure, (axes,) = _figure()
     for key, name in (("train_loss", "train"), ("val_loss", "validation")):
         points = [(entry["epoch"], entry[key]) for entry in history if isinstance(entry.get(key), int | float)]
         if points:
             axes.plot(*zip(*points, strict=True), marker="o", label=name)
-    axes.set(title=title, xlabel="epoch", ylabel="loss (nats/token)")
+    axes.set(title=title, xlabel="epoch", ylabel=f"loss (nats/{unit})")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     axes.legend()

@@ -213,6 +213,11 @@ class ModelView:
     corpora: list[CorpusStats]
     problems: list[str]
 
+    @property
+    def unit(self) -> str:
+        """What the losses are per: a token, or a character for a fine-tuned transformer (whose tokens are not the LSTM's)."""
+        return str(self.training.get("unit") or "token")
+
 
 def resolve_weights(path: Path) -> Path:
     """A weights folder by path; the bare name ``base`` also finds the model shipped with botkit."""

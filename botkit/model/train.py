@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from botkit.atomic import OutputError
 from botkit.errors import ConfigError, CorpusError
 from botkit.model import data, saving
 from botkit.model.callbacks import (
@@ -63,14 +64,14 @@ class TrainReport:
     state: TrainState
     tokens_per_second: float
     tokens_trained: int
-    val_unit: str = "token"  # a transformer's validation is scored per character, as botkit eval scores it
+    unit: str = "token"  # a fine-tuned transformer's losses are per character, as botkit eval scores it
 
     def summary(self) -> str:
         s = self.state
-        val = "n/a (no validation split)" if s.val_loss is None else f"{s.val_loss:.4f} (best {s.best_val:.4f}) nats/{self.val_unit}"
+        val = "n/a (no validation split)" if s.val_loss is None else f"{s.val_loss:.4f} (best {s.best_val:.4f})"
         return (
             f"{self.output}: {s.epoch} epoch(s), {s.step:,} steps, {self.tokens_trained:,} targets in {s.elapsed:.0f} s "
-            f"({self.tokens_per_second:,.0f} targets/s); train loss {s.train_loss:.4f} nats/token, val loss {val}"
+            f"({self.tokens_per_second:,.0f} targets/s); train loss {s.train_loss:.4f}, val loss {val} nats/{self.unit}"
         )
 
 
@@ -375,6 +376,7 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
             raise ConfigError("--tensorboard needs the tensorboard package (pip install tensorboard)")
         callbacks.append(keras.callbacks.TensorBoard(config.tensorboard))
     dataset = data.training_dataset(plan.train, window, config.batch_size, config.seed, state.step, plan.model_config.labelled)
+    write_failed = False
     try:
         if state.epoch >= epochs or budget and state.elapsed >= budget:
             done = f"{state.epoch} epoch(s), {state.elapsed:.0f} s already done"
@@ -384,12 +386,18 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
             model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0, shuffle=False)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / saving.RESUME}") from None  # after the save below
+    except OutputError:
+        # A save failed (disk full, read-only folder): the files it wrote before are whole, and
+        # saving again would only fail again, with an error about another file hiding this one.
+        write_failed = True
+        raise
     finally:  # Ctrl-C included: keep what was trained, resumable
-        if state.step and (plan.val is None or state.best_val is None):
-            save_model()
-        elif state.history and (output / saving.CONFIG).exists():
-            saving.record_history(output, state.history)
-        saving.save_resume(output, model, optimizer, asdict(state))
+        if not write_failed:
+            if state.step and (plan.val is None or state.best_val is None):
+                save_model()
+            elif state.history and (output / saving.CONFIG).exists():
+                saving.record_history(output, state.history)
+            saving.save_resume(output, model, optimizer, asdict(state))
     if not (output / saving.WEIGHTS).exists():
         save_model()
     rate = ticker.session_targets / ticker.session_seconds if ticker.session_seconds else 0.0

@@ -87,6 +87,9 @@ def write_weights(path: Path, values: dict[str, np.ndarray]) -> None:
 
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in values.items()}, str(tmp))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors makes its files owner-only; a model folder's files are like any other
     os.replace(tmp, path)
 
 
@@ -120,8 +123,9 @@ class FineTune:
     training: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        model = {"family": FAMILY, "base": self.base.get("spec"), "architecture": self.base.get("architecture"), "trained_layers": len(self.layers)}
         return {
-            "format_version": FORMAT_VERSION, "botkit_version": __version__, "family": FAMILY, "level": "bpe", "base": self.base,
+            "format_version": FORMAT_VERSION, "botkit_version": __version__, "family": FAMILY, "level": "bpe", "model": model, "base": self.base,
             "framing": {"sep": self.framing.sep}, "labels": self.labels, "conditional": self.conditional,
             "trained_layers": self.layers, "training": self.training,
         }  # fmt: skip

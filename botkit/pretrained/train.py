@@ -28,7 +28,16 @@ import tensorflow as tf
 from botkit.corpus.document import Document
 from botkit.corpus.io import read_corpus, read_lines
 from botkit.errors import ConfigError, CorpusError
-from botkit.model.callbacks import BestCheckpoint, EarlyStopping, EpochReport, ProgressBar, ResumeState, ScheduleAndBudget, TrainingCallbacks, Validation
+from botkit.model.callbacks import (
+    BestCheckpoint,
+    EarlyStopping,
+    EpochReport,
+    ProgressBar,
+    ResumeState,
+    ScheduleAndBudget,
+    TrainingCallbacks,
+    Validation,
+)
 from botkit.model.evaluate import Score
 from botkit.model.saving import ModelFolderError
 from botkit.model.train import TrainingInterrupted, TrainReport
@@ -94,6 +103,20 @@ def windows_dataset(inputs: Any, x: np.ndarray, w: np.ndarray, batch_size: int, 
     return data.shuffle(len(x) * max(1, -(-batch_size // len(x))), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size, drop_remainder=True)
 
 
+class PerCharacter(Validation):
+    """:class:`~botkit.model.callbacks.Validation` with the epoch's train loss (Keras's mean per
+    target token) turned into nats per character, the unit of the val loss and of ``botkit eval``."""
+
+    def __init__(self, *args: Any, tokens_per_char: float) -> None:
+        super().__init__(*args)
+        self.tokens_per_char = tokens_per_char
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None and "loss" in logs:
+            logs["loss"] = float(logs["loss"]) * self.tokens_per_char
+        super().on_epoch_end(epoch, logs)
+
+
 class _Validation:
     """What :class:`~botkit.model.callbacks.Validation` asks of a scorer: the val documents' score,
     framed once; with a frozen bottom, its hidden states computed once too."""
@@ -143,12 +166,13 @@ def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base
     x, w = pack(tokens, tune.framing, train_docs, config.window, conditional)
     log.info("%s: %d training windows of %d tokens, %d validation documents; training %d of %d layers", base.spec, len(x), config.window, len(val_docs), len(layers), len(lm.backbone.layers))
     tune.training = {"corpus": [str(p) for p in corpus]}  # the novelty filter checks samples against it
-    return _fit(lm, tune, tokens, x, w, val_docs, config, output, previous, extra_minutes)
+    tokens_per_char = float(w.sum()) / sum(len(doc.text) + 1 for doc in train_docs)
+    return _fit(lm, tune, tokens, x, w, val_docs, config, output, previous, extra_minutes, tokens_per_char)
 
 
 def _fit(
     lm: Any, tune: folder.FineTune, tokens: Tokens, x: np.ndarray, w: np.ndarray, val_docs: list[Document],
-    config: TrainConfig, output: Path, previous: folder.FineTune | None, extra_minutes: float | None,
+    config: TrainConfig, output: Path, previous: folder.FineTune | None, extra_minutes: float | None, tokens_per_char: float,
 ) -> TrainReport:  # fmt: skip
     ones = np.ones_like(x[:, :-1], bool)
     top = TopOnly(lm, tune.layers) if len(tune.layers) < len(folder.blocks(lm)) else None
@@ -176,7 +200,7 @@ def _fit(
     schedule = LearningRateSchedule(config.lr, config.warmup_steps, total_steps, budget)
     targets_per_step = config.batch_size * config.window
     tune.training = {**config.model_dump(), "epochs": epochs if epochs < 10**9 else None, "corpus": tune.training.get("corpus", []), "conditional": tune.conditional}
-    tune.training["unit"] = "char"  # val losses are nats per character
+    tune.training["unit"] = "character"  # train and val losses in nats per character, the LSTM's scale
 
     def save_model() -> None:
         tune.training |= {"result": _result(state), "history": state.history}
@@ -202,7 +226,8 @@ def _fit(
         callbacks.append(EarlyStopping(state, config.patience, report))
     dataset = windows_dataset(inputs, x, w, config.batch_size, config.seed)
     try:
-        listed = TrainingCallbacks(Validation(state, scorer, val_docs, report), callbacks, model=model, epochs=epochs, steps=steps_per_epoch)  # type: ignore[arg-type]
+        validation = PerCharacter(state, scorer, val_docs, report, tokens_per_char=tokens_per_char)
+        listed = TrainingCallbacks(validation, callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
         model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=state.epoch, callbacks=listed, verbose=0, shuffle=False)
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"at step {state.step:,}; the training state is saved in {output / folder.RESUME}") from None
@@ -214,7 +239,7 @@ def _fit(
     if not (output / folder.CONFIG).exists():
         save_model()
     rate = ticker.session_targets / ticker.session_seconds if ticker.session_seconds else 0.0
-    return TrainReport(output, state, rate, state.step * targets_per_step, val_unit="character")
+    return TrainReport(output, state, rate, state.step * targets_per_step, unit="character")
 
 
 def _resume_state(output: Path, model: Any, optimizer: Any) -> TrainState:
