@@ -36,11 +36,16 @@ M = TypeVar("M", bound=BaseModel)
 class Options(BaseModel):
     """Base for plugin options: unknown keys are errors, so typos never pass silently.
 
+    Every float, in every subclass and nested list, is finite: ``nan`` and ``inf`` pass Python's
+    float() (``-t nan``, ``--minutes inf``, YAML's ``.nan``) but mean no setting at all. They made
+    junk samples, ``NaN`` in .jsonl and ``Infinity`` in config.json (neither is JSON), or a bot that
+    never generates, since every comparison with NaN is false and so no bound (``gt=0``) stops it.
+
     Relative paths (fields typed ``Path`` or ``list[Path]``) are resolved against the folder of the
     config file they came from, so a config works whatever the current directory is.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _resolve_paths(self, info: ValidationInfo) -> Options:
@@ -167,6 +172,12 @@ def _unquoted(message: str, value: Any) -> str:
     return Redactor.of([*texts, *(word for text in texts for word in re.findall(r"[^\W_]{3,}", text))])(message)
 
 
+def key_path(path: tuple[str, ...]) -> str:
+    """A key path as a message shows it, ``bots.b.target``: a key that is not printable (a newline
+    in a YAML key) is quoted, so that a problem is always one line of the report."""
+    return ".".join(key if key.isprintable() else repr(key) for key in path)
+
+
 def describe_error(
     error: ValidationError,
     where: str,
@@ -191,7 +202,7 @@ def describe_error(
             key = "--" + loc[0].replace("_", "-")
         else:
             path = path_prefix + loc
-            key = ".".join(shown_as(path) if shown_as else path) or "(top level)"
+            key = key_path(shown_as(path) if shown_as else path) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"

@@ -2,8 +2,9 @@
 
 Two stages, because they fail for different reasons:
 
-* :func:`parse_bots` (run by every ``load_config``) checks the *shape*: unknown keys, types, the
-  target kind, cron syntax. A config with a typo is wrong whatever command reads it.
+* :func:`parse_bots` (run by every ``load_config``) checks the *shape*: bot names, unknown keys,
+  types, the target kind, cron syntax, filter names and their options. A config with a typo is
+  wrong whatever command reads it.
 * :func:`readiness` (run by ``botkit run`` before it starts) checks what must exist *now*: the
   weights folder or posts file, a live target's credentials. ``botkit fetch`` and ``farm build``
   must not fail on weights that they are about to create.
@@ -14,13 +15,15 @@ Both collect every problem, each as ``FILE: bots.NAME.key: what is wrong``, and 
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from botkit.bots import TARGETS, Limits, Target, TargetOptions
 from botkit.bots.durations import Duration
@@ -214,6 +217,20 @@ class BotSpec:
         return self.limits.looser_than(self.target_cls.default_limits) if self.live else []
 
 
+#: A name of a bot or corpus: it becomes a file or folder name (the outbox file, a corpus, a weights
+#: folder, ledger rows a path is made from), so nothing that leaves that folder (``../x``, ``a/b``),
+#: hides the file (``.x``) or is longer than a file name may be.
+_NAME = re.compile(r"[\w-][\w.-]{0,99}")
+
+
+def name_problem(name: str, where: str, section: str) -> str | None:
+    """The problem line for an unusable ``section.NAME`` (see :data:`_NAME`), or None when it is fine."""
+    if _NAME.fullmatch(name):
+        return None
+    shown = name if name.isprintable() else repr(name)
+    return f"{where}: {section}.{shown}: not a usable name (it names files: letters, digits, -, _ and . only, not . first, at most 100)"
+
+
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any], inherited: set[tuple[str, ...]], at: tuple[str, ...] = ()) -> dict[str, Any]:
     """``over`` on top of ``base``, mappings merged key by key; the key paths taken from ``base``
     as they were are added to ``inherited`` (a mistake there is reported at ``defaults.KEY``).
@@ -260,6 +277,16 @@ def _bot_spec(
         options = validate(BotOptions, raw, where, prefix, base_dir=base_dir, secret=secret, shown_as=shown_as)
     except ConfigError as exc:
         problems.append(str(exc))
+    # The filters' names and options are checked even when other keys are wrong, as the target below.
+    filters = raw.get("filters", "default")
+    try:
+        _filters_shape().validate_python(filters)
+    except ValidationError:
+        pass  # its shape is wrong: the options' own check said so
+    else:
+        from botkit.filters import chain_problems
+
+        problems += chain_problems(filters, where, shown_as(prefix + ("filters",)), base_dir=base_dir)
     # The target is checked even when other keys are wrong, so one run shows all of a bot's problems
     # (a target that is not a mapping at all was reported by the options above).
     raw_target = raw.get("target", {"kind": "outbox"})
@@ -288,6 +315,12 @@ def _bot_spec(
     return BotSpec(name, options, kind, target_cls, target, limits, base_dir, redact)
 
 
+@functools.cache
+def _filters_shape() -> TypeAdapter[Any]:
+    """What ``filters:`` may be, checked alone: its names are looked at only when its shape is right."""
+    return TypeAdapter(cast(Any, BotOptions.model_fields["filters"].annotation))
+
+
 def _reply_problems(options: BotOptions, kind: str, target_cls: type[Target], at: str) -> list[str]:
     """What a ``reply:`` block asks of its target that the target cannot do."""
     if options.reply is None:
@@ -309,6 +342,9 @@ def parse_bots(
     specs: dict[str, BotSpec] = {}
     problems: list[str] = []
     for name, raw in bots.items():
+        if (bad_name := name_problem(str(name), where, "bots")) is not None:
+            problems.append(bad_name)
+            continue
         if not isinstance(raw, Mapping):
             problems.append(f"{where}: bots.{name}: expected a mapping of keys (model, target, schedule...)")
             continue

@@ -123,3 +123,68 @@ def test_progress_bar_shows_steps_of_the_total_or_time_of_the_budget(total: int 
         progress.step, progress.elapsed = progress.step + 1, progress.elapsed + 5
         bar.on_train_batch_end(batch, {"loss": 1.5})
     assert shown in file.getvalue() and "loss 1.500" in file.getvalue() and "targets/s" in file.getvalue()
+
+
+def error_lines(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    """The lines of a failed command's report: ``botkit: error:`` first, then one problem a line, no traceback."""
+    assert main(list(args)) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("botkit: error: ") and "Traceback" not in captured.err and captured.out == "", captured.err
+    return captured.err.strip().removeprefix("botkit: error: ").splitlines()
+
+
+@pytest.mark.parametrize(
+    ("model", "training", "problems"),
+    [
+        (
+            {"vocab_size": 5, "rnn_size": "abc", "dropout": float("nan"), "colour": 1},
+            {},
+            ["model.colour: unknown key", "model.rnn_size: expected a whole number (got 'abc')", "model.dropout: expected a number (got nan)"],
+        ),
+        (
+            {"rnn_layers": True, "head": 3},
+            {},
+            ["model.vocab_size: required key is missing", "model.rnn_layers: expected a whole number (got True)", "model.head: expected a string (got 3)"],
+        ),
+        (
+            {"vocab_size": 5, "rnn_size": 0, "head": "x"},
+            [],
+            [
+                "model: model head must be 'attention' or 'attention+last' (got 'x')",
+                "model: embedding size, RNN layers and RNN size must all be at least 1",
+                "training: expected a mapping of training settings",
+            ],
+        ),
+        (
+            {"vocab_size": 5, "aux_loss_weight": 1e309},
+            {"window": "abc", "minutes": float("inf"), "corpus": "c.jsonl"},
+            [
+                "model.aux_loss_weight: expected a number (got inf)",
+                "training.minutes: Input should be a finite number (got inf)",
+                "training.window: Input should be a valid integer, unable to parse string as an integer (got 'abc')",
+                "training.corpus: expected a list of corpus files",
+            ],
+        ),
+        ("not a mapping", {}, ["model: not a botkit model config (expected a mapping of sizes)"]),
+    ],
+)
+def test_a_hand_edited_model_config_names_the_file_and_every_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model: object, training: object, problems: list[str]
+) -> None:
+    """A config.json with wrong types used to end in ``'<' not supported between instances of 'str'
+    and 'int'`` (no file named); now every problem of it is listed, each naming the file and key."""
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    config = folder / "config.json"
+    config.write_text(json.dumps({"format_version": 1, "model": model, "training": training}), encoding="utf-8")  # NaN/Infinity as Python writes them
+    out = tmp_path / "samples.txt"
+    for args in (["generate", str(folder), "-n", "2", "-o", str(out)], ["eval", str(folder), str(config)]):
+        assert error_lines(capsys, *args) == [f"{config}: {problem}" for problem in problems]
+    assert not out.exists() and sorted(p.name for p in folder.iterdir()) == ["config.json"]
+
+
+def test_a_format_version_that_is_no_number_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"format_version": "1", "model": {"vocab_size": 5}}', encoding="utf-8")
+    assert error_line(capsys, "generate", str(folder)) == f"botkit: error: {folder / 'config.json'}: format_version: expected a whole number (got '1')"

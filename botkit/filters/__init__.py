@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from botkit.errors import BotkitError, ConfigError, PluginError
-from botkit.options import Options, validate
+from botkit.options import Options, key_path, validate
 from botkit.plugins import Registry
 from botkit.sample import Sample
 
@@ -178,7 +178,7 @@ _Entry = tuple[tuple[str, ...], str, Mapping[str, Any], bool]  # key path, name,
 
 def _at(where: str, path: tuple[str, ...]) -> str:
     """The start of an error message: ``config.yaml: filters.2: `` or ``--filters: ``."""
-    return f"{where}: {'.'.join(path)}: " if path else f"{where}: "
+    return f"{where}: {key_path(path)}: " if path else f"{where}: "
 
 
 def _entries(spec: str | Sequence[FilterSpec] | None, where: str, prefix: tuple[str, ...]) -> list[_Entry]:
@@ -210,6 +210,28 @@ def _entries(spec: str | Sequence[FilterSpec] | None, where: str, prefix: tuple[
         else:
             entries.append((path, str(name), options, False))
     return entries
+
+
+def chain_problems(spec: Any, where: str, path_prefix: tuple[str, ...] = (), *, base_dir: Path | None = None) -> list[str]:
+    """What is wrong with a filter spec on its face, one line each: its shape, unknown filter names
+    and their options. Needs no context (no model, no ledger), so a config's check lists these with
+    the bot's other problems; what a filter says once built (:func:`build_chain`) comes at start."""
+    try:
+        entries = _entries(spec, where, path_prefix)
+    except ConfigError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    for path, name, values, _ in entries:
+        try:
+            cls = FILTERS.get(name)
+        except BotkitError as exc:
+            problems.append(f"{_at(where, path)}{exc}")
+            continue
+        try:
+            validate(cls.Options, values, where, (*path, name), base_dir=base_dir)
+        except ConfigError as exc:
+            problems += str(exc).splitlines()
+    return problems
 
 
 def build_chain(
@@ -258,4 +280,5 @@ __all__ = [
     "Rejection",
     "SampleFilter",
     "build_chain",
+    "chain_problems",
 ]

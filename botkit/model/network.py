@@ -14,6 +14,7 @@ a later incremental generator find the weights by name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -49,24 +50,66 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown or "vocab_size" not in data:
-            raise ConfigError(f"{where}: not a botkit model config (unknown keys {sorted(unknown)} or no vocab_size)")
-        config = cls(**data)
-        config.check()
+    def from_json(cls, data: Any, where: str) -> ModelConfig:
+        """The config saved in a model folder's ``config.json`` (``where``), or a :class:`ConfigError`
+        listing every problem, one ``FILE: model.KEY: why`` line each.
+
+        The file may be hand-edited or damaged, so each value's type is checked before any bound is
+        compared (``"rnn_size": "abc"`` used to end in Python's ``'<' not supported`` without a file).
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: model: not a botkit model config (expected a mapping of sizes)")
+        kinds = {f.name: f.type for f in fields(cls)}
+        problems = [f"{where}: model.{key}: unknown key" for key in data if key not in kinds]
+        if "vocab_size" not in data:
+            problems.append(f"{where}: model.vocab_size: required key is missing")
+        for key, value in data.items():
+            expected = _EXPECTED.get(str(kinds.get(key)), str)
+            if key in kinds and not _is(value, expected):
+                problems.append(f"{where}: model.{key}: expected {_NAMES[expected]} (got {value!r})")
+        if not problems:
+            config = cls(**data)
+            problems = [f"{where}: model: {problem}" for problem in config.problems()]
+        if problems:
+            raise ConfigError("\n".join(problems))
         return config
 
-    def check(self) -> None:
+    def problems(self) -> list[str]:
+        """What is out of bounds in this config, one message each (all of them)."""
+        found = []
         if self.head not in ("attention", "attention+last"):
-            raise ConfigError(f"model head must be 'attention' or 'attention+last' (got {self.head!r})")
+            found.append(f"model head must be 'attention' or 'attention+last' (got {self.head!r})")
+        if min(self.vocab_size, self.num_labels) < 1:
+            found.append(f"vocabulary size and label count must be at least 1 (got {self.vocab_size} and {self.num_labels})")
         if min(self.embedding_size, self.rnn_layers, self.rnn_size) < 1:
-            raise ConfigError("embedding size, RNN layers and RNN size must all be at least 1")
+            found.append("embedding size, RNN layers and RNN size must all be at least 1")
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1) (got {self.dropout})")
+            found.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if not 0 <= self.aux_loss_weight < math.inf:
+            found.append(f"the auxiliary loss weight must be a finite number, at least 0 (got {self.aux_loss_weight})")
         if self.attention_stabilizer not in STABILIZERS:
-            raise ConfigError(f"attention stabilizer must be one of {', '.join(STABILIZERS)} (got {self.attention_stabilizer!r})")
+            found.append(f"attention stabilizer must be one of {', '.join(STABILIZERS)} (got {self.attention_stabilizer!r})")
+        return found
+
+    def check(self) -> None:
+        """Raise a :class:`ConfigError` naming every out-of-bounds size (a network is built only from a sane config)."""
+        if found := self.problems():
+            raise ConfigError("; ".join(found))
+
+
+#: The Python type each annotation of :class:`ModelConfig` holds in JSON (the rest are strings).
+_EXPECTED: dict[str, type] = {"int": int, "float": float}
+_NAMES = {int: "a whole number", float: "a number", str: "a string"}
+
+
+def _is(value: Any, expected: type) -> bool:
+    """Whether a JSON value is of the expected kind: a bool is no number, and a float is finite
+    (Python's json reads ``NaN`` and ``Infinity``, which no size means)."""
+    if isinstance(value, bool):
+        return False
+    if expected is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, expected)
 
 
 def build_model(config: ModelConfig) -> keras.Model:

@@ -131,13 +131,43 @@ def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
         raise ModelFolderError(f"{path} holds a fine-tuned transformer, not an LSTM model (continue its training with --resume)")
     if not isinstance(data, dict) or "format_version" not in data or "model" not in data:
         raise ModelFolderError(f"{config_path}: not a botkit model config (no format_version/model)")
-    if data["format_version"] > FORMAT_VERSION:
-        raise ModelFolderError(f"{config_path}: format {data['format_version']} is newer than this botkit understands ({FORMAT_VERSION}); upgrade botkit")
+    version = data["format_version"]
+    # Each part's type is checked before it is used, so a hand-edited file gets a line naming it, not a TypeError.
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFolderError(f"{config_path}: format_version: expected a whole number (got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ModelFolderError(f"{config_path}: format {version} is newer than this botkit understands ({FORMAT_VERSION}); upgrade botkit")
+    problems = []
     try:
         config = ModelConfig.from_json(data["model"], str(config_path))
-    except (ConfigError, TypeError) as exc:
-        raise ModelFolderError(str(exc)) from None
-    return config, data.get("training", {})
+    except ConfigError as exc:
+        problems.append(str(exc))
+    training = data.get("training", {})
+    if isinstance(training, dict):
+        problems += _training_problems(training, str(config_path))
+    else:
+        problems.append(f"{config_path}: training: expected a mapping of training settings")
+    if problems:
+        raise ModelFolderError("\n".join(problems))
+    return config, training
+
+
+def _training_problems(training: dict[str, Any], where: str) -> list[str]:
+    """What is wrong with the training settings a reader of the model uses (its window, its corpus):
+    they are checked against :class:`~botkit.training.TrainConfig`, whose flags wrote them, so a
+    hand-edited ``"window": "abc"`` is a line naming the file, not a ValueError at generation."""
+    from botkit.options import validate
+    from botkit.training import TrainConfig
+
+    problems = []
+    try:
+        validate(TrainConfig, {k: v for k, v in training.items() if k in TrainConfig.model_fields}, where, ("training",))
+    except ConfigError as exc:
+        problems += str(exc).splitlines()
+    corpus = training.get("corpus", [])
+    if not isinstance(corpus, list) or not all(isinstance(p, str) for p in corpus):
+        problems.append(f"{where}: training.corpus: expected a list of corpus files")
+    return problems
 
 
 def load_weights_file(model: Any, file: Path, config_path: Path) -> None:
