@@ -7,7 +7,7 @@ one position through keras-hub's ``call_with_cache`` (the key/value cache) and c
 the row's forced token while its context lasts (separator, label, a reply's parent, the prefix),
 else a sample by the LSTM's own seeded choice (:mod:`botkit.generate.sampling`: temperatures cycled per
 token, top-k, top-p), after a repetition penalty (CTRL's: a seen token's logit divided by the
-penalty when positive, multiplied when negative). A row ends at the model's end-of-text token
+penalty when positive, multiplied when negative). Control tokens (chat markers such as ``<|im_start|>``) are never sampled. A row ends at the model's end-of-text token
 (never as its first token) or at ``max_length``; the loop ends when every row has. The step is
 the only graph built (one token through the blocks): a whole-loop graph took minutes to build
 on a 2-core CPU, longer than the samples take. A ``stop``
@@ -137,7 +137,12 @@ class TransformerGenerator:
         vocab = int(self.lm.backbone.token_embedding.embeddings.shape[0])
         seen = tf.zeros([rows, vocab], tf.bool)
         done = tf.zeros([rows], tf.bool)
-        fixed = (tf.constant(lengths), tf.constant(new, tf.int32), tf.constant(opts.temperatures, tf.float32), tf.constant(opts.repetition_penalty or 1.0, tf.float32))
+        banned = np.zeros(vocab, bool)
+        banned[[i for i in self.tokens.special if i != framing.sep and i < vocab]] = True
+        fixed = (
+            tf.constant(lengths), tf.constant(new, tf.int32), tf.constant(opts.temperatures, tf.float32),
+            tf.constant(opts.repetition_penalty or 1.0, tf.float32), tf.constant(banned),
+        )  # fmt: skip
         seed = tf.constant([opts.seed, number], tf.int64)
         for i in range(total - 1):
             chosen, logp, cache, seen, done = step(tf.constant(tokens[:, i : i + 1]), tf.constant(tokens[:, i + 1]), cache, tf.constant(i, tf.int32), seen, done, seed, *fixed)
@@ -164,7 +169,7 @@ class TransformerGenerator:
 
     def _one_step(
         self, token: Any, forced_next: Any, cache: Any, i: Any, seen: Any, done: Any, seed: Any,
-        lengths: Any, new: Any, temperatures: Any, penalty: Any, *, truncation: Truncation,
+        lengths: Any, new: Any, temperatures: Any, penalty: Any, banned: Any, *, truncation: Truncation,
     ) -> tuple[Any, ...]:  # fmt: skip
         """Feed position ``i`` of every row and choose position ``i + 1``: the forced token while the row's
         context and prefix last, else a sample. Returns the choice, its log-probability, and the new state."""
@@ -177,7 +182,7 @@ class TransformerGenerator:
         temperature = tf.gather(temperatures, tf.math.floormod(tf.maximum(generated, 0), tf.shape(temperatures)[0]))[:, None]
         penalised = tf.where(seen, tf.where(logits > 0, logits / penalty, logits * penalty), logits)
         first = tf.logical_and((generated == 0)[:, None], tf.logical_not(not_sep))  # never an empty sample
-        allowed = truncate(tf.where(first, -float("inf"), penalised), temperature, truncation)
+        allowed = truncate(tf.where(tf.logical_or(first, banned[None, :]), -float("inf"), penalised), temperature, truncation)
         chosen = choose(allowed, temperature, tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64)))
         chosen = tf.where(tf.logical_or(generated < 0, done), forced_next, chosen)
         logp = tf.gather(tf.nn.log_softmax(logits), chosen, batch_dims=1)

@@ -36,12 +36,15 @@ class Tokens:
         folder = base.folder
         self._fast: Any = None
         self._hub: Any = None
+        #: Control tokens (chat markers and the like): never sampled, except the end-of-text token.
+        self.special: list[int] = []
         # A keras-hub preset folder (metadata.json) keeps its own tokenizer config under the same name.
         if folder is not None and (folder / "tokenizer.json").is_file() and not (folder / "metadata.json").is_file():
             from tokenizers import Tokenizer
 
             self._fast = Tokenizer.from_file(str(folder / "tokenizer.json"))
             self.size = self._fast.get_vocab_size(with_added_tokens=True)
+            self.special = [int(i) for i, token in self._fast.get_added_tokens_decoder().items() if token.special]
         else:
             import keras_hub
 
@@ -50,6 +53,7 @@ class Tokens:
             except (OSError, ValueError) as exc:
                 raise PretrainedError(f"{base.spec}: cannot load its tokenizer ({exc})") from None
             self.size = int(self._hub.vocabulary_size())
+            self.special = [int(i) for i in getattr(self._hub, "special_token_ids", [])]
         self.end = self._end_id(folder)
 
     def encode(self, text: str) -> list[int]:

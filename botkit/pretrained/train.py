@@ -40,8 +40,9 @@ from botkit.model.callbacks import (
 )
 from botkit.model.evaluate import Score
 from botkit.model.saving import ModelFolderError
-from botkit.model.train import TrainingInterrupted, TrainReport
+from botkit.model.train import SAMPLE_TEMPERATURES, TrainingInterrupted, TrainReport
 from botkit.pretrained import model as folder
+from botkit.pretrained.generator import TransformerGenerator
 from botkit.pretrained.score import DocumentScorer, score_batches
 from botkit.pretrained.sources import resolve
 from botkit.pretrained.text import Framing, Tokens
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: What a fine-tune uses where the user set nothing (the LSTM's defaults suit a small network).
 DEFAULTS = {"lr": 2e-4, "batch_size": 8, "window": 128}
+#: The longest preview (``--sample-every``), in tokens: a few sentences, not the LSTM's 200 characters.
+PREVIEW_TOKENS = 48
 #: The top fraction of the blocks trained by default (at least one).
 TOP_FRACTION = 0.2
 
@@ -115,6 +118,23 @@ class PerCharacter(Validation):
         if logs is not None and "loss" in logs:
             logs["loss"] = float(logs["loss"]) * self.tokens_per_char
         super().on_epoch_end(epoch, logs)
+
+
+class Previews(keras.callbacks.Callback):
+    """Every ``every`` epochs, one text per temperature from the model as it is now, drawn by the
+    generator ``botkit generate`` uses (it shares the model's layers, so it sees what they learnt)."""
+
+    def __init__(self, generator: Any, every: int, length: int, label: str | None, seed: int, report: EpochReport) -> None:
+        super().__init__()
+        self.generator, self.every, self.length, self.label, self.seed, self.report = generator, every, length, label, seed, report
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if (epoch + 1) % self.every:
+            return
+        parent = "" if self.generator.conditional else None
+        for temperature in SAMPLE_TEMPERATURES:
+            text = self.generator.generate(1, temperature=temperature, max_length=self.length, label=self.label, parent=parent, seed=self.seed + epoch)[0].text
+            self.report.previews.append(f"  sample at temperature {temperature}: {text!r}")
 
 
 class _Validation:
@@ -224,6 +244,9 @@ def _fit(
     ]
     if val_docs and config.patience:
         callbacks.append(EarlyStopping(state, config.patience, report))
+    if config.sample_every:
+        generator = TransformerGenerator(folder.Loaded(output, lm, tokens, tune))
+        callbacks.append(Previews(generator, config.sample_every, min(config.sample_length, PREVIEW_TOKENS), tune.labels[0] if tune.labels else None, config.seed, report))
     dataset = windows_dataset(inputs, x, w, config.batch_size, config.seed)
     try:
         validation = PerCharacter(state, scorer, val_docs, report, tokens_per_char=tokens_per_char)
