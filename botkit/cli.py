@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import select
 import sys
 from collections.abc import Callable, Sequence
 
@@ -50,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(handlers=[handler], level=logging.INFO if args.verbose else logging.WARNING)
     try:
         HANDLERS[args.command](args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is handled below
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe or socket broke: that is a bug to see, not a reader that left
+        # `botkit status | head`: the reader has all it wants. Python's recipe: point stdout at
+        # devnull, so the flush at exit does not fail again, and leave quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except BotkitError as exc:
         print(f"botkit: error: {redact_text(str(exc))}", file=sys.stderr)  # redacted where it was made; this is the last net
         return 1
@@ -57,6 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"botkit: interrupted {exc}" if str(exc) else "botkit: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll says POLLERR), rather than some other
+    pipe or socket a command wrote to; where poll is missing, assume it is stdout."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by an object without a descriptor
+        return False
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 if __name__ == "__main__":

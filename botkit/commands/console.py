@@ -171,13 +171,12 @@ def _model_report(folder: Path, corpora: list[Path] | None, output: Path, title:
 
 
 def _write(path: Path, data: bytes) -> str:
+    """Write a picture atomically: a full disk leaves the previous picture, not half a PNG."""
+    from botkit.atomic import write_bytes
     from botkit.corpus import make_folder
 
     make_folder(path)
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise BotkitError(f"{path}: cannot write ({exc.strerror or type(exc).__name__})") from None
+    write_bytes(path, data, what="picture")
     return f"wrote {path}"
 
 

@@ -13,7 +13,8 @@ Two formats, chosen by the file suffix:
 
 Writes are atomic and incremental (:class:`CorpusWriter`): the new file is built beside the old
 one and renamed over it, so a crash or Ctrl-C never leaves a truncated corpus, and documents that
-are already there (same id, else same text) are not added again.
+are already there (same id, else same text) are not added again. The temporary file names its
+writer's process; the next write removes those of writers that were killed (:mod:`botkit.atomic`).
 
 Bad text never stops a read or a write: invalid UTF-8 bytes and lone surrogates (``"\\ud83d"``
 escapes) become U+FFFD, and how many is reported.
@@ -28,12 +29,12 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
+from botkit.atomic import remove_stale_temps, temp_path
 from botkit.corpus.document import Document
 from botkit.errors import CorpusError
 
@@ -224,12 +225,15 @@ class CorpusWriter:
         self.existing = 0
         self.surrogates = 0  # lone surrogates replaced in the documents added
         self._seen: set[int] = set()
-        self._tmp: tempfile._TemporaryFileWrapper[str] | None = None
+        self._tmp: TextIO | None = None
         self._warned: set[str] = set()
 
     def __enter__(self) -> CorpusWriter:
+        # The temporary file names this process, so the next write of this corpus removes those of
+        # killed writers (fetches killed part way left hundreds of MB) and keeps a live writer's.
+        remove_stale_temps(self.path)
         try:
-            self._tmp = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False)
+            self._tmp = open(temp_path(self.path), "x", encoding="utf-8")
         except OSError as exc:
             raise self._failed(f"cannot create a file in {self.path.parent}", exc) from None
         try:

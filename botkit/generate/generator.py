@@ -23,7 +23,6 @@ is per sample (a row that finishes a reply to one parent may start a reply to th
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from botkit.atomic import atomic_output
 from botkit.corpus.io import encode_txt
 from botkit.errors import ConfigError
 from botkit.generate.sampling import BANNED_IDS, Truncation, ban, check_temperatures, choose, truncate
@@ -438,7 +438,9 @@ def write_samples(path: str | Path, samples: Iterator[Sample] | Sequence[Sample]
     """Write samples as they come: ``.txt`` one a line (escaped like corpora), ``.jsonl`` one object a line.
 
     The samples are written as they are generated, into a temporary file beside ``path`` that is
-    renamed over it at the end, so an interrupted run leaves the previous file as it was.
+    renamed over it at the end (:func:`botkit.atomic.atomic_output`), so an interrupted run leaves
+    the previous file as it was, and an output that cannot be written (no such folder, read-only,
+    disk full) is one error naming it, with no temporary file left.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -446,10 +448,8 @@ def write_samples(path: str | Path, samples: Iterator[Sample] | Sequence[Sample]
         raise ConfigError(f"{path}: samples are written as .txt or .jsonl (got {suffix or 'no suffix'!r})")
     line = sample_json if suffix == ".jsonl" else lambda s: encode_txt(s.text)
     count = 0
-    tmp = path.with_name(f".{path.name}.tmp")  # renamed over ``path`` when complete: no half-written output
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_output(path, what="samples file") as handle:
         for sample in samples:
             handle.write(line(sample) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from botkit.atomic import atomic_output, cannot_write, ensure_folder
 from botkit.corpus import read_corpus, read_lines
 from botkit.corpus.io import FORMATS
 from botkit.errors import CorpusError
@@ -105,7 +106,7 @@ def encode(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, cache_di
     key = _cache_key(paths, single_text, vocab)
     meta_path = cache_dir / f"{key}.json"
     if not meta_path.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        ensure_folder(cache_dir, "token cache folder")
         _write_stream(paths, vocab, single_text, cache_dir / key, meta_path)
     meta = json.loads(meta_path.read_text())
     if meta["documents"] == 0 or meta["tokens"] <= meta["documents"] * (1 + meta.get("conditional", False)) + 1:
@@ -119,10 +120,22 @@ def encode(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, cache_di
 
 
 def _write_stream(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, base: Path, meta_path: Path) -> None:
-    """Encode into temporary files, then rename: an interrupted run never leaves a half cache."""
+    """Encode into temporary files, then rename: an interrupted run never leaves a half cache, and
+    a failed write (disk full, read-only folder) is one error naming the cache, its files removed."""
+    tmp = {name: base.with_suffix(f".{name}.tmp") for name in ("tokens", "labels", "replies")}
+    try:
+        _encode_into(paths, vocab, single_text, base, meta_path, tmp)
+    except OSError as exc:
+        raise cannot_write(base.with_suffix(".tokens"), exc, "token cache", existed=False) from None
+    finally:
+        for path in tmp.values():
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+
+def _encode_into(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, base: Path, meta_path: Path, tmp: dict[str, Path]) -> None:
     dtype = vocab.dtype
-    names = ("tokens", "labels", "replies")
-    tmp = {name: base.with_suffix(f".{name}.tmp") for name in names}
+    names = tuple(tmp)
     count = documents = unknown = 0
     label = 0
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
@@ -167,16 +180,14 @@ def _write_stream(paths: Sequence[Path], vocab: Vocabulary, single_text: bool, b
             add(np.array([SEP_ID], dtype=dtype))
         flush()
     kept = ("tokens", *(("labels",) if vocab.labelled else ()), *(("replies",) if vocab.conditional else ()))
-    for name in names:
-        if name in kept:
-            os.replace(tmp[name], base.with_suffix(f".{name}"))
-        else:
-            tmp[name].unlink()
+    for name in kept:
+        os.replace(tmp[name], base.with_suffix(f".{name}"))
     meta = {
         "tokens": count, "documents": documents, "unknown": unknown, "dtype": np.dtype(dtype).name,
         "labelled": vocab.labelled, "conditional": vocab.conditional,
     }  # fmt: skip
-    meta_path.write_text(json.dumps(meta))
+    with atomic_output(meta_path, what="token cache") as handle:  # last: its presence says the cache is whole
+        handle.write(json.dumps(meta))
 
 
 @dataclass(frozen=True)

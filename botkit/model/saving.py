@@ -9,14 +9,14 @@ Layout::
     resume/              latest weights, optimizer variables and step/epoch, for --resume
     cache/               encoded corpora (safe to delete)
 
-Every file is written beside its final name and renamed over it, so an interrupted save never
-leaves a half-written model.
+Every file is written beside its final name and renamed over it (:mod:`botkit.atomic`), so an
+interrupted save or a full disk never leaves a half-written model, only one error naming the file.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from botkit import __version__
+from botkit.atomic import atomic_output, ensure_folder, write_bytes
 from botkit.errors import BotkitError, ConfigError
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import VocabError, Vocabulary
@@ -51,29 +52,34 @@ class Saved:
     training: dict[str, Any]
 
 
-def _replace_file(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    _replace_file(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8"))
+    with atomic_output(path, what="model file") as handle:
+        handle.write(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _save_weights(model: Any, path: Path) -> None:
-    # Keras insists on the .weights.h5 suffix, so the temporary file keeps it.
-    tmp = path.with_name(f".tmp.{path.name}")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    """Keras weights into memory first, then onto the disk through :func:`botkit.atomic.write_bytes`.
+
+    HDF5 writing straight onto a full disk does not fail cleanly: h5py prints a traceback per
+    buffer it cannot write, and the process later dies in its clean-up (a segfault). In memory
+    HDF5 cannot fail that way, and a failed plain write is one error naming the file.
+    """
+    from keras.src.saving import saving_lib  # Keras' save_weights, less its .weights.h5 path check
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        saving_lib._save_state(model, store, None, "", set())
+    finally:
+        store.close()
+    write_bytes(path, buffer.getvalue(), what="model file")
 
 
 def save(path: Path, model: Any, config: ModelConfig, vocab: Vocabulary, training: dict[str, Any]) -> None:
     """Write the generation files of a model folder."""
-    path.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path, "model folder")
     _save_weights(model, path / WEIGHTS)
-    vocab_path = path / VOCAB
-    _replace_file(vocab_path, vocab.save)
+    _write_json(path / VOCAB, vocab.to_json())
     _write_json(
         path / CONFIG,
         {"format_version": FORMAT_VERSION, "botkit_version": __version__, "level": vocab.level, "model": config.to_json(), "training": training},
@@ -217,15 +223,11 @@ def load(path: str | Path) -> Saved:
 def save_resume(path: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
     """Latest weights, optimizer variables and schedule position, for ``--resume``."""
     folder = path / RESUME
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder, "resume folder")
     _save_weights(model, folder / WEIGHTS)
     values = [np.asarray(v) for v in optimizer.variables]
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, *values)
-
-    _replace_file(folder / "optimizer.npz", write)
+    with atomic_output(folder / "optimizer.npz", binary=True, what="model file") as handle:
+        np.savez(handle, *values)
     _write_json(folder / "state.json", state)
 
 

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -239,16 +239,46 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
+        """The vocabulary saved at ``path``, every part's type checked: a hand-edited or damaged
+        file (``"tokens": 5``, ``"labels": null``, a number among the tokens) is one
+        :class:`VocabError` naming the file and the part, never a ``TypeError`` where it is used."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            level, tokens, labels = data["level"], data["tokens"], data["labels"]
         except FileNotFoundError:
             raise VocabError(f"{path}: vocabulary file not found") from None
-        except (ValueError, KeyError, TypeError):
-            raise VocabError(f"{path}: not a botkit vocabulary file (expected JSON with level, tokens, labels)") from None
-        if level not in SPECIALS or list(tokens[: len(SPECIALS[level])]) != list(SPECIALS[level]):
-            raise VocabError(f"{path}: not a botkit vocabulary file (unknown level or special tokens)")
-        return cls(level, list(tokens), list(labels))
+        except IsADirectoryError:
+            raise VocabError(f"{path}: is a folder, expected a vocabulary file") from None
+        except OSError as exc:
+            raise VocabError(f"{path}: cannot read vocabulary file ({exc.strerror or exc})") from None
+        except (ValueError, UnicodeDecodeError):
+            raise VocabError(f"{path}: not a botkit vocabulary file (not valid JSON)") from None
+        if not isinstance(data, dict) or not all(key in data for key in ("level", "tokens", "labels")):
+            raise VocabError(f"{path}: not a botkit vocabulary file (expected a JSON object with level, tokens, labels)")
+        level = data["level"]
+        if not isinstance(level, str) or level not in SPECIALS:
+            raise VocabError(f"{path}: level: expected one of {', '.join(map(repr, SPECIALS))} (got {_shown(level)})")
+        tokens, labels = _strings(path, "tokens", data["tokens"]), _strings(path, "labels", data["labels"])
+        if tokens[: len(SPECIALS[level])] != list(SPECIALS[level]):
+            raise VocabError(f"{path}: not a botkit vocabulary file (a {level}-level one's tokens start with {', '.join(SPECIALS[level])})")
+        if not labels:
+            raise VocabError(f"{path}: labels: expected at least the empty label (no label) first")
+        return cls(cast(Level, level), tokens, labels)
+
+
+def _shown(value: object) -> str:
+    """A JSON value as the file has it, cut short for a one-line message."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _strings(path: Path, key: str, value: object) -> list[str]:
+    """``value`` as a list of strings, or a :class:`VocabError` naming ``key`` and the first bad item."""
+    if not isinstance(value, list):
+        raise VocabError(f"{path}: {key}: expected a list of strings (got {_shown(value)})")
+    for number, item in enumerate(value):
+        if not isinstance(item, str):
+            raise VocabError(f"{path}: {key}: item {number} is {_shown(item)}, expected a string")
+    return list(value)
 
 
 class VocabularyBuilder:
