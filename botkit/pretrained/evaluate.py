@@ -7,11 +7,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from botkit.corpus.io import read_corpus
 from botkit.errors import CorpusError
 from botkit.model.evaluate import Score
 from botkit.pretrained.model import load
-from botkit.pretrained.score import DocumentScorer
+from botkit.pretrained.score import DocumentScorer, read_documents
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,8 @@ class TransformerEvalReport:
 
     def summary(self) -> str:
         s = self.score
-        lines = [f"{self.file}: read as {self.documents:,} document(s), one a line, each ending in the model's end marker"]
+        read = "as one stream (the model was trained on one)" if self.documents == 1 else f"as {self.documents:,} document(s), one a line"
+        lines = [f"{self.file}: read {read}, each ending in the model's end marker"]
         if self.conditional:
             lines.append("a reply model: only the replies are scored, each after its parent")
         lines += [
@@ -37,9 +37,11 @@ class TransformerEvalReport:
 
 def evaluate_file(model: str | Path, file: Path) -> TransformerEvalReport:
     loaded = load(model)
-    docs = list(read_corpus(file))
-    if not docs:
-        raise CorpusError(f"{file}: no text to evaluate")
+    stream = bool(loaded.tune.training.get("single_text")) and file.suffix.lower() != ".jsonl"  # read as the model was trained
+    try:
+        docs = read_documents([file], stream)
+    except CorpusError:
+        raise CorpusError(f"{file}: no text to evaluate") from None
     tune = loaded.tune
     scorer = DocumentScorer(loaded.lm, loaded.tokens, tune.framing, labels=tune.labels, conditional=tune.conditional)
     score, tokens = scorer.score(docs)

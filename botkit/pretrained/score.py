@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from botkit.corpus.document import Document
+from botkit.corpus.io import read_corpus, read_lines
+from botkit.errors import CorpusError
 from botkit.model.evaluate import Score
 from botkit.pretrained.text import Framing, Tokens
 
@@ -80,6 +83,19 @@ class DocumentScorer:
         """The summed NLL over characters (+1 per document), and the tokens scored."""
         prepared = self.prepare(docs)
         return score_batches(prepared, lambda b: self.lm({"token_ids": b.ids[:, :-1], "padding_mask": b.pad[:, :-1]}))
+
+
+def read_documents(paths: Sequence[Path], single_text: bool) -> list[Document]:
+    """The documents of corpus files, or each file as one document (``--single-text``)."""
+    docs: list[Document] = []
+    for path in paths:
+        if single_text:
+            docs.append(Document("".join(read_lines(path, "text"))))
+        else:
+            docs.extend(read_corpus(path))
+    if not any(doc.text for doc in docs):
+        raise CorpusError(f"{', '.join(map(str, paths))}: no text to train on (empty corpus?)")
+    return docs
 
 
 def score_batches(prepared: Prepared, logits_of: Callable[[Batch], Any]) -> tuple[Score, int]:

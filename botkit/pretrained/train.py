@@ -26,8 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from botkit.corpus.document import Document
-from botkit.corpus.io import read_corpus, read_lines
-from botkit.errors import ConfigError, CorpusError
+from botkit.errors import ConfigError
 from botkit.model.callbacks import (
     BestCheckpoint,
     EarlyStopping,
@@ -43,7 +42,7 @@ from botkit.model.saving import ModelFolderError
 from botkit.model.train import SAMPLE_TEMPERATURES, TrainingInterrupted, TrainReport
 from botkit.pretrained import model as folder
 from botkit.pretrained.generator import TransformerGenerator
-from botkit.pretrained.score import DocumentScorer, score_batches
+from botkit.pretrained.score import DocumentScorer, read_documents, score_batches
 from botkit.pretrained.sources import resolve
 from botkit.pretrained.text import Framing, Tokens
 from botkit.pretrained.top import TopOnly
@@ -66,18 +65,6 @@ def default_top(num_blocks: int) -> int:
 def with_defaults(config: TrainConfig) -> TrainConfig:
     """The transformer's defaults for every setting the user left unset."""
     return config.model_copy(update={k: v for k, v in DEFAULTS.items() if k not in config.model_fields_set})
-
-
-def read_documents(paths: Sequence[Path], single_text: bool) -> list[Document]:
-    docs: list[Document] = []
-    for path in paths:
-        if single_text:
-            docs.append(Document("".join(read_lines(path, "text"))))
-        else:
-            docs.extend(read_corpus(path))
-    if not any(doc.text for doc in docs):
-        raise CorpusError(f"{', '.join(map(str, paths))}: no text to train on (empty corpus?)")
-    return docs
 
 
 def pack(tokens: Tokens, framing: Framing, docs: Sequence[Document], window: int, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +145,8 @@ def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base
     """Fine-tune the base ``base_spec`` (or, with ``resume``, continue ``output``) on ``corpus``."""
     if not corpus:
         raise ConfigError("give at least one corpus file to train on")
+    if config.distribute:
+        raise ConfigError("--distribute is for LSTM models; a transformer fine-tune runs on one device (a GPU when there is one)")
     previous = folder.FineTune.read(output) if resume else None
     extra_minutes = config.minutes if resume else None
     if previous is not None:
