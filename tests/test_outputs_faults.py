@@ -101,6 +101,31 @@ def test_train_onto_a_full_disk_keeps_the_previous_model(small_disk: Path, train
     assert main(["generate", str(out), "-n", "2", "--filters", "none"]) == 0  # and it still loads
 
 
+_LIMITED = """
+import resource, signal, sys
+from botkit.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX rlimits")
+def test_train_past_a_file_size_limit_keeps_the_previous_model(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+    """The same fault where no tmpfs can be mounted: a file size limit in a child process (the
+    weights, about 70 KB, cannot be written; h5py used to crash the process here, rc 139)."""
+    model, corpus = trained
+    out = tmp_path / "m"
+    shutil.copytree(model, out)
+    before = listing(tmp_path)
+    args = ["train", str(corpus), "-o", str(out), "--resume", "--epochs", "3"]
+    done = subprocess.run([sys.executable, "-c", _LIMITED, "30000", *args], capture_output=True, text=True, timeout=300, check=False)
+    err = "\n".join(line for line in done.stderr.splitlines() if line.startswith("botkit: ") and line != "botkit: no GPU, training on CPU")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert err.startswith(f"botkit: error: {out}/") and "(File too large); the previous model file is unchanged" in err and "\n" not in err, err
+    assert listing(tmp_path) == before
+
+
 def test_new_model_onto_a_full_disk_leaves_nothing(small_disk: Path, trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     _, corpus = trained
     fill(small_disk, leave=8192)
