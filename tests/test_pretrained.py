@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,13 @@ def run(capsys: pytest.CaptureFixture[str], *args: str, rc: int = 0) -> str:
     return captured.out + captured.err
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "botkit-cache"
-    monkeypatch.setenv("BOTKIT_CACHE", str(folder))
-    return folder
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """botkit's cache in a temporary folder for the whole module (the module's models hash their base there too)."""
+    folder = tmp_path_factory.mktemp("botkit-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BOTKIT_CACHE", str(folder))
+        yield folder
 
 
 def corpus(path: Path, *, parents: bool = False) -> Path:
@@ -56,7 +59,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory, base: Path) -> Path:
+def tuned(tmp_path_factory: pytest.TempPathFactory, base: Path, cache: Path) -> Path:
     """A labelled fine-tune of the tiny Llama, trained once for the module."""
     tmp = tmp_path_factory.mktemp("tuned")
     out = tmp / "weights" / "t"

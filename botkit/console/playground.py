@@ -126,8 +126,10 @@ def _labels(path: Path, mtime_ns: int, first: int) -> list[str] | str:
     try:
         labels = json.loads(path.read_text(encoding="utf-8"))["labels"]
     except (OSError, ValueError, KeyError, TypeError):
-        return f"{path}: not a botkit vocabulary or model config file; train the model again"
-    return [str(label) for label in labels[first:]]
+        labels = None
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        return f"{path}: not a botkit vocabulary or model config file (no list of labels); train the model again"
+    return labels[first:]
 
 
 def generate(spec: BotSpec, ledger: Ledger, where: str, asked: Form) -> list[Verdict]:

@@ -86,14 +86,6 @@ class BaseModel:
         return path if path.is_dir() else None
 
 
-def is_botkit_folder(path: Path) -> bool:
-    """A model folder botkit wrote (either family): its config.json has a ``format_version``."""
-    try:
-        return "format_version" in json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return False
-
-
 def is_transformer_folder(path: str | Path) -> bool:
     """A model folder holding a fine-tuned transformer (config.json's ``family``), told without TensorFlow."""
     try:
@@ -108,8 +100,20 @@ def is_pretrained(spec: str | Path) -> bool:
     if text in KNOWN or text.startswith("hf://") or text.startswith("kaggle://") or text.lower().endswith(".gguf"):
         return True
     if path.is_dir():
-        return not is_botkit_folder(path) and (path / "config.json").is_file()
+        return is_model_folder(path)
     return bool(_PRESET_NAME.match(text)) and not path.exists()
+
+
+def is_model_folder(path: Path) -> bool:
+    """A keras-hub preset folder (metadata.json), or a Hugging Face one (config.json with a ``model_type``);
+    a botkit folder, or one whose config.json cannot be read, is neither."""
+    if (path / "metadata.json").is_file():
+        return True
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "model_type" in data and "format_version" not in data
 
 
 def resolve(spec: str | Path) -> BaseModel:
