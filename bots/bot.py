@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 BROKEN_TEXT = "invalid Unicode: a lone surrogate (replaced by U+FFFD here); fix the line in the source"
 
 
+#: The outcomes of a tick that failed; waiting, empty and skipped are a bot doing its job.
+WENT_WRONG = frozenset({"error", "failed", "disabled"})
+
+
 @dataclass(frozen=True)
 class TickResult:
     """What one tick did. ``retry_at``: when trying again makes sense (a rate limit, a limit)."""
@@ -57,6 +61,11 @@ class TickResult:
 
     def __str__(self) -> str:
         return f"{self.bot}: {self.outcome}: {self.message}"
+
+    @property
+    def went_wrong(self) -> bool:
+        """The tick failed (an error, a post the service refused, a disabled bot): what makes ``run --once`` exit 1."""
+        return self.outcome in WENT_WRONG
 
 
 class Bot:
@@ -105,14 +114,20 @@ class Bot:
         return self._guarded(self._reply_tick)
 
     def _guarded(self, tick: Callable[[], TickResult]) -> TickResult:
+        """The tick's result, an exception included as an ``error`` result.
+
+        The result is not logged (but at debug level, with the traceback): whoever ticks reports
+        it (``run --once`` prints it, the daemon reports what is new), and logging it as well
+        printed every failure two or three times.
+        """
         try:
             result = tick()
         except Exception as exc:
             message = self.explain(exc)
-            log.error("%s: tick failed: %s", self.name, message, exc_info=log.isEnabledFor(logging.DEBUG))
+            log.debug("%s: tick failed: %s", self.name, message, exc_info=True)
             self._record_error(message)
             result = TickResult(self.name, "error", message)
-        log.log(logging.WARNING if result.outcome in ("error", "failed", "disabled") else logging.INFO, "%s", result)
+        log.debug("%s", result)
         return result
 
     def _record_error(self, message: str) -> None:
@@ -226,7 +241,8 @@ class Bot:
                     result = self.target.post(candidate)
             except Transient as exc:
                 last = exc
-                log.warning("%s: try %d of %d: %s", self.name, attempt + 1, retry.attempts, self.redact(str(exc)))
+                if attempt + 1 < retry.attempts:  # the last try's failure is the tick's result: said once, there
+                    log.warning("%s: try %d of %d: %s", self.name, attempt + 1, retry.attempts, self.redact(str(exc)))
                 continue
             # After a crash or an ambiguous error the candidate may be out there: then it stays
             # claimed (reconciled again later) instead of going back to the queue as unposted.

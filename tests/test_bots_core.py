@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import io
+import logging
+import subprocess
+import sys
 import textwrap
 import time
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from botkit.bots import TARGETS, Limits, PostResult, Target
 from botkit.bots.bot import Bot, build_bots
@@ -17,6 +23,7 @@ from botkit.bots.ledger import SCHEMA_VERSION, Ledger, LedgerError, store_url, u
 from botkit.cli import main
 from botkit.config import load_config
 from botkit.errors import ConfigError
+from botkit.terminal import printable
 
 from claims import claim, dead_worker
 
@@ -419,7 +426,105 @@ def test_one_bot_crashing_does_not_stop_the_others(flaky: Path, tmp_path: Path) 
         assert "ZeroDivisionError: a bug in a plugin" in ledger.state("broken").last_error
 
 
+def test_run_once_exits_1_when_a_tick_failed_and_says_each_failure_once(
+    flaky: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """cron reads the exit status: a failed tick must not exit 0, nor bury its one line under two copies."""
+    from botkit.bots import Disabled, Rejected
+
+    config = write_config(
+        tmp_path,
+        """\
+        bots:
+          crashing: {posts: posts.txt, filters: none, target: {kind: flaky, live: true}}
+          refused: {posts: posts.txt, filters: none, target: {kind: flaky, live: true}}
+          fine: {posts: posts.txt, filters: none}
+          locked: {posts: posts.txt, filters: none, target: {kind: flaky, live: true}}
+        """,
+    )
+    Flaky.script = [ZeroDivisionError("a bug in a plugin"), Rejected("title too long"), Disabled("bad password")]
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", str(config), "--once"]) == 1
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err + "".join(f"{r.getMessage()}\n" for r in caplog.records if r.levelno >= logging.WARNING)
+    for failure in ("a bug in a plugin", "title too long", "bad password"):
+        assert shown.count(failure) == 1, shown
+    assert "crashing: error: " in captured.out and "refused: failed: candidate " in captured.out
+    assert "locked: disabled: bad password" in captured.out and "fine: posted: candidate " in captured.out
+    assert captured.err.splitlines()[-1] == "botkit: error: 3 of 4 bot(s) failed their tick: crashing, refused, locked (their lines above say why)"
+    Flaky.script = []
+    assert main(["run", str(config), "--once"]) == 0  # each run --once is a restart: the disabled bot is tried again
+    assert capsys.readouterr().out.count(": posted: candidate ") == 4
+
+
+def test_run_once_as_cron_runs_it_exit_status_and_one_line_per_failure(tmp_path: Path) -> None:
+    """In a child process, as cron runs it: the real log handler, stdout and stderr, the exit status."""
+    config = write_config(
+        tmp_path, ONE_BOT + "        target: {kind: outbox, folder: blocked, limits: {min_interval: 0s}}\n        retry: {attempts: 3, backoff: 0.01s}\n"
+    )
+    (tmp_path / "blocked").write_text("a file where the outbox folder should be", encoding="utf-8")
+
+    def once() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "botkit", "run", str(config), "--once"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    failed = once()
+    assert failed.returncode == 1, failed.stderr
+    lines = (failed.stdout + failed.stderr).splitlines()
+    assert [line for line in lines if "try 3 of 3" in line] == []  # the last try's failure is the result line
+    assert len([line for line in lines if line.startswith("apple: error: candidate 1 not confirmed")]) == 1
+    assert lines[-1] == "botkit: error: 1 of 1 bot(s) failed their tick: apple (their lines above say why)"
+    (tmp_path / "blocked").unlink()
+    fixed = once()
+    assert fixed.returncode == 0 and "apple: posted: candidate 1" in fixed.stdout and fixed.stderr == ""
+
+
 # -- review ----------------------------------------------------------------------------------
+
+
+CONTROL_POSTS = ["clear\x1b[2Jscreen", "title\x1b]0;pwned\x07here", "back\x08\x08space", "carriage\rreturn", "one-byte csi\x9b2J", "héllo wörld 😀 ✓ \tтекст"]
+SHOWN_AS = ["clear\\x1b[2Jscreen", "title\\x1b]0;pwned\\x07here", "back\\x08\\x08space", "carriage\\rreturn", "one-byte csi\\x9b2J", "héllo wörld 😀 ✓ \tтекст"]
+RAW_CONTROLS = ("\x1b", "\x07", "\x08", "\r", "\x9b")
+
+
+def test_review_and_history_show_control_characters_escaped_on_the_terminal(tmp_path: Path) -> None:
+    """In child processes, bytes as a terminal would get them: no escape sequence arrives raw, ordinary text is untouched."""
+    config = write_config(tmp_path, ONE_BOT + "        review: true\n        buffer: {size: 6, low: 1}\n", CONTROL_POSTS)
+
+    def botkit(*args: str, stdin: str = "") -> str:
+        done = subprocess.run([sys.executable, "-m", "botkit", *args], cwd=tmp_path, input=stdin.encode(), capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode("utf-8")
+
+    botkit("run", str(config), "--once")
+    reviewed = botkit("review", "apple", "-c", str(config), stdin="a\n" * len(CONTROL_POSTS))
+    for _ in CONTROL_POSTS:
+        botkit("run", str(config), "--once")
+    history = botkit("history", "apple", "-c", str(config))
+    for shown in (reviewed, history):
+        assert not any(raw in shown for raw in RAW_CONTROLS), ascii(shown)
+        assert all(escaped in shown for escaped in SHOWN_AS), shown
+    assert len(history.splitlines()) == len(CONTROL_POSTS)  # a carriage return starts no line of its own
+
+
+def test_status_shows_a_stored_error_with_its_control_characters_escaped(flaky: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from botkit.bots import Rejected
+
+    Flaky.script = [Rejected("\x1b]0;owned\x07refused\x1b[2J")]
+    assert main(["run", str(flaky), "--once"]) == 1
+    assert "\\x1b]0;owned\\x07refused\\x1b[2J" in capsys.readouterr().out  # the result line
+    assert main(["status", "-c", str(flaky)]) == 0
+    out = capsys.readouterr().out
+    assert "last error:" in out and "\\x1b]0;owned\\x07refused\\x1b[2J" in out and "\x1b" not in out
+
+
+@given(st.text())
+def test_printable_escapes_controls_only(text: str) -> None:
+    shown = printable(text)
+    assert not any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in shown)
+    if not any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        assert shown == text  # letters, emoji, combining marks, newlines and tabs as they are
+    assert printable(shown) == shown  # escaping twice changes nothing more: shown once
 
 
 def test_review_approves_and_rejects_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -243,10 +243,10 @@ def test_a_sites_own_timeout_applies(tmp_path: Path, fake: FakeReddit) -> None:
 def test_bad_password_disables_that_bot_only(tmp_path: Path, fake: FakeReddit, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, "flair_id: null", bots=("apple", "wrongpw"))
     config.write_text(config.read_text().replace("site: wrongpwbot", "site: wrongpw"), encoding="utf-8")
-    assert main(["run", str(config), "--once"]) == 0
+    assert main(["run", str(config), "--once"]) == 1  # a disabled bot is a failed tick: cron must hear of it
     out = capsys.readouterr().out
     assert "apple: posted" in out and "wrongpw: disabled: r/SubredditNN: Reddit refused the account of praw site 'wrongpw'" in out
-    assert main(["run", str(config), "--once"]) == 0
+    assert main(["run", str(config), "--once"]) == 1
     assert fake.titles() == POSTS[:2]
     assert main(["status", "-c", str(config)]) == 0
     report = capsys.readouterr().out

@@ -136,6 +136,14 @@ def test_null_fields_and_a_numeric_id_still_read(tmp_path: Path) -> None:
     assert list(read_corpus(path)) == [Document("a", id="42"), Document("b", "x", "t3_1", "s", "2024-01-01T00:00:00Z", "p")]
 
 
+def test_corpus_stats_shows_a_labels_control_characters_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"text": "t", "label": "r/\x1b]0;pwned\x07x"}) + "\n" + json.dumps({"text": "u", "label": "ünï 😀"}) + "\n", encoding="utf-8")
+    assert main(["corpus", "stats", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "r/\\x1b]0;pwned\\x07x" in out and "\x1b" not in out and "ünï 😀" in out
+
+
 def test_missing_folder_and_bad_suffix_are_errors(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="does not exist"):
         CorpusWriter(tmp_path / "nope" / "c.jsonl")

@@ -81,10 +81,10 @@ def history(config: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
     return [line.split()[3] for line in capsys.readouterr().out.splitlines()]
 
 
-def run_once(config: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    """One ``botkit run --once`` in this process: its output and log lines together."""
+def run_once(config: Path, capsys: pytest.CaptureFixture[str], status: int = 0) -> str:
+    """One ``botkit run --once`` in this process: its output and log lines together; ``status``: its exit status (1 when the tick failed)."""
     capsys.readouterr()
-    assert main(["run", str(config), "--once"]) == 0
+    assert main(["run", str(config), "--once"]) == status
     captured = capsys.readouterr()
     return captured.out + captured.err
 
@@ -200,9 +200,9 @@ def test_a_full_disk_fails_the_post_and_a_later_run_posts_it_whole(config: Path,
     run_once(config, capsys)
     before = outbox(config).read_bytes()
     filler = fill(tmpfs, leave=9 * 1024)  # room for half of the next post
-    out = run_once(config, capsys)
+    out = run_once(config, capsys, status=1)
     assert_not_posted(config, before, out, "No space left on device", capsys)
-    out = run_once(config, capsys)  # still full: the claimed candidate is tried again, and fails again
+    out = run_once(config, capsys, status=1)  # still full: the claimed candidate is tried again, and fails again
     assert_not_posted(config, before, out, "No space left on device", capsys)
     filler.unlink()
     assert_posted_whole_later(config, capsys)
@@ -221,7 +221,7 @@ def test_a_file_size_limit_fails_the_post_and_a_later_run_posts_it_whole(config:
     before = outbox(config).read_bytes()
     args = [sys.executable, "-c", _CHILD, str(len(before) + 9 * 1024), "run", str(config), "--once"]
     child = subprocess.run(args, check=False, cwd=config.parent, capture_output=True, text=True, timeout=120)
-    assert child.returncode == 0, child.stderr
+    assert child.returncode == 1, child.stderr  # the tick failed: cron hears of it
     assert_not_posted(config, before, child.stdout + child.stderr, "File too large", capsys)
     assert_posted_whole_later(config, capsys, earlier=1000)
     assert posted_lines(config)[:1000] == [line.split("  ", 1)[1] for line in earlier.splitlines()]
@@ -232,7 +232,7 @@ def test_a_read_only_outbox_fails_the_post_and_a_later_run_posts_it_whole(config
     before = outbox(config).read_bytes()
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     try:
-        out = run_once(config, capsys)
+        out = run_once(config, capsys, status=1)
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)
     assert_not_posted(config, before, out, "Read-only file system", capsys)

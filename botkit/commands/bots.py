@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from botkit.commands.common import add_config, add_db, bots_config, config_path, open_ledger
 from botkit.corpus import corpus_stats
-from botkit.errors import ConfigError
+from botkit.errors import BotkitError, ConfigError
+from botkit.terminal import say
 
 if TYPE_CHECKING:
     from botkit.bots.spec import BotSpec
@@ -31,7 +32,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         "A target not marked live: true posts to the local outbox instead.",
     )
     add_config(run)
-    run.add_argument("--once", action="store_true", help="one tick of every bot, then exit (for cron and the demo)")
+    run.add_argument("--once", action="store_true", help="one tick of every bot, then exit (for cron and the demo); exit status 1 if any bot's tick failed")
     add_db(run)
     status = command("status", "each bot's last post (with its link), next run, queue size, the worker that holds it, and its last error")
     add_config(status)
@@ -59,14 +60,37 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     add_config(demo)
 
 
+class TicksFailed(BotkitError):
+    """Some bots' ticks failed in ``run --once``: the CLI's one error line counts them, and the exit status is 1."""
+
+
 def run(args: argparse.Namespace) -> None:
+    """``botkit run``: the daemon, or with ``--once`` one tick of every bot, for cron.
+
+    Exit status of ``run --once``: 0 when every tick did its job (posted, or had nothing to do:
+    empty, waiting on a limit or the service, skipped because another worker holds the bot);
+    1 when any bot's tick failed (an error, a post the service refused, a disabled bot), with
+    ``botkit: error: N of M bot(s) failed their tick: NAMES`` last on stderr, each failure
+    itself printed once, as its result line, on stdout; 1 as well for a config or ledger error,
+    before any tick; 130 on Ctrl-C.
+    """
     from botkit.bots.spec import readiness
 
-    run_bots(bots_config(args, also=lambda bots, corpora, where: readiness(bots, where)), args, once=args.once)
+    config = bots_config(args, also=lambda bots, corpora, where: readiness(bots, where))
+    _fail_if_any(run_bots(config, args, once=args.once), len(config.bots))
 
 
-def run_bots(config: Config, args: argparse.Namespace | None, *, once: bool) -> None:
-    """Start every bot of ``config``: one tick each with ``once``, else the daemon until a signal."""
+def _fail_if_any(failed: list[str], total: int) -> None:
+    if failed:
+        raise TicksFailed(f"{len(failed)} of {total} bot(s) failed their tick: {', '.join(failed)} (their lines above say why)")
+
+
+def run_bots(config: Config, args: argparse.Namespace | None, *, once: bool) -> list[str]:
+    """Start every bot of ``config``: one tick each with ``once``, else the daemon until a signal.
+
+    Returns the bots whose tick went wrong (``once`` only; the daemon reports as it goes), in
+    config order, each once: the caller decides the exit status.
+    """
     import threading
 
     from botkit.bots.bot import build_bots
@@ -79,16 +103,18 @@ def run_bots(config: Config, args: argparse.Namespace | None, *, once: bool) -> 
         stop = threading.Event()
         bots = build_bots(config.bots, ledger, str(config.path), stop=stop)
         for line in start_warnings(bots):
-            print(f"botkit: warning: {line}", file=sys.stderr)
+            say(f"botkit: warning: {line}", file=sys.stderr)
         if once:
-            for result in run_once(bots, ledger):
-                print(result)
-            return
+            results = run_once(bots, ledger)
+            for result in results:
+                say(result)
+            return list(dict.fromkeys(r.bot for r in results if r.went_wrong))
         announce = (
             f"botkit: running {len(bots)} bot(s) from {config.path} as worker {describe(bots[0].worker)}; ledger {ledger.safe_url}; stop with Ctrl-C or SIGTERM"
         )
-        Daemon(bots, ledger, lambda result: print(result, flush=True), stop).run(started=lambda: print(announce, flush=True))
+        Daemon(bots, ledger, lambda result: say(result, flush=True), stop).run(started=lambda: say(announce, flush=True))
         print("botkit: stopped", flush=True)
+        return []
 
 
 def status(args: argparse.Namespace) -> None:
@@ -96,7 +122,7 @@ def status(args: argparse.Namespace) -> None:
 
     config = bots_config(args)
     with open_ledger(config, args) as ledger:
-        print(report(ledger, config.bots))
+        say(report(ledger, config.bots))
 
 
 def history(args: argparse.Namespace) -> None:
@@ -106,7 +132,7 @@ def history(args: argparse.Namespace) -> None:
     with open_ledger(config, args) as ledger:
         if args.bot not in config.bots and args.bot not in ledger.bots():
             raise ConfigError(_no_such_bot(config, args.bot))
-        print(report(ledger, args.bot, args.limit or None))
+        say(report(ledger, args.bot, args.limit or None))
 
 
 def review(args: argparse.Namespace) -> None:
@@ -117,7 +143,7 @@ def review(args: argparse.Namespace) -> None:
     if not spec.options.review:
         raise ConfigError(f"{config.path}: bots.{args.bot}.review: review is off for this bot (set review: true to hold its candidates)")
     with open_ledger(config, args) as ledger:
-        print(review_queue(ledger, args.bot, input, print).summary(args.bot))
+        print(review_queue(ledger, args.bot, input, say).summary(args.bot))
 
 
 def bot_spec(config: Config, name: str) -> BotSpec:
@@ -156,16 +182,17 @@ def demo(args: argparse.Namespace) -> None:
     fetch_config_corpora(config, [name for name in config.corpora if name not in learned])
     for spec in config.corpora.values():
         if spec.output.exists():
-            print(f"\n== corpus {spec.name}\n{corpus_stats(spec.output).format()}")
+            say(f"\n== corpus {spec.name}\n{corpus_stats(spec.output).format()}")
     if not config.bots:
         print(f"\n{config.path} defines no bots: nothing to generate or post (see the bots: section of the example config.yaml)")
         return
     print(f"\n== 2/3  generate, filter and post: one tick of every bot (botkit run {config.path} --once)", flush=True)
-    run_bots(config, None, once=True)
+    failed = run_bots(config, None, once=True)
     print("\n== 3/3  what the bots have posted (botkit history BOT)")
     with open_ledger(config, None) as ledger:
         for name in config.bots:
-            print(report(ledger, name, 5))
+            say(report(ledger, name, 5))
+    _fail_if_any(failed, len(config.bots))
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {

@@ -15,6 +15,7 @@ from botkit.errors import BotkitError, ConfigError
 from botkit.options import add_arguments, validate
 from botkit.plugins import Registry
 from botkit.sources import SOURCES
+from botkit.terminal import say
 
 if TYPE_CHECKING:
     from botkit.config import Config
@@ -121,7 +122,7 @@ def plugins(args: argparse.Namespace) -> None:
 
 
 def corpus(args: argparse.Namespace) -> None:
-    print(corpus_stats(args.file).format())
+    say(corpus_stats(args.file).format())  # its labels are the corpus's text: no control character reaches the terminal raw
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], None]] = {"fetch": fetch, "sources": plugins, "filters": plugins, "targets": plugins, "corpus": corpus}
