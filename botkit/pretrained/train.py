@@ -10,12 +10,15 @@ per *character* (:mod:`botkit.pretrained.score`), the number ``botkit eval`` giv
 
 Defaults for a CPU, where each differs from the LSTM's (unless given): AdamW at 2e-4, 8 windows
 of 128 tokens a step, only the top fifth of the blocks trained (``--train-layers``; 0 trains all).
+``--minutes`` is wall-clock time from the moment the model is loaded: framing, the frozen blocks'
+pass and validation count, as the graph building of the first step does for the LSTM.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -156,8 +159,11 @@ def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base
     keras.utils.set_random_seed(config.seed)
     folder.keras_dtype_policy(config.mixed_precision)
     base = folder.find_base(previous.base, output) if previous is not None else resolve(str(base_spec))
+    began = time.monotonic()
     lm = folder.load_causal_lm(base)
     tokens = Tokens(base)
+    log.info("%s: loaded in %.1f s", base.spec, time.monotonic() - began)
+    began = time.monotonic()  # --minutes counts from here: framing, the frozen blocks' pass and validation are training time
     docs = read_documents(corpus, config.single_text)
     conditional = any(doc.parent is not None for doc in docs)
     labels = sorted({doc.label for doc in docs if doc.label is not None})
@@ -176,12 +182,12 @@ def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base
     log.info("%s: %d training windows of %d tokens, %d validation documents; training %d of %d layers", base.spec, len(x), config.window, len(val_docs), len(layers), len(lm.backbone.layers))
     tune.training = {"corpus": [str(p) for p in corpus]}  # the novelty filter checks samples against it
     tokens_per_char = float(w.sum()) / sum(len(doc.text) + 1 for doc in train_docs)
-    return _fit(lm, tune, tokens, x, w, val_docs, config, output, previous, extra_minutes, tokens_per_char)
+    return _fit(lm, tune, tokens, x, w, val_docs, config, output, previous, extra_minutes, tokens_per_char, began)
 
 
 def _fit(
     lm: Any, tune: folder.FineTune, tokens: Tokens, x: np.ndarray, w: np.ndarray, val_docs: list[Document],
-    config: TrainConfig, output: Path, previous: folder.FineTune | None, extra_minutes: float | None, tokens_per_char: float,
+    config: TrainConfig, output: Path, previous: folder.FineTune | None, extra_minutes: float | None, tokens_per_char: float, began: float,
 ) -> TrainReport:  # fmt: skip
     ones = np.ones_like(x[:, :-1], bool)
     top = TopOnly(lm, tune.layers) if len(tune.layers) < len(folder.blocks(lm)) else None
@@ -190,8 +196,9 @@ def _fit(
         top = None
     inputs: Any
     if top is not None:
-        log.info("running the %d frozen blocks once over %d windows", top.first, len(x))
+        started = time.monotonic()
         model, inputs = top.model, (top.hidden(x[:, :-1], ones), ones)
+        log.info("the %d frozen blocks ran once over %d windows in %.1f s", top.first, len(x), time.monotonic() - started)
     else:
         model, inputs = lm, {"token_ids": x[:, :-1], "padding_mask": ones}
     optimizer = keras.optimizers.AdamW(learning_rate=config.lr, weight_decay=0.0, clipnorm=config.clipnorm)
@@ -237,6 +244,7 @@ def _fit(
         generator = TransformerGenerator(folder.Loaded(output, lm, tokens, tune))
         callbacks.append(Previews(generator, config.sample_every, min(config.sample_length, PREVIEW_TOKENS), tune.labels[0] if tune.labels else None, config.seed, report))
     dataset = windows_dataset(inputs, x, w, config.batch_size, config.seed)
+    state.elapsed += time.monotonic() - began  # the preparation since the model loaded is part of the budget
     try:
         validation = PerCharacter(state, scorer, val_docs, report, tokens_per_char=tokens_per_char)
         listed = TrainingCallbacks(validation, callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
