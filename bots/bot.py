@@ -38,7 +38,7 @@ from botkit.redact import Redactor
 
 if TYPE_CHECKING:
     from botkit.filters import FilterChain
-    from botkit.generate import AnyGenerator
+    from botkit.generate import SampleSource
 
 log = logging.getLogger(__name__)
 
@@ -332,13 +332,13 @@ class _Models:
     shared by every bot of one build that writes with it, posts and replies alike."""
 
     def __init__(self) -> None:
-        self._loaded: dict[Path, AnyGenerator] = {}
+        self._loaded: dict[Path, SampleSource] = {}
         self._lock = threading.Lock()
 
-    def loader(self, model: Path) -> Callable[[], AnyGenerator]:
+    def loader(self, model: Path) -> Callable[[], SampleSource]:
         return functools.partial(self.load, model)
 
-    def load(self, model: Path) -> AnyGenerator:
+    def load(self, model: Path) -> SampleSource:
         from botkit.generate import load
 
         with self._lock:

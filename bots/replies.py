@@ -32,7 +32,7 @@ from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
 if TYPE_CHECKING:
     from botkit.bots.spec import BotSpec, ReplyOptions
     from botkit.filters import FilterChain
-    from botkit.generate import AnyGenerator
+    from botkit.generate import SampleSource
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
@@ -94,7 +94,7 @@ class Replier:
         spec: BotSpec,
         ledger: Ledger,
         chain: FilterChain,
-        load: Callable[[], AnyGenerator],
+        load: Callable[[], SampleSource],
         *,
         peers: set[str],
         accounts: Callable[[Iterable[str]], set[str]],

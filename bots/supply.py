@@ -23,7 +23,7 @@ from botkit.corpus import read_corpus
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
-    from botkit.generate import AnyGenerator
+    from botkit.generate import SampleSource
     from botkit.generation import GenerateSettings
 
 
@@ -67,7 +67,7 @@ class ModelSamples:
     since loading compiles the model.
     """
 
-    def __init__(self, load: Callable[[], AnyGenerator], settings: GenerateSettings, start: int = 0, *, salt: str = "") -> None:
+    def __init__(self, load: Callable[[], SampleSource], settings: GenerateSettings, start: int = 0, *, salt: str = "") -> None:
         self.load = load
         self.settings = settings
         self.position = start
@@ -76,7 +76,7 @@ class ModelSamples:
     def candidates(self, n: int) -> list[Sample]:
         generator = self.load()
         # A reply model trained on a corpus of posts and replies writes a post as a reply to nothing.
-        parent = {"parent": ""} if generator.vocab.conditional else {}
+        parent = {"parent": ""} if generator.conditional else {}
         samples = generator.generate(n, **self.settings.given(), **parent, seed=self.salt + self.position)
         self.position += len(samples)
         return samples

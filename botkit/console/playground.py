@@ -39,7 +39,7 @@ from botkit.sample import Sample
 
 if TYPE_CHECKING:
     from botkit.filters import FilterChain
-    from botkit.generate import AnyGenerator
+    from botkit.generate import SampleSource
 
 #: The most samples one click generates: a page to read, not a batch job (``botkit generate`` is that).
 MAX_SAMPLES = 50
@@ -153,7 +153,7 @@ def generate(spec: BotSpec, ledger: Ledger, where: str, asked: Form) -> list[Ver
 
 
 @lru_cache(maxsize=4)
-def _generator(folder: Path, mtime_ns: int) -> AnyGenerator:
+def _generator(folder: Path, mtime_ns: int) -> SampleSource:
     """The loaded model of ``folder`` as its weights were at ``mtime_ns``: a retrained model is loaded again."""
     from botkit.generate import load
 

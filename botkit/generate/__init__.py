@@ -20,19 +20,14 @@ TensorFlow is imported only when a model is loaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from botkit.generate.generator import GenerateRequest, Generator, write_samples
+from botkit.generate.generator import GenerateRequest, Generator, SampleSource, write_samples
 from botkit.pretrained.sources import is_pretrained, is_transformer_folder
 from botkit.sample import Sample
 
-if TYPE_CHECKING:
-    from botkit.pretrained.generator import TransformerGenerator
 
-    AnyGenerator = Generator | TransformerGenerator
-
-
-def load(model: str | Path) -> AnyGenerator:
+def load(model: str | Path) -> SampleSource:
     """The generator of a model folder, whichever family trained it (an LSTM, or a fine-tuned transformer);
     a pretrained transformer's name, file or folder (``smollm2``) writes zero-shot."""
     if is_transformer_folder(model) or is_pretrained(model):
@@ -47,4 +42,4 @@ def generate(model: str | Path, n: int, **options: Any) -> list[Sample]:
     return load(model).generate(n, **options)
 
 
-__all__ = ["Generator", "GenerateRequest", "Sample", "generate", "load", "write_samples"]
+__all__ = ["Generator", "GenerateRequest", "Sample", "SampleSource", "generate", "load", "write_samples"]

@@ -23,6 +23,7 @@ is per sample (a row that finishes a reply to one parent may start a reply to th
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -110,7 +111,37 @@ class _Call:
     parents: list[Parent]  # what each sample answers (None: a post)
 
 
-class Generator:
+class SampleSource(ABC):
+    """What every model family's generator offers (``botkit generate``, bots, the console use only
+    this): samples batch by batch from :meth:`batches`, and everything else built on it."""
+
+    path: Path | None
+    training: dict[str, Any]
+
+    @abstractmethod
+    def batches(self, n: int, **options: Any) -> Iterator[list[Sample]]:
+        """``n`` samples (or ``n`` replies to each parent) as lists, one per compiled call (filters judge whole lists at once)."""
+
+    @property
+    @abstractmethod
+    def conditional(self) -> bool:
+        """Whether the model writes replies (it was trained on a corpus with parents)."""
+
+    def generate(self, n: int, **options: Any) -> list[Sample]:
+        """``n`` samples, or ``n`` replies to each ``parent`` in turn (see :class:`GenerateRequest` for the keywords)."""
+        return list(self.stream(n, **options))
+
+    def stream(self, n: int, **options: Any) -> Iterator[Sample]:
+        """``n`` samples, yielded batch by batch as each batch finishes."""
+        for batch in self.batches(n, **options):
+            yield from batch
+
+    def write(self, path: str | Path, n: int, **options: Any) -> int:
+        """Generate ``n`` samples into ``path`` (.txt or .jsonl, see :func:`write_samples`); how many."""
+        return write_samples(path, self.stream(n, **options))
+
+
+class Generator(SampleSource):
     """Generates samples from a trained model: one in a weights folder with :meth:`load`, or a
     model in memory with the constructor (``botkit train``'s previews build one from the model in
     training; ``training`` is the training part of its config.json, for the window).
@@ -140,6 +171,10 @@ class Generator:
         return generator
 
     @property
+    def conditional(self) -> bool:
+        return self.vocab.conditional
+
+    @property
     def window(self) -> int:
         """The context length the model was trained on (tokens); training's default window when unsaid."""
         return trained_window(self.training)
@@ -155,15 +190,6 @@ class Generator:
 
     # -- the public API ---------------------------------------------------------------------------
 
-    def generate(self, n: int, **options: Any) -> list[Sample]:
-        """``n`` samples, or ``n`` replies to each ``parent`` in turn (see :class:`GenerateRequest` for the keywords)."""
-        return list(self.stream(n, **options))
-
-    def stream(self, n: int, **options: Any) -> Iterator[Sample]:
-        """``n`` samples, yielded batch by batch as each batch finishes."""
-        for batch in self.batches(n, **options):
-            yield from batch
-
     def batches(self, n: int, **options: Any) -> Iterator[list[Sample]]:
         """``n`` samples as lists, one per compiled call (filters judge whole lists at once)."""
         opts = self._check(n, GenerateRequest(**options))
@@ -171,10 +197,6 @@ class Generator:
         per_call = max(min(total, opts.batch_size * CALL_BATCHES), 1)  # one shape for every call: XLA compiles once
         for call in self._calls(n, per_call, opts):
             yield self._run_call(call, opts, rows=min(total, opts.batch_size))
-
-    def write(self, path: str | Path, n: int, **options: Any) -> int:
-        """Generate ``n`` samples into ``path`` (.txt or .jsonl, see :func:`write_samples`); how many."""
-        return write_samples(path, self.stream(n, **options))
 
     # -- one call of the compiled loop ----------------------------------------------------------
 

@@ -18,7 +18,7 @@ from botkit.generate.generator import GenerateRequest, write_samples
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
-    from botkit.generate import AnyGenerator
+    from botkit.generate import SampleSource
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class RunResult:
     kept: int
 
 
-def filter_context(generator: AnyGenerator) -> Any:
+def filter_context(generator: SampleSource) -> Any:
     """What the filters know about the model: its folder, and its training corpus when recorded."""
     from botkit.filters import FilterContext
 
@@ -41,7 +41,7 @@ def filter_context(generator: AnyGenerator) -> Any:
     return context
 
 
-def run(generator: AnyGenerator, n: int, options: GenerateRequest, filters: str, output: Path | None, stdout: TextIO | None = None) -> RunResult:
+def run(generator: SampleSource, n: int, options: GenerateRequest, filters: str, output: Path | None, stdout: TextIO | None = None) -> RunResult:
     """Generate ``n`` samples, keep those the ``filters`` chain passes, write them to ``output`` or ``stdout``."""
     from botkit.filters import build_chain
 

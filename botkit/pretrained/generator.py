@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from botkit.errors import ConfigError
-from botkit.generate.generator import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, GenerateRequest, cut_at_stop, write_samples
+from botkit.generate.generator import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, GenerateRequest, SampleSource, cut_at_stop
 from botkit.generate.sampling import Truncation, check_temperatures, choose, truncate
 from botkit.pretrained.model import Loaded, load
 from botkit.sample import Sample
@@ -40,23 +40,13 @@ CHARS_PER_TOKEN = 4.0
 DEFAULT_ROWS = 32
 
 
-@dataclass(frozen=True)
-class Vocab:
-    """What callers ask of a model's vocabulary, whatever the family."""
-
-    labels: tuple[str, ...]
-    conditional: bool
-    level: str = "bpe"
-
-
-class TransformerGenerator:
+class TransformerGenerator(SampleSource):
     """Generates samples from a fine-tuned transformer folder (see :func:`botkit.pretrained.model.load`)."""
 
     def __init__(self, loaded: Loaded) -> None:
         self.loaded, self.lm, self.tokens, self.tune = loaded, loaded.lm, loaded.tokens, loaded.tune
         self.path: Path | None = loaded.path
         self.training = loaded.tune.training
-        self.vocab = Vocab(tuple(loaded.tune.labels), loaded.tune.conditional)
         self._steps: dict[Truncation, Any] = {}
 
     @classmethod
@@ -70,17 +60,7 @@ class TransformerGenerator:
     def default_max_length(self) -> int:
         return round(DEFAULT_MAX_CHARS / CHARS_PER_TOKEN)
 
-    # -- the public API, as the LSTM generator's ---------------------------------------------------
-
-    def generate(self, n: int, **options: Any) -> list[Sample]:
-        return list(self.stream(n, **options))
-
-    def stream(self, n: int, **options: Any) -> Iterator[Sample]:
-        for batch in self.batches(n, **options):
-            yield from batch
-
-    def write(self, path: str | Path, n: int, **options: Any) -> int:
-        return write_samples(path, self.stream(n, **options))
+    # -- the public API: SampleSource's, built on batches() ----------------------------------------
 
     def batches(self, n: int, **options: Any) -> Iterator[list[Sample]]:
         opts = self._check(n, GenerateRequest(**options))
@@ -104,8 +84,8 @@ class TransformerGenerator:
         if opts.repetition_penalty is not None and not opts.repetition_penalty > 0:
             raise ConfigError(f"--repetition-penalty must be above 0 (1 is none); got {opts.repetition_penalty}")
         for label in opts.labels:
-            if label is not None and label not in self.vocab.labels:
-                known = ", ".join(self.vocab.labels) or "none: the model was trained without labels"
+            if label is not None and label not in self.tune.labels:
+                known = ", ".join(self.tune.labels) or "none: the model was trained without labels"
                 raise ConfigError(f"unknown label {label!r} (the model's labels: {known})")
         where = self.path or "this model"
         if not opts.parents:
