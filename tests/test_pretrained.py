@@ -193,6 +193,9 @@ def test_bad_input_is_one_line(tmp_path: Path, tuned: Path, capsys: pytest.Captu
     assert "drop --rnn-size" in run(capsys, "train", str(data), "--from", str(tmp_path / "none.gguf"), "--rnn-size", "8", "-o", str(tmp_path / "x"), rc=1)
     assert "--repetition-penalty is for transformer models" in run(capsys, "generate", "base", "-n", "1", "--repetition-penalty", "1.2", rc=1)
     assert "--interactive works with LSTM models" in run(capsys, "generate", str(tuned), "--interactive", rc=1)
+    assert "not found" in run(capsys, "eval", str(tuned), str(tmp_path / "none.txt"), rc=1)
+    (tmp_path / "empty.txt").write_text("")
+    assert "no text to evaluate" in run(capsys, "eval", str(tuned), str(tmp_path / "empty.txt"), rc=1)
 
 
 def test_the_example_farm_on_smollm2_is_valid() -> None:

@@ -6,6 +6,7 @@ real model; what they write is noise until a test trains them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,12 @@ def train_tokenizer(vocab_size: int = 300) -> Tokenizer:
     return tokenizer
 
 
+def _weights(seed: int) -> Callable[..., np.ndarray]:
+    """Seeded small random weights of any shape (a checkpoint's noise before a test trains it)."""
+    rng = np.random.default_rng(seed)
+    return lambda *shape: (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+
 def _tokenizer_files(folder: Path, tokenizer: Tokenizer) -> None:
     tokenizer.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": False}))
@@ -42,10 +49,7 @@ def llama_folder(folder: Path, *, layers: int = 2, hidden: int = 32, heads: int 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer()
     vocab, ffn, head_dim = tokenizer.get_vocab_size(), hidden * 2, hidden // heads
-    rng = np.random.default_rng(seed)
-
-    def w(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+    w = _weights(seed)
 
     tensors = {"model.embed_tokens.weight": w(vocab, hidden), "model.norm.weight": np.ones(hidden, np.float32)}
     for i in range(layers):
@@ -83,10 +87,7 @@ def gpt2_folder(folder: Path, *, layers: int = 2, hidden: int = 32, heads: int =
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer()
     vocab = tokenizer.get_vocab_size()
-    rng = np.random.default_rng(seed)
-
-    def w(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+    w = _weights(seed)
 
     def zeros(n: int) -> np.ndarray:
         return np.zeros(n, np.float32)

@@ -38,10 +38,7 @@ class TransformerEvalReport:
 def evaluate_file(model: str | Path, file: Path) -> TransformerEvalReport:
     loaded = load(model)
     stream = bool(loaded.tune.training.get("single_text")) and file.suffix.lower() != ".jsonl"  # read as the model was trained
-    try:
-        docs = read_documents([file], stream)
-    except CorpusError:
-        raise CorpusError(f"{file}: no text to evaluate") from None
+    docs = read_documents([file], stream, "evaluate")
     tune = loaded.tune
     scorer = DocumentScorer(loaded.lm, loaded.tokens, tune.framing, labels=tune.labels, conditional=tune.conditional)
     score, tokens = scorer.score(docs)

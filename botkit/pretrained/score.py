@@ -89,8 +89,9 @@ class DocumentScorer:
         return score_batches(prepared, lambda b: forward(b.ids[:, :-1], b.pad[:, :-1]))
 
 
-def read_documents(paths: Sequence[Path], single_text: bool) -> list[Document]:
-    """The documents of corpus files, or each file as one document (``--single-text``)."""
+def read_documents(paths: Sequence[Path], single_text: bool, purpose: str = "train on") -> list[Document]:
+    """The documents of corpus files, or each file as one document (``--single-text``); a missing
+    file or no text at all is a CorpusError saying which (``purpose``: what the text was for)."""
     docs: list[Document] = []
     for path in paths:
         if single_text:
@@ -98,7 +99,7 @@ def read_documents(paths: Sequence[Path], single_text: bool) -> list[Document]:
         else:
             docs.extend(read_corpus(path))
     if not any(doc.text for doc in docs):
-        raise CorpusError(f"{', '.join(map(str, paths))}: no text to train on (empty corpus?)")
+        raise CorpusError(f"{', '.join(map(str, paths))}: no text to {purpose} (empty corpus?)")
     return docs
 
 
