@@ -101,7 +101,7 @@ def test_train_onto_a_full_disk_keeps_the_previous_model(small_disk: Path, train
     assert main(["generate", str(out), "-n", "2", "--filters", "none"]) == 0  # and it still loads
 
 
-_LIMITED = """
+LIMITED = """
 import resource, signal, sys
 from botkit.cli import main
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, as on a full disk
@@ -119,7 +119,7 @@ def test_train_past_a_file_size_limit_keeps_the_previous_model(tmp_path: Path, t
     shutil.copytree(model, out)
     before = listing(tmp_path)
     args = ["train", str(corpus), "-o", str(out), "--resume", "--epochs", "3"]
-    done = subprocess.run([sys.executable, "-c", _LIMITED, "30000", *args], capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run([sys.executable, "-c", LIMITED, "30000", *args], capture_output=True, text=True, timeout=300, check=False)
     err = "\n".join(line for line in done.stderr.splitlines() if line.startswith("botkit: ") and line != "botkit: no GPU, training on CPU")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert err.startswith(f"botkit: error: {out}/") and "(File too large); the previous model file is unchanged" in err and "\n" not in err, err

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_outputs_faults import LIMITED, listing
 
 from botkit.cli import main
 from botkit.generate import load
@@ -131,6 +134,15 @@ def test_resume_continues_the_schedule(base: Path, tmp_path: Path, capsys: pytes
     run(capsys, "train", str(data), "-o", str(out), "--resume", "--epochs", "2", *FAST)
     state = json.loads((out / "resume" / "state.json").read_text())
     assert state["epoch"] == 2 and state["step"] == 2 * first["step"] and len(state["history"]) == 2
+    # The model folder's files are written whole or not at all: past a file size limit (a full
+    # disk's EFBIG), the resumed run fails in one line and leaves the folder as it was.
+    before = listing(tmp_path)
+    args = ["train", str(data), "-o", str(out), "--resume", "--epochs", "3", *FAST]
+    done = subprocess.run([sys.executable, "-c", LIMITED, "1000", *args], capture_output=True, text=True, timeout=300, check=False)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("botkit: error: ")]
+    assert done.returncode == 1 and "Traceback" not in done.stderr and len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"botkit: error: {out}/") and "(File too large); the previous model file is unchanged" in errors[0]
+    assert listing(tmp_path) == before
 
 
 def test_a_missing_or_changed_base_is_named(tuned: Path, base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

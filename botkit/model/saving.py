@@ -225,23 +225,33 @@ def save_resume(path: Path, model: Any, optimizer: Any, state: dict[str, Any]) -
     folder = path / RESUME
     ensure_folder(folder, "resume folder")
     _save_weights(model, folder / WEIGHTS)
+    write_resume_state(folder, optimizer, state)
+
+
+def write_resume_state(folder: Path, optimizer: Any, state: dict[str, Any]) -> None:
+    """The optimizer's variables and the schedule's position: the half of ``resume/`` both model families share."""
     values = [np.asarray(v) for v in optimizer.variables]
     with atomic_output(folder / "optimizer.npz", binary=True, what="model file") as handle:
         np.savez(handle, *values)
     _write_json(folder / "state.json", state)
 
 
-def load_resume(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
-    """Restore what :func:`save_resume` wrote; the optimizer must be built for ``model``."""
-    folder = path / RESUME
-    state_path = folder / "state.json"
+def read_resume_state(path: Path) -> dict[str, Any]:
+    """The schedule position saved in ``path/resume``, or a one-line error when there is none."""
+    state_path = path / RESUME / "state.json"
     if not state_path.exists():
         raise ModelFolderError(f"{state_path}: missing; nothing to resume in {path} (train without --resume first)")
     try:
         state = json.loads(state_path.read_text())
     except ValueError:
         raise ModelFolderError(f"{state_path}: truncated or not a botkit resume state") from None
-    load_weights_file(model, folder / WEIGHTS, path / CONFIG)
+    if not isinstance(state, dict):
+        raise ModelFolderError(f"{state_path}: not a botkit resume state")
+    return state
+
+
+def restore_optimizer(folder: Path, optimizer: Any) -> None:
+    """Put the variables :func:`write_resume_state` saved back into ``optimizer`` (built for its model)."""
     try:
         with np.load(folder / "optimizer.npz") as saved:
             values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
@@ -252,6 +262,13 @@ def load_resume(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
         raise ModelFolderError(f"{folder / 'optimizer.npz'}: does not match the model (was it saved by another botkit version?)")
     for variable, value in zip(variables, values):
         variable.assign(value)
+
+
+def load_resume(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+    """Restore what :func:`save_resume` wrote; the optimizer must be built for ``model``."""
+    state = read_resume_state(path)
+    load_weights_file(model, path / RESUME / WEIGHTS, path / CONFIG)
+    restore_optimizer(path / RESUME, optimizer)
     return state
 
 

@@ -16,7 +16,6 @@ fine-tune in half the memory, and its folder holds a fifth of the weights (READM
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 
 from botkit import __version__
+from botkit.atomic import ensure_folder, write_bytes
 from botkit.model.saving import ModelFolderError
 from botkit.pretrained.sources import BaseModel, PretrainedError, content_hash, is_pretrained, is_transformer_folder, resolve
 from botkit.pretrained.text import Framing, Tokens
@@ -83,14 +83,10 @@ def set_layer_weights(lm: Any, values: dict[str, np.ndarray], where: Path) -> No
 
 
 def write_weights(path: Path, values: dict[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
+    """The weights as one safetensors file, written atomically (a full disk leaves the old file)."""
+    from safetensors.numpy import save
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: np.ascontiguousarray(v) for k, v in values.items()}, str(tmp))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors makes its files owner-only; a model folder's files are like any other
-    os.replace(tmp, path)
+    write_bytes(path, save({k: np.ascontiguousarray(v) for k, v in values.items()}), what="model file")
 
 
 def read_weights(path: Path) -> dict[str, np.ndarray]:
@@ -106,9 +102,7 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes(path, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"), what="model file")
 
 
 @dataclass
@@ -191,7 +185,7 @@ def load(path: str | Path) -> Loaded:
 
 def save(path: Path, lm: Any, tune: FineTune) -> None:
     """Write the trained layers and the config (config last: a folder with a config is complete)."""
-    path.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path, "model folder")
     write_weights(path / TRAINED, layer_weights(lm, tune.layers))
     write_json(path / CONFIG, tune.to_json())
 

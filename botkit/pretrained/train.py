@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from botkit.atomic import ensure_folder
 from botkit.corpus.document import Document
 from botkit.errors import ConfigError
 from botkit.model.callbacks import (
@@ -41,7 +42,7 @@ from botkit.model.callbacks import (
     Validation,
 )
 from botkit.model.evaluate import Score
-from botkit.model.saving import ModelFolderError
+from botkit.model.saving import ModelFolderError, read_resume_state, restore_optimizer, write_resume_state
 from botkit.model.train import SAMPLE_TEMPERATURES, TrainingInterrupted, TrainReport
 from botkit.pretrained import model as folder
 from botkit.pretrained.generator import TransformerGenerator
@@ -225,10 +226,9 @@ def _fit(
 
     def save_resume() -> None:
         where = output / folder.RESUME
-        where.mkdir(parents=True, exist_ok=True)
+        ensure_folder(where, "resume folder")
         folder.write_weights(where / folder.TRAINED, folder.layer_weights(lm, tune.layers))
-        np.savez(where / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
-        folder.write_json(where / "state.json", asdict(state))
+        write_resume_state(where, optimizer, asdict(state))
 
     scorer = _Validation(DocumentScorer(lm, tokens, tune.framing, labels=tune.labels, conditional=tune.conditional), val_docs, top) if val_docs else None
     ticker = ScheduleAndBudget(schedule, state, budget, targets_per_step)
@@ -265,23 +265,13 @@ def _fit(
 
 def _resume_state(output: Path, model: Any, optimizer: Any) -> TrainState:
     """The saved state and optimizer variables of ``output/resume`` (the trained weights are already in)."""
-    import json
-
-    where = output / folder.RESUME
+    saved = read_resume_state(output)
     try:
-        state = TrainState(**json.loads((where / "state.json").read_text()))
-    except (OSError, ValueError, TypeError):
-        raise ModelFolderError(f"{where / 'state.json'}: missing or not a botkit resume state; nothing to resume (train without --resume first)") from None
+        state = TrainState(**saved)
+    except TypeError:
+        raise ModelFolderError(f"{output / folder.RESUME / 'state.json'}: not a botkit resume state of a transformer fine-tune") from None
     optimizer.build(model.trainable_variables)
-    try:
-        with np.load(where / "optimizer.npz") as saved:
-            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    except (OSError, ValueError, KeyError, EOFError):
-        raise ModelFolderError(f"{where / 'optimizer.npz'}: missing or truncated") from None
-    if len(values) != len(optimizer.variables):
-        raise ModelFolderError(f"{where / 'optimizer.npz'}: does not match the model")
-    for variable, value in zip(optimizer.variables, values):
-        variable.assign(value)
+    restore_optimizer(output / folder.RESUME, optimizer)
     return state
 
 
