@@ -188,6 +188,11 @@ class Target(ABC):
         then posts it normally). Raise :class:`Transient` when it cannot tell yet.
         """
 
+    #: Whether :meth:`reconcile` answering None proves the post is not there. A stopping bot gives
+    #: such a claim back to the queue; where a lookup can miss a post (X's timelines lag, and its
+    #: proof is the next post's duplicate refusal), the claim stays for the next tick instead.
+    lookup_proves_absence: ClassVar[bool] = True
+
     #: Whether :meth:`incoming` works: a bot with a ``reply:`` block needs a target that listens.
     listens: ClassVar[bool] = False
     #: What the names in ``reply.watch`` are on this target ("subreddits"); None: nothing to watch.

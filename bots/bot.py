@@ -9,7 +9,9 @@ The exactly-once rules live here and only here:
   limit, bad credentials), and is marked failed only when the service refused it for good;
 * a tick runs only while this worker holds the bot's lease, a claim left by another worker is
   touched only once that worker's lease on it ran out, and the claim is renewed before every try
-  (a worker that lost it stops without posting). The ledger makes each of these one transaction.
+  (a worker that lost it stops without posting). The ledger makes each of these one transaction;
+* a worker that stops cleanly looks its claim left in doubt up once before it goes
+  (:meth:`Bot.settle_claim`), so the ledger agrees with the service without waiting for a restart.
 
 A tick posts at most once. Whatever goes wrong in one bot's tick is recorded in the ledger and
 returned; it never propagates into the daemon, so one bot's failure never stops the farm.
@@ -22,13 +24,13 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from botkit.bots import TARGETS, Disabled, Limits, PostResult, RateLimited, Rejected, Target, Transient
-from botkit.bots.ledger import APPROVED, EVERY_STATE, QUEUED, REJECTED, Busy, Candidate, Ledger, NewCandidate, Wait, storable, utcnow
+from botkit.bots import TARGETS, Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetError, Transient
+from botkit.bots.ledger import APPROVED, EVERY_STATE, IN_DOUBT, QUEUED, REJECTED, Busy, Candidate, Ledger, NewCandidate, Wait, storable, utcnow
 from botkit.bots.replies import Replier
 from botkit.bots.spec import BotSpec, readiness
 from botkit.bots.supply import CandidateSupplier, ModelSamples, NoPosts, PostsFile
@@ -255,9 +257,41 @@ class Bot:
             except Disabled as exc:
                 return self._disable(candidate, exc, unsure=check_first or attempt > 0)
             return self._posted(candidate, result)
-        message = f"candidate {candidate.id} not confirmed ({self.redact(str(last or 'stopped'))}); checked again at the next tick"
+        message = f"candidate {candidate.id} not confirmed ({self.redact(str(last or 'stopped'))}); looked up again when the worker stops or at the next tick"
         self._record_error(message)
         return TickResult(self.name, "error", message)
+
+    def settle_claim(self) -> TickResult | None:
+        """On the way out (a clean stop, the end of ``run --once``): one lookup of the claim this
+        worker leaves in doubt, so the ledger agrees with the service without waiting for a later
+        start. None when the bot has no claim of ours.
+
+        One request, never a retry loop: a stop stays as prompt as the target's request timeout.
+        Found: posted. Certainly not there: back in the queue (what a tick does with a post the
+        service refused for now). The lookup failed, or proves nothing: the claim stays, and the
+        result says so, in one line.
+        """
+        try:
+            claimed = self.ledger.claimed(self.name)
+            if claimed is None or claimed.owner != self.worker:
+                return None
+            return self._look_up_once(claimed)
+        except Exception as exc:  # noqa: BLE001 - the ledger is down: whatever is claimed stays, for the next start
+            return TickResult(self.name, "error", f"could not settle its claim on the way out: {self.explain(exc)}")
+
+    def _look_up_once(self, candidate: Candidate) -> TickResult:
+        left = f"candidate {candidate.id} left {IN_DOUBT}"
+        try:
+            found = self.target.reconcile(candidate)
+        except TargetError as exc:
+            return TickResult(self.name, "error", f"{left}: its lookup on the way out failed ({self.redact(str(exc))}); looked up again at the next start")
+        if found is not None:
+            posted = self._posted(candidate, found)
+            return replace(posted, message=f"{posted.message} (found by its lookup on the way out)")
+        if not self.target.lookup_proves_absence:
+            return TickResult(self.name, "error", f"{left}: {self.target_kind} does not show it yet, which proves nothing; looked up again at the next start")
+        self.ledger.release(candidate, self.worker)
+        return TickResult(self.name, "waiting", f"candidate {candidate.id} is not on {self.target_kind} (looked up on the way out): back in the queue")
 
     def _posted(self, candidate: Candidate, result: PostResult) -> TickResult:
         self.ledger.mark_posted(candidate, self.target_kind, result)

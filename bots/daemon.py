@@ -9,7 +9,9 @@ stores must not be shared between processes, so the jobs live in memory in each 
 ledger alone is the shared truth.
 
 SIGTERM and SIGINT stop the scheduler, let the post in flight finish (its retry backoff is cut
-short: a candidate left claimed is reconciled at the next start) and exit cleanly.
+short), look each claim this worker leaves in doubt up once (:meth:`Bot.settle_claim`: posted,
+back in the queue, or left claimed for the next start when the service cannot be reached) and
+exit cleanly. ``run --once`` does the same for each bot after its tick.
 
 The scheduler runs in the background and the main thread waits for a signal, rather than
 APScheduler's BlockingScheduler owning the main thread: a signal handler runs on the main thread
@@ -25,6 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -78,6 +81,9 @@ def run_once(bots: Sequence[Bot], ledger: Ledger) -> list[TickResult]:
                     results.append(bot.reply_tick())
                 if bot.spec.options.posts_at_all:
                     results.append(bot.tick())
+                settled = bot.settle_claim()  # a claim this run leaves in doubt: looked up once more before it ends
+                if settled is not None:
+                    results.append(settled)
             try:
                 ledger.release_bot(bot.name, bot.worker)
             except Exception as exc:  # noqa: BLE001 - the ledger is down: its lease runs out by itself
@@ -160,7 +166,21 @@ class Daemon:
         with self._idle:
             if not self._idle.wait_for(lambda: self._running == 0, timeout=STOP_WAIT_S):
                 log.warning("stopping with posts still in flight; they are reconciled at the next start")
+        for result in self._settle_claims():
+            self.report(result)
         _retire(self.ledger, self.worker)
+
+    def _settle_claims(self) -> list[TickResult]:
+        """One lookup of each claim this worker leaves in doubt, all at once: a stop waits for the
+        slowest lookup, not for their sum. A bot still ticking (the stop's wait ran out) is left to its tick."""
+        idle = [bot for name, bot in self.bots.items() if self._busy[name].acquire(blocking=False)]
+        try:
+            with ThreadPoolExecutor(max(1, min(MAX_WORKERS, len(idle))), thread_name_prefix="settle") as pool:
+                settled = list(pool.map(Bot.settle_claim, idle))
+        finally:
+            for bot in idle:
+                self._busy[bot.name].release()
+        return [result for result in settled if result is not None]
 
     def _beat(self) -> None:
         """Renew this worker's leases, take its share of free bots, and tick new ones soon."""

@@ -88,6 +88,9 @@ _SCHEMA_LOCK = 0x626F746B  # pg_advisory_xact_lock key for schema creation and m
 REJECTED, QUEUED, APPROVED, CLAIMED, POSTED, FAILED = "rejected", "queued", "approved", "claimed", "posted", "failed"
 #: States of a candidate that is still waiting to be posted (the bot's queue).
 WAITING = (QUEUED, APPROVED)
+#: A claimed candidate as people see it (status, history, the console): the service may hold it or not,
+#: and a lookup (the next tick's, or the one a clean stop makes) settles which.
+IN_DOUBT = "in doubt (claimed, not confirmed)"
 #: The reason of a candidate a reviewer rejected (filters put their own name there).
 REVIEWED = "review"
 EVERY_STATE = (REJECTED, QUEUED, APPROVED, CLAIMED, POSTED, FAILED)

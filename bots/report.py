@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from botkit.bots.ledger import BotState, Ledger, show_time, utcnow
+from botkit.bots.ledger import IN_DOUBT, BotState, Candidate, Ledger, show_time, utcnow
 from botkit.bots.spec import BotSpec
 from botkit.bots.workers import describe
 from botkit.corpus.io import encode_txt
@@ -31,18 +31,13 @@ def status(ledger: Ledger, specs: Mapping[str, BotSpec]) -> str:
         last = ledger.history(name, 1)
         link = f"  {last[0].url}" if last and web_link(last[0].url) else ""
         claimed = ledger.claimed(name)
-        in_flight = ""
-        if claimed is not None:
-            live = claimed.lease_until is not None and claimed.lease_until > utcnow()
-            in_flight = f", candidate {claimed.id} " + (
-                f"being posted by {describe(claimed.owner)}" if live and claimed.owner else "claimed (reconciled at the next tick)"
-            )
         lines = [
             f"{name}",
             f"  target:     {target_of(specs.get(name))}",
             f"  last post:  {show_time(state.last_post_at)}{link}",
             f"  next run:   {show_time(state.not_before or state.next_run_at) if not state.disabled else 'never (disabled)'}",
-            f"  queue:      {ledger.waiting(name)} waiting{in_flight}",
+            f"  queue:      {ledger.waiting(name)} waiting",
+            *([f"  in flight:  {in_doubt(claimed)}"] if claimed is not None else []),
             f"  run by:     {holder(state, workers)}",
         ]
         spec = specs.get(name)
@@ -73,6 +68,18 @@ def web_link(url: str | None) -> str | None:
     return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
+def in_doubt(claimed: Candidate) -> str:
+    """A claimed candidate in words: in doubt since its claim (the service may already show it), and what settles it."""
+    return f"candidate {claimed.id} {IN_DOUBT} since {show_time(claimed.claimed_at)}; {settled_by(claimed)}"
+
+
+def settled_by(claimed: Candidate) -> str:
+    """What settles a claim: the worker posting it now (its lease runs), else a lookup at the next tick."""
+    if claimed.owner is not None and claimed.lease_until is not None and claimed.lease_until > utcnow():
+        return f"being posted by {describe(claimed.owner)}"
+    return "looked up at the next tick"
+
+
 def holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) -> str:
     """Which worker runs the bot: host and pid, and whether its lease is still running."""
     if state.owner is None:
@@ -85,13 +92,23 @@ def holder(state: BotState, workers: Mapping[str, tuple[str, int, datetime]]) ->
 
 
 def history(ledger: Ledger, bot: str, limit: int | None) -> str:
-    """The bot's posts, newest first: time, target, the post's link (else its remote id), text."""
-    records = ledger.history(bot, limit)
-    if not records:
+    """The bot's posts, newest first: time, target, the post's link (else its remote id), text.
+
+    A claim in doubt comes first, whatever the limit: it may be a post already live on the service.
+    """
+    records, claimed = ledger.history(bot, limit), ledger.claimed(bot)
+    if not records and claimed is None:
         return f"{bot}: no posts yet"
     lines = []
+    if claimed is not None:
+        doubt = f"{IN_DOUBT}  candidate {claimed.id}, {settled_by(claimed)}"
+        lines.append(f"{show_time(claimed.claimed_at)}  {doubt}  {_one_line(_text(claimed.text, claimed.reply_to), 100)}")
     for r in records:
         remote = web_link(r.url) or (r.remote_id if r.remote_id is not None else f"(id unknown{': ' + r.note if r.note else ''})")
-        text = r.text if r.reply_to is None else f"re {r.reply_to}: {r.text}"
-        lines.append(f"{show_time(r.posted_at)}  {r.target:<8} {remote:<14} {_one_line(text, 100)}")
+        lines.append(f"{show_time(r.posted_at)}  {r.target:<8} {remote:<14} {_one_line(_text(r.text, r.reply_to), 100)}")
     return "\n".join(lines)
+
+
+def _text(text: str, reply_to: str | None) -> str:
+    """A post's text as history shows it: a reply names what it answers."""
+    return text if reply_to is None else f"re {reply_to}: {text}"

@@ -86,6 +86,9 @@ class TwitterTarget(Target):
     default_limits: ClassVar[Limits] = DEFAULT_LIMITS
 
     listens = True
+    #: X's timelines lag behind a post, and some access levels have none: a lookup that finds
+    #: nothing proves nothing; only the next post's duplicate refusal does (see :meth:`post`).
+    lookup_proves_absence: ClassVar[bool] = False
 
     _client: tweepy.Client | None = None
     _user_id: int | None = None

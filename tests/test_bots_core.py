@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from botkit.bots import TARGETS, Limits, PostResult, Target
 from botkit.bots.bot import Bot, build_bots
-from botkit.bots.ledger import SCHEMA_VERSION, Ledger, LedgerError, store_url, utcnow
+from botkit.bots.ledger import SCHEMA_VERSION, Ledger, LedgerError, show_time, store_url, utcnow
 from botkit.cli import main
 from botkit.config import load_config
 from botkit.errors import ConfigError
@@ -422,8 +422,10 @@ def test_one_bot_crashing_does_not_stop_the_others(flaky: Path, tmp_path: Path) 
         from botkit.bots.daemon import run_once
 
         results = run_once(build_bots(load_config(config).bots, ledger, str(config)), ledger)
-        assert [r.outcome for r in results] == ["error", "posted"]
+        # The crash left its claim in doubt; the lookup before the run ends finds it never went out.
+        assert [(r.bot, r.outcome) for r in results] == [("broken", "error"), ("broken", "waiting"), ("fine", "posted")]
         assert "ZeroDivisionError: a bug in a plugin" in ledger.state("broken").last_error
+        assert ledger.claimed("broken") is None and ledger.waiting("broken") == len(POSTS)
 
 
 def test_run_once_exits_1_when_a_tick_failed_and_says_each_failure_once(
@@ -516,6 +518,28 @@ def test_status_shows_a_stored_error_with_its_control_characters_escaped(flaky: 
     assert main(["status", "-c", str(flaky)]) == 0
     out = capsys.readouterr().out
     assert "last error:" in out and "\\x1b]0;owned\\x07refused\\x1b[2J" in out and "\x1b" not in out
+
+
+def test_history_and_status_show_a_claim_in_doubt_with_its_control_characters_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A claim a clean stop could not settle: ``history`` lists it first, in doubt since its claim, and
+    ``status`` names it; its text escaped as every other row's."""
+    config = write_config(tmp_path, ONE_BOT, CONTROL_POSTS)
+    assert main(["run", str(config), "--once"]) == 0  # a post before it: the claim still comes first
+    with ledger_for(config) as ledger:
+        bot = one_bot(config, ledger)
+        candidate = claim(bot)
+        ledger.retire(bot.worker)  # the stop's lookup could not reach the service: claimed, its lease ended
+    assert candidate.claimed_at is not None
+    since = show_time(candidate.claimed_at)
+    capsys.readouterr()
+    assert main(["history", "apple", "-c", str(config), "-n", "1"]) == 0
+    first, posted = capsys.readouterr().out.splitlines()
+    assert first == f"{since}  in doubt (claimed, not confirmed)  candidate {candidate.id}, looked up at the next tick  {SHOWN_AS[1]}"
+    assert posted.endswith(SHOWN_AS[0])
+    assert main(["status", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"  in flight:  candidate {candidate.id} in doubt (claimed, not confirmed) since {since}; looked up at the next tick" in out
+    assert not any(raw in out for raw in RAW_CONTROLS)
 
 
 @given(st.text())

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from console_farm import BEARER, TOKEN
+from starlette.testclient import TestClient
 
+from botkit.bots.ledger import Ledger, show_time, store_url
+from botkit.cli import main
+from botkit.config import load_config
+from botkit.console.app import create_app
+
+from fakes import Answer
 from fakes.bluesky import FakeBluesky
 from fakes.mastodon import FakeMastodon
 from fakes.reddit import FakeReddit
@@ -126,7 +134,9 @@ class Services:
 
 
 @contextmanager
-def every_target(tmp_path: Path, posts: list[str], *, answer_delay: float) -> Iterator[tuple[Path, dict[str, str], Services]]:
+def every_target(
+    tmp_path: Path, posts: list[str], *, answer_delay: float, retry: str = "{attempts: 2, backoff: 0.05s}"
+) -> Iterator[tuple[Path, dict[str, str], Services]]:
     """A farm with one bot on each target (o: outbox, r: Reddit, x: X, m: Mastodon, b: Bluesky), the
     environment ``botkit run`` needs for it, and the fake services, each ``answer_delay`` slow to answer a post."""
     (tmp_path / "posts.txt").write_text("".join(p + "\n" for p in posts), encoding="utf-8")
@@ -144,7 +154,7 @@ def every_target(tmp_path: Path, posts: list[str], *, answer_delay: float) -> It
         x_keys = ", ".join(f"{k.lower().removeprefix('x_')}: '${{{k}}}'" for k in X_KEYS)
         config = tmp_path / "config.yaml"
         config.write_text(
-            "defaults: {posts: posts.txt, filters: none, schedule: {every: 0.1s}, retry: {attempts: 2, backoff: 0.05s}}\n"
+            f"defaults: {{posts: posts.txt, filters: none, schedule: {{every: 0.1s}}, retry: {retry}}}\n"
             "bots:\n"
             f"  r: {{target: {{kind: reddit, site: applebot, subreddit: SubredditNN, contact: u/owner, {fast}}}}}\n"
             f"  x: {{target: {{kind: twitter, {fast}, {x_keys}}}}}\n"
@@ -155,6 +165,16 @@ def every_target(tmp_path: Path, posts: list[str], *, answer_delay: float) -> It
         )
         env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "TZ": EAST, **X_KEYS, **SOCIAL_KEYS}  # the concurrency test runs west of UTC
         yield config, env, Services(reddit, x, mastodon, bluesky)
+
+
+def lookups(services: Services) -> dict[str, int]:
+    """How often each service was asked whether a post went out (the targets' reconciliations)."""
+    return {
+        "reddit": sum(r.path.endswith("/submitted") for r in services.reddit.requests),
+        "X": sum(r.path.endswith("/tweets") and r.method == "GET" for r in services.x.requests),
+        "Mastodon": sum(r.path.endswith("/statuses") and r.method == "GET" for r in services.mastodon.requests),
+        "Bluesky": sum(r.path.endswith("getRecord") and r.query.get("collection") == "app.bsky.feed.post" for r in services.bluesky.requests),
+    }
 
 
 def run_to_the_end(config: Path, env: dict[str, str], services: Services, posts: int) -> None:
@@ -181,13 +201,7 @@ def test_sigkill_at_random_moments_never_posts_twice_nor_loses_a_post(tmp_path: 
             proc.kill()
             proc.wait()
         run_to_the_end(config, env, services, len(CRASH_POSTS))
-    lookups = {
-        "reddit": sum(r.path.endswith("/submitted") for r in services.reddit.requests),
-        "X": sum(r.path.endswith("/tweets") and r.method == "GET" for r in services.x.requests),
-        "Mastodon": sum(r.path.endswith("/statuses") and r.method == "GET" for r in services.mastodon.requests),
-        "Bluesky": sum(r.path.endswith("getRecord") for r in services.bluesky.requests),
-    }
-    print(f"reconciliations after kills: {lookups}")
+    print(f"reconciliations after kills: {lookups(services)}")
     assert services.texts() == {bot: Counter(CRASH_POSTS) for bot in "rxmb"}  # each exactly once at each service
     assert [c[1] for c in services.bluesky.calls()].count("com.atproto.server.createSession") <= 2  # the session outlives the kills
     lines = (tmp_path / "outbox" / "o.txt").read_text(encoding="utf-8").splitlines()
@@ -233,3 +247,100 @@ def test_two_daemons_share_the_bots_and_a_killed_ones_move_to_the_other(farm: Pa
     for name in names:
         lines = [line.split("  ", 2)[2] for line in (farm / "outbox" / f"{name}.txt").read_text(encoding="utf-8").splitlines()]
         assert lines == POSTS  # each post once, in order, whichever daemon made it
+
+
+# -- a clean stop settles what it started ------------------------------------------------------
+
+IN_DOUBT = "in doubt (claimed, not confirmed)"
+LOST = "the post whose answer was lost"
+#: A lost answer leaves the bot waiting a minute to retry: a SIGTERM lands in that wait.
+SLOW_RETRY = "{attempts: 3, backoff: 60s}"
+
+
+def lose_the_answers(services: Services, bots: str) -> None:
+    """The next post to each service of ``bots`` is made, and its answer lost (the connection drops)."""
+    if "r" in bots:
+        services.reddit.drop_submit(post_first=True)
+    if "x" in bots:
+        services.x.fail_next(0, post_first=True)
+    if "m" in bots:
+        services.mastodon.fail_next(Answer(0), act_first=True)
+    if "b" in bots:
+        services.bluesky.fail_next(Answer(0), act_first=True)
+
+
+def waiting_to_retry(config: Path, bots: str) -> bool:
+    """Every bot of ``bots`` logged its first failed try and now waits out its backoff."""
+    out = output(config)
+    return all(f"{bot}: try 1 of 3:" in out for bot in bots)
+
+
+def states(config: Path) -> dict[str, str]:
+    """Each bot's candidate states, from the ledger (one candidate per bot here)."""
+    with sqlite3.connect(config.parent / "botkit.db") as conn:
+        return dict(conn.execute("SELECT bot, state FROM candidates").fetchall())
+
+
+def test_sigterm_in_the_retry_wait_settles_each_lost_answer_with_one_lookup(tmp_path: Path, zone: str) -> None:
+    """Every service made the post and lost its answer; SIGTERM comes while the bots wait to retry.
+
+    The stop cuts the minute's backoff short, looks each claim up once, finds the post and records
+    it: the ledger says posted, once, as the service does, and no later start is needed for that.
+    """
+    with every_target(tmp_path, [LOST], answer_delay=0, retry=SLOW_RETRY) as (config, env, services):
+        lose_the_answers(services, "rxmb")
+        proc = daemon(config, {**env, "TZ": zone}, services.x)
+        assert wait_for(lambda: waiting_to_retry(config, "rxmb"), 60), output(config)
+        began = time.monotonic()
+        out = stop(proc, config)
+        took = time.monotonic() - began
+        assert proc.returncode == 0, out
+        assert took < 20, f"the stop took {took:.1f}s\n{out}"  # not the minute's backoff
+        assert services.texts() == {bot: Counter([LOST]) for bot in "rxmb"}
+        assert lookups(services) == {"reddit": 1, "X": 1, "Mastodon": 1, "Bluesky": 1}  # one each, no retry loop
+    assert posted(config) == dict.fromkeys("rxmbo", 1)
+    assert states(config) == dict.fromkeys("rxmbo", "posted")
+    for bot in "rxmb":
+        assert sum(line.startswith(f"{bot}: posted: ") and line.endswith("(found by its lookup on the way out)") for line in out.splitlines()) == 1, out
+    print(f"stop with four lookups took {took:.2f}s")
+
+
+def test_a_service_unreachable_at_stop_leaves_its_claim_in_doubt_and_every_view_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mastodon made the post and lost its answer, then went down before the SIGTERM: the stop's lookup
+    fails, the claim stays (the next start looks it up), one line says so, and ``botkit history``,
+    ``botkit status`` and the console show the candidate in doubt, with since when."""
+    with every_target(tmp_path, [LOST], answer_delay=0, retry=SLOW_RETRY) as (config, env, services):
+        lose_the_answers(services, "m")
+        proc = daemon(config, env, services.x)
+        assert wait_for(lambda: waiting_to_retry(config, "m") and posted(config) == dict.fromkeys("rxbo", 1), 60), output(config)
+        services.mastodon.stop()  # the instance is unreachable from now on
+        out = stop(proc, config)
+        assert proc.returncode == 0, out
+        assert services.mastodon.texts() == [LOST]  # live on the service
+    assert states(config) == {**dict.fromkeys("rxbo", "posted"), "m": "claimed"}
+    with Ledger(store_url("botkit.db", tmp_path)) as ledger:
+        claimed = ledger.claimed("m")
+        assert claimed is not None and claimed.claimed_at is not None
+        since = show_time(claimed.claimed_at)
+        said = [line for line in out.splitlines() if line.startswith("m: ") and "on the way out" in line]
+        assert said == [f"m: error: candidate {claimed.id} left {IN_DOUBT}: its lookup on the way out failed ({said[0].split('failed (', 1)[1]}"], out
+        assert "looked up again at the next start" in said[0]
+
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        assert main(["history", "m", str(config)]) == 0
+        history = capsys.readouterr().out
+        assert history.startswith(f"{since}  {IN_DOUBT}  candidate {claimed.id}, looked up at the next tick  {LOST}"), history
+        assert main(["status", str(config)]) == 0
+        assert f"  in flight:  candidate {claimed.id} {IN_DOUBT} since {since}; looked up at the next tick" in capsys.readouterr().out
+
+        client = TestClient(create_app(load_config(config), ledger, TOKEN))
+        page = client.get("/bots/m", headers=BEARER).text
+        assert f'<tr class="in-doubt" id="in-doubt-{claimed.id}">' in page and f"candidate {claimed.id} {IN_DOUBT} since {since}" in page
+        assert LOST in page and "1 in doubt" in page
+        assert f"candidate {claimed.id} {IN_DOUBT}" in client.get("/", headers=BEARER).text
+        (view,) = [bot for bot in client.get("/api/status", headers=BEARER).json()["bots"] if bot["name"] == "m"]
+        assert view["in_doubt"]["candidate"] == claimed.id and view["in_doubt"]["text"] == LOST

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from botkit.bots.bot import Bot
-from botkit.bots.ledger import Candidate, Ledger, utcnow
+from botkit.bots import Transient
+from botkit.bots.bot import Bot, TickResult
+from botkit.bots.ledger import APPROVED, Candidate, Ledger, store_url, utcnow
 from botkit.bots.mastodon import count, plain
 from botkit.bots.report import status
+from botkit.cli import main
 from botkit.config import load_config
 
 from claims import claim, dead_worker
@@ -92,6 +95,42 @@ def test_a_lost_answer_is_found_in_the_accounts_statuses(fake: FakeMastodon, liv
     assert fake.calls() == [*START, ("POST", "/api/v1/statuses", fault), LOOKUP]
     (record,) = ledger.history("bot")
     assert (record.remote_id, record.note) == (fake.statuses[0].id, "found by reconciliation")
+
+
+def test_a_stop_gives_back_a_claim_the_instance_certainly_lacks(fake: FakeMastodon, live_bots: LiveBots) -> None:
+    """The connection dropped before the instance acted: the stop's one lookup finds nothing, the
+    candidate goes back to the queue (as after a rate limit), and a later tick posts it once."""
+    (bot,), ledger = live_bots(target(fake), POSTS)
+    candidate = claim(bot)
+    fake.fail_next(Answer(0))
+    with pytest.raises(Transient):
+        bot.target.post(candidate)
+    stopped = bot.settle_claim()
+    assert stopped == TickResult("bot", "waiting", f"candidate {candidate.id} is not on mastodon (looked up on the way out): back in the queue")
+    assert ledger.claimed("bot") is None and getattr(ledger.candidate("bot", candidate.id), "state", None) == APPROVED
+    assert fake.calls()[-2:] == [("POST", "/api/v1/statuses", 0), LOOKUP] and fake.texts() == []
+    assert bot.settle_claim() is None  # nothing of ours in doubt any more: no request
+    assert bot.tick().outcome == "posted" and fake.texts() == POSTS[:1]
+
+
+def test_run_once_looks_a_claim_left_in_doubt_up_before_it_ends(fake: FakeMastodon, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One try per tick, and its answer lost: ``run --once`` looks the claim up once before it exits,
+    so the ledger has the post; the tick's own failure still makes the exit status 1."""
+    (tmp_path / "posts.txt").write_text("".join(p + "\n" for p in POSTS), encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "defaults: {posts: posts.txt, filters: none, retry: {attempts: 1}}\n"
+        f"bots:\n  bot: {{target: {{{target(fake)}, live: true, limits: {{min_interval: 0s, daily_cap: null}}}}}}\n",
+        encoding="utf-8",
+    )
+    fake.fail_next(Answer(0), act_first=True)
+    assert main(["run", "--once", str(config)]) == 1
+    first, found = capsys.readouterr().out.splitlines()
+    assert first.startswith("bot: error: candidate 1 not confirmed (") and first.endswith("looked up again when the worker stops or at the next tick")
+    assert found == f"bot: posted: candidate 1 to mastodon: {fake.url}/@toots/{fake.statuses[0].id} (found by its lookup on the way out)"
+    assert fake.texts() == POSTS[:1] and fake.calls()[-2:] == [("POST", "/api/v1/statuses", 0), LOOKUP]
+    with Ledger(store_url("botkit.db", tmp_path)) as ledger:
+        assert [r.remote_id for r in ledger.history("bot")] == [fake.statuses[0].id] and ledger.claimed("bot") is None
 
 
 def test_a_retry_the_lookup_missed_is_answered_with_the_first_status(fake: FakeMastodon, live_bots: LiveBots) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from botkit.bots import Transient
 from botkit.bots.bot import Bot, build_bots
 from botkit.bots.ledger import Ledger, store_url, utcnow
 from botkit.bots.report import history, status
@@ -156,6 +157,29 @@ def test_a_crash_after_posting_is_reconciled_at_restart(tmp_path: Path, keys: No
         assert fake.texts() == [f"{POSTS[0]}\n\n(a bot, v1)", f"{POSTS[1]}\n\n(a bot, v2)"]  # each once
         assert [r.remote_id for r in ledger.history("bird")] == [fake.tweets[1].id, fake.tweets[0].id]
         assert not any(r.status == 403 for r in fake.requests)
+        ledger.close()
+
+
+def test_a_stop_leaves_a_claim_the_timeline_does_not_show_in_doubt(tmp_path: Path, keys: None) -> None:
+    """X's lookup finding nothing proves nothing (its timelines lag): a stopping bot keeps the claim, so
+    the next start's post meets the duplicate refusal and records the post, instead of a fresh claim
+    taking that refusal for a refused text."""
+    with FakeX({"ck-public": "at-123"}, timeline_lag=3600) as fake:
+        (bot,), ledger = make_bots(tmp_path, fake, worker=dead_worker())
+        candidate = claim(bot)
+        fake.fail_next(500, post_first=True)
+        with pytest.raises(Transient):
+            bot.target.post(candidate)
+        stopped = bot.settle_claim()
+        assert stopped is not None and stopped.outcome == "error"
+        assert (
+            stopped.message
+            == f"candidate {candidate.id} left in doubt (claimed, not confirmed): twitter does not show it yet, which proves nothing; looked up again at the next start"
+        )
+        assert ledger.claimed("bird") == candidate  # untouched
+        (restarted,), _ = make_bots(tmp_path, fake)
+        assert restarted.tick().outcome == "posted"
+        assert fake.texts() == POSTS[:1] and len(ledger.history("bird")) == 1
         ledger.close()
 
 

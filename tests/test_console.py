@@ -34,16 +34,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
+from botkit.bots.bot import build_bots
+from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate, show_time
 from botkit.bots.review import review
 from botkit.cli import build_parser
 from botkit.commands.common import config_path
 from botkit.commands.console import announce, listen, run_report
+from botkit.config import load_config
 from botkit.console.app import SESSION_COOKIE
 from botkit.console.auth import TOKEN_ENV, load_token, token_file
 from botkit.console.farm import APPROVE, EDIT, REJECT, AlreadyDecided, decide, funnel
 from botkit.console.farm import farm as farm_views
 from botkit.errors import BotkitError, ConfigError
+
+from claims import claim
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -117,6 +121,26 @@ def test_post_without_csrf_token_is_403(client: TestClient, farm: Path) -> None:
 
 
 # -- what the pages show ---------------------------------------------------------------------
+
+
+def test_a_claim_in_doubt_shows_on_the_farm_and_bot_pages_and_in_the_api(client: TestClient, farm: Path) -> None:
+    """A daemon claimed the ``<script>`` post and stopped without settling it: every view shows it in
+    doubt, with since when, as text."""
+    with ledger_of(farm.parent) as ledger:
+        script = next(c for c in ledger.queued("apple") if c.text == SCRIPT)
+        decide(ledger, "apple", script.id, APPROVE)
+        (bot,) = build_bots(load_config(farm.parent / "run.yaml").bots, ledger, "run.yaml")
+        candidate = claim(bot)
+        ledger.retire(bot.worker)  # its stop could not reach the service: the claim stays, its lease ended
+    assert candidate.id == script.id and candidate.claimed_at is not None
+    shown = f"candidate {script.id} in doubt (claimed, not confirmed) since {show_time(candidate.claimed_at)}; looked up at the next tick"
+    page = client.get("/bots/apple", headers=BEARER).text
+    row = page.split(f'<tr class="in-doubt" id="in-doubt-{script.id}">', 1)[1].split("</tr>", 1)[0]
+    assert shown in row and "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt; {{ 7*7 }}" in row and "<script>" not in page
+    assert "No posts yet" not in page and "1 in doubt" in page
+    assert f'<small class="in-doubt">{shown}</small>' in client.get("/", headers=BEARER).text
+    (apple,) = [view for view in client.get("/api/status", headers=BEARER).json()["bots"] if view["name"] == "apple"]
+    assert apple["in_doubt"] == {"candidate": script.id, "since": candidate.claimed_at.isoformat(), "text": SCRIPT, "state": shown}
 
 
 def test_generated_text_is_escaped(client: TestClient) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from botkit.bots.ledger import Ledger, show_time
-from botkit.bots.report import web_link
+from botkit.bots.report import in_doubt, web_link
 from botkit.bots.spec import BotSpec
 from botkit.config import Config
 from botkit.console import charts, playground
@@ -63,6 +63,7 @@ def create_app(config: Config, ledger: Ledger, token: Token) -> Any:
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True)
     env.filters["time"] = show_time
     env.filters["web"] = web_link
+    env.filters["in_doubt"] = in_doubt
     console = _Console(config, ledger, token, env)
     routes = [
         Route("/login", console.login_form, methods=["GET"]),
@@ -226,7 +227,7 @@ class _Console:
         return self._page(
             "bot.html", bot=name, spec=spec, target=spec and spec.target_kind, messages=messages, problems=problems,
             already=[(i, getattr(self.ledger.candidate(name, i), "state", "gone")) for i in already],
-            history=self.ledger.history(name, _HISTORY), queue=queue, waiting=self.ledger.waiting(name),
+            history=self.ledger.history(name, _HISTORY), claimed=self.ledger.claimed(name), queue=queue, waiting=self.ledger.waiting(name),
             parents=self.ledger.parents_of(name, (c.id for c in queue if c.reply_to is not None)),
             rejected=rejected(self.ledger, name), funnel=funnel(self.ledger, name),
         )  # fmt: skip

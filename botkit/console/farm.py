@@ -18,8 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from botkit.bots.ledger import QUEUED, REJECTED, REVIEWED, Ledger, NewCandidate, PostRecord, utcnow
-from botkit.bots.report import holder, target_of
+from botkit.bots.ledger import QUEUED, REJECTED, REVIEWED, Candidate, Ledger, NewCandidate, PostRecord, utcnow
+from botkit.bots.report import holder, in_doubt, target_of
 from botkit.bots.spec import BotSpec
 from botkit.corpus import CorpusStats, corpus_stats
 from botkit.errors import BotkitError
@@ -51,6 +51,7 @@ class BotView:
     per_day: list[tuple[date, int]]
     in_config: bool = True
     replies: tuple[int, int] | None = None  # a reply bot's parents answered and skipped, ever
+    claimed: Candidate | None = None  # a post in doubt: claimed, not confirmed (it may be live already)
 
     def as_json(self) -> dict[str, Any]:
         post = self.last_post
@@ -60,6 +61,9 @@ class BotView:
             "last_post": None if post is None else {"at": _iso(post.posted_at), "target": post.target, "url": post.url, "text": post.text},
             "last_error": self.last_error, "last_error_at": _iso(self.last_error_at), "in_config": self.in_config,
             "replies": None if self.replies is None else {"answered": self.replies[0], "skipped": self.replies[1]},
+            "in_doubt": None if self.claimed is None else {
+                "candidate": self.claimed.id, "since": _iso(self.claimed.claimed_at), "text": self.claimed.text, "state": in_doubt(self.claimed),
+            },
         }  # fmt: skip
 
 
@@ -94,7 +98,7 @@ def farm(ledger: Ledger, specs: Mapping[str, BotSpec]) -> list[BotView]:
                 next_run=None if state.disabled else state.not_before or state.next_run_at, queue=ledger.waiting(name),
                 to_review=ledger.waiting(name, (QUEUED,)), holder=holder(state, workers), last_error=state.last_error,
                 last_error_at=state.last_error_at, per_day=posts_per_day(ledger, name), in_config=name in specs,
-                replies=ledger.heard(name) if spec is not None and spec.options.reply is not None else None,
+                replies=ledger.heard(name) if spec is not None and spec.options.reply is not None else None, claimed=ledger.claimed(name),
             )
         )  # fmt: skip
     return views
