@@ -11,7 +11,8 @@ refuses both tokens does the bot log in with the app password again.
 
 Exactly once: a post is created with ``com.atproto.repo.createRecord`` and a record key chosen by
 the bot (:func:`record_key`, a TID made from the candidate's claim), so every try of one candidate
-writes to the same key: the server refuses a second create at an existing key, and
+writes to the same key: the server refuses a second create at an existing key (the reference PDS
+answers it with HTTP 500, a failure the bot retries after reconciling), and
 :meth:`BlueskyTarget.reconcile` simply reads that key back (``getRecord``).
 
 Links (and, when asked, mentions) become rich-text facets with UTF-8 byte offsets, found by the

@@ -1,4 +1,6 @@
 """Fixtures shared by the test modules: a real PostgreSQL server for the ledger's PostgreSQL path,
+the reference Bluesky network (``bluesky_network``, on that PostgreSQL server) and a bot's account
+on it (``bluesky``),
 ``zone`` (tests that touch time run west and east of UTC), ``live_bots`` (bots that post
 prepared lines to a live target), ``reply_model`` (a tiny trained reply model) and ``reply_bots``
 (bots that answer what their target hears with it)."""
@@ -17,10 +19,13 @@ from botkit.bots.bot import Bot, build_bots
 from botkit.bots.ledger import Ledger, store_url
 from botkit.config import load_config
 
+from blueskypds import BlueskyNetwork, BotAccount
+from blueskypds.install import unavailable
+from blueskypds.proxy import LossyProxy
 from pgserver import PostgresServer, PostgresUnavailable
 from zones import zone
 
-__all__ = ["ledger_url", "live_bots", "pg_url", "postgres", "reply_bots", "reply_model", "zone"]
+__all__ = ["bluesky", "bluesky_network", "ledger_url", "live_bots", "pg_url", "postgres", "reply_bots", "reply_model", "zone"]
 
 #: The reply model's lesson: each parent word has one answer, so its replies show it read the parent.
 ANSWERS = {"alpha": "zulu", "bravo": "yankee", "charlie": "xray", "delta": "whiskey", "echo": "victor", "golf": "tango"}
@@ -38,6 +43,28 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.skip(f"PostgreSQL unavailable: {e}")
     with server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def bluesky_network(request: pytest.FixtureRequest) -> Iterator[BlueskyNetwork]:
+    """The reference Bluesky network (PDS, did:plc, AppView) for the whole session, started only if
+    some test asks for it (about 20 s), its AppView on a database of :func:`postgres`. Skips, with the
+    reason, where it is not installed (before starting PostgreSQL for it)."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"Bluesky PDS unavailable: {reason}")
+    with BlueskyNetwork(request.getfixturevalue("postgres").create_database("bluesky")) as network:
+        yield network
+
+
+@pytest.fixture
+def bluesky(bluesky_network: BlueskyNetwork, monkeypatch: pytest.MonkeyPatch) -> Iterator[BotAccount]:
+    """A new account for a bot on the reference PDS, its app password in ``$BLUESKY_APP_PASSWORD``,
+    reached through a proxy that logs the bot's calls and loses answers on script."""
+    account = bluesky_network.account("skeets")
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", account.app_password)
+    with LossyProxy(bluesky_network.url) as proxy:
+        yield BotAccount(bluesky_network, account, proxy)
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ It serves, at ``/xrpc/NSID`` in the PDS's shapes and error bodies (``{"error", "
 * ``com.atproto.server.refreshSession`` (bearer: the refresh JWT): new tokens, the old refresh
   token revoked; 400 ``ExpiredToken`` for an expired or revoked one;
 * ``com.atproto.repo.createRecord`` (with an optional client-chosen ``rkey``, which must be a TID
-  for posts): 200 ``{uri, cid, commit, validationStatus}``; 400 ``InvalidRequest`` for a key that
-  already holds a record (the PDS refuses to overwrite with a create) and for post text over 300
-  graphemes; and what a test scripts with :meth:`FakeBluesky.fail_next` (429 with the
+  for posts): 200 ``{uri, cid, commit, validationStatus}``; 500 ``InternalServerError`` for a key
+  that already holds a record (the reference PDS refuses to overwrite with a create that way), 400
+  ``InvalidRequest`` for post text over 300 graphemes; and what a test scripts with :meth:`FakeBluesky.fail_next` (429 with the
   ``ratelimit-*`` headers, 5xx, a dropped connection, a record made but answered with 500);
 * ``com.atproto.repo.getRecord`` (400 ``RecordNotFound``), ``putRecord``, ``listRecords``;
 * ``com.atproto.identity.resolveHandle`` and ``app.bsky.feed.getAuthorFeed``;
@@ -273,7 +273,7 @@ class FakeBluesky(JsonService):
         if collection == POST and not _TID.fullmatch(rkey):
             return _error(400, "InvalidRequest", f"Invalid record key for {POST}: {rkey}")
         if (did, collection, rkey) in self.records:
-            return _error(400, "InvalidRequest", f"Record already exists: at://{did}/{collection}/{rkey}")
+            return _error(500, "InternalServerError", "Internal Server Error")  # the reference PDS's answer; its log says "There is already a value at key"
         if collection == POST and len(record.get("text", "")) > 300:  # the PDS counts graphemes; code points agree for the tests' texts
             return _error(400, "InvalidRequest", "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes")
         answer = self._write(did, collection, rkey, record)
