@@ -149,6 +149,25 @@ def test_temperature_list_cycles_per_token() -> None:
     assert greedy[:, 1::2].sum() < greedy[:, 0::2].sum() / 3  # temperature 100 over 13 tokens: close to uniform
 
 
+@pytest.mark.parametrize("vocab", [40, 3000])  # all sorted; a transformer-sized vocabulary's partial sort, and its fallback
+@pytest.mark.parametrize("scale", [0.3, 3.0, 30.0])  # flat (nucleus wider than the candidates), middling, peaked
+def test_the_nucleus_is_the_smallest_set_of_most_likely_tokens_holding_top_p(vocab: int, scale: float) -> None:
+    import tensorflow as tf
+
+    from botkit.generate.sampling import Truncation, truncate
+
+    rng = np.random.default_rng(int(scale * 10) + vocab)
+    logits = (rng.standard_normal((16, vocab)) * scale).astype(np.float32)
+    temperature = np.full((16, 1), 0.7, np.float32)
+    kept = np.isfinite(truncate(tf.constant(logits), tf.constant(temperature), Truncation(top_p=0.9)).numpy())
+    for row, mask in zip(logits / 0.7, kept):
+        probs = np.exp(row - row.max()) / np.exp(row - row.max()).sum()
+        order = np.argsort(-probs)
+        need = int(np.searchsorted(np.cumsum(probs[order]), 0.9) + 1)  # the reference: a full sort in float64
+        assert abs(int(mask.sum()) - need) <= 1  # one token either way where the mass meets 0.9 within float32 rounding
+        assert mask[order[: int(mask.sum())]].all()  # and they are the most likely ones
+
+
 def test_top_k_one_and_tiny_top_p_are_greedy() -> None:
     gen = generator(CHARS)
     greedy = [s.text for s in gen.generate(6, temperature=0.0, max_length=50)]

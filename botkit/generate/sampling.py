@@ -48,6 +48,13 @@ def ban(logits: Any, ids: tuple[int, ...]) -> Any:
     return tf.where(banned[None, :], tf.constant(-float("inf"), logits.dtype), logits)
 
 
+#: Top-p looks for its cutoff among this many most likely tokens first (a partial sort): a
+#: transformer's 49,152-token vocabulary sorted whole for every row and token was most of a
+#: generation step on a CPU (0.3-0.7 s of 32 rows). Only when some row's nucleus is wider than
+#: this is the whole vocabulary sorted, so the result is the same either way.
+NUCLEUS_CANDIDATES = 256
+
+
 def truncate(logits: Any, temperature: Any, truncation: Truncation) -> Any:
     """Tempered-logit truncation: keep the top-k tokens, then the smallest set holding top-p of the mass."""
     import tensorflow as tf
@@ -58,13 +65,35 @@ def truncate(logits: Any, temperature: Any, truncation: Truncation) -> Any:
         logits = tf.where(logits < kth, neg_inf, logits)
     if truncation.top_p is not None and truncation.top_p < 1:
         tempered = logits / tf.maximum(temperature, 1e-6)
-        ordered = tf.sort(tempered, direction="DESCENDING", axis=-1)
-        probs = tf.nn.softmax(ordered, axis=-1)
-        before = tf.cumsum(probs, axis=-1, exclusive=True)  # mass of the tokens ranked above
-        kept = tf.reduce_sum(tf.cast(before < truncation.top_p, tf.int32), axis=-1, keepdims=True)
-        cutoff = tf.gather(ordered, kept - 1, batch_dims=1)  # the smallest tempered logit kept
-        logits = tf.where(tempered < cutoff, neg_inf, logits)
+        logits = tf.where(tempered < _nucleus_cutoff(tempered, truncation.top_p), neg_inf, logits)
     return logits
+
+
+def _nucleus_cutoff(tempered: Any, top_p: float) -> Any:
+    """Per row, the smallest tempered logit of the nucleus: the most likely tokens holding ``top_p``."""
+    import tensorflow as tf
+
+    total = tf.reduce_logsumexp(tempered, axis=-1, keepdims=True)
+    vocab = tempered.shape[-1]
+    if vocab is None or vocab <= NUCLEUS_CANDIDATES:
+        return _cutoff_among(tf.sort(tempered, direction="DESCENDING", axis=-1), total, top_p)[0]
+    cutoff, covered = _cutoff_among(tf.math.top_k(tempered, NUCLEUS_CANDIDATES).values, total, top_p)
+    return tf.cond(
+        tf.reduce_all(covered >= top_p),
+        lambda: cutoff,
+        lambda: _cutoff_among(tf.sort(tempered, direction="DESCENDING", axis=-1), total, top_p)[0],
+    )
+
+
+def _cutoff_among(ordered: Any, total: Any, top_p: float) -> tuple[Any, Any]:
+    """The nucleus cutoff among the descending ``ordered`` logits (``total``: the log of all tokens'
+    mass), and the mass those logits hold: the cutoff is right where that mass reaches ``top_p``."""
+    import tensorflow as tf
+
+    probs = tf.exp(ordered - total)
+    before = tf.cumsum(probs, axis=-1, exclusive=True)  # mass of the tokens ranked above
+    kept = tf.reduce_sum(tf.cast(before < top_p, tf.int32), axis=-1, keepdims=True)
+    return tf.gather(ordered, kept - 1, batch_dims=1), before[:, -1:] + probs[:, -1:]
 
 
 def choose(logits: Any, temperature: Any, seed: Any) -> Any:
