@@ -15,7 +15,7 @@ is absent). At each budget of ``--minutes`` (a comma list runs each), one after 
 * ``botkit_smollm2``: ``botkit train train.txt --from smollm2 -o X --minutes M --sample-every 0``;
 * ``transformers``: Hugging Face ``transformers`` + PyTorch CPU fine-tuning the same folder with
   botkit's recipe (framing, 128-token packed windows, batch 8, the top 6 of 30 blocks + the final
-  norm, AdamW 2e-4 decaying linearly to 0 over the budget, the same 90/10 split with per-epoch
+  norm, AdamW 1e-3 decaying linearly to 0 over the budget, the same 90/10 split with per-epoch
   validation, best weights kept, patience 5), in its own environment (``transformers_env.py``,
   ``transformers_driver.py``; 2 torch threads).
 

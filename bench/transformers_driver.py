@@ -26,9 +26,9 @@ What is mirrored from botkit (``botkit/pretrained/{text,train,score}.py``, ``bot
 * Trainable: the top fifth of the blocks (``max(1, round(blocks × 0.2))``: 6 of SmolLM2's 30) and
   the final norm; the embeddings (tied with the output) and every other layer frozen
   (``requires_grad=False``, so no gradient flows through the bottom; it still runs forward every step).
-* Optimizer: AdamW, lr 2e-4, betas (0.9, 0.999), eps 1e-7 (Keras's), no weight decay, each
+* Optimizer: AdamW, lr 1e-3, betas (0.9, 0.999), eps 1e-7 (Keras's), no weight decay, each
   parameter's gradient clipped to norm 1 (Keras's ``clipnorm``: per variable, not global).
-* Schedule: lr = 2e-4 × (1 − elapsed / budget), set before every step; stop after the first step that
+* Schedule: lr = 1e-3 × (1 − elapsed / budget), set before every step; stop after the first step that
   ends past the budget (then that epoch's validation, as Keras ends the epoch).
 * Budget: the clock starts just before the first step (after import, load, tokenizing and packing)
   and covers the steps, the per-epoch validation and the best-weights copies.
@@ -60,7 +60,7 @@ import transformers  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 END_TOKENS = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "<|im_end|>")
-WINDOW, BATCH, LR, TOP_FRACTION, CLIPNORM, EPS = 128, 8, 2e-4, 0.2, 1.0, 1e-7
+WINDOW, BATCH, LR, TOP_FRACTION, CLIPNORM, EPS = 128, 8, 1e-3, 0.2, 1.0, 1e-7
 CHUNK, WIDTH_STEP = 512, 32
 THREADS = int(os.environ.get("BENCH_TORCH_THREADS", "2"))
 torch.set_num_threads(THREADS)
