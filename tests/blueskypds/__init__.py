@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -90,7 +91,7 @@ class BlueskyNetwork:
             self._lines.put(line.strip())
         self._lines.put(None)
 
-    def _expect(self, wanted: Any, timeout: float, what: str) -> str:
+    def _expect(self, wanted: Callable[[str], bool], timeout: float, what: str) -> str:
         """The next line of the network that ``wanted`` accepts (others are its own chatter)."""
         while True:
             try:
@@ -223,9 +224,9 @@ class Person:
         it has indexed them, and it indexes each account's writes in its own order."""
         from atproto import models
 
-        self.network.sync()
         reply = None
         if reply_to is not None:
+            self.network.sync()
             parent = models.ComAtprotoRepoStrongRef.Main(uri=reply_to.uri, cid=reply_to.cid)
             above = self.client.com.atproto.repo.get_record(_record_params(reply_to.uri)).value
             root = above.reply.root if getattr(above, "reply", None) else parent
