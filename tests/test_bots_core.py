@@ -23,7 +23,7 @@ from botkit.bots.ledger import SCHEMA_VERSION, Ledger, LedgerError, show_time, s
 from botkit.cli import main
 from botkit.config import load_config
 from botkit.errors import ConfigError
-from botkit.terminal import printable
+from botkit.terminal import BIDI_CONTROLS, printable
 
 from claims import claim, dead_worker
 
@@ -542,13 +542,22 @@ def test_history_and_status_show_a_claim_in_doubt_with_its_control_characters_es
     assert not any(raw in out for raw in RAW_CONTROLS)
 
 
-@given(st.text())
+def _obeyed(c: str) -> bool:
+    """A character a terminal acts on rather than shows: a control (newline and tab aside) or a bidirectional override."""
+    return (unicodedata.category(c) == "Cc" and c not in "\n\t") or ord(c) in BIDI_CONTROLS
+
+
+@given(st.text(alphabet=st.one_of(st.characters(), st.sampled_from([chr(c) for c in BIDI_CONTROLS] + ["\u200e", "\u200f"]))))
 def test_printable_escapes_controls_only(text: str) -> None:
     shown = printable(text)
-    assert not any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in shown)
-    if not any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
-        assert shown == text  # letters, emoji, combining marks, newlines and tabs as they are
+    assert not any(_obeyed(c) for c in shown)
+    if not any(_obeyed(c) for c in text):
+        assert shown == text  # letters, emoji, combining marks, direction marks, newlines and tabs as they are
     assert printable(shown) == shown  # escaping twice changes nothing more: shown once
+
+
+def test_a_bidirectional_override_shows_as_its_escape() -> None:
+    assert printable("safe \u202eexe.txt") == "safe \\u202eexe.txt"
 
 
 def test_review_approves_and_rejects_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
