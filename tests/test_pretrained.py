@@ -70,6 +70,24 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, base: Path, cache: Path) -> 
     return out
 
 
+def test_the_llama_decode_step_gives_keras_hubs_logits(tuned: Path) -> None:
+    """botkit's one-token Llama step (grouped heads, no repeat, the filled positions only) against
+    keras-hub's ``call_with_cache`` on the same weights: the same logits at every position."""
+    import numpy as np
+
+    from botkit.pretrained.decode import KerasHubDecoder, LlamaDecoder
+
+    generator = load(tuned)
+    assert isinstance(generator, TransformerGenerator) and isinstance(generator.decoder, LlamaDecoder)
+    reference = KerasHubDecoder(generator.lm)
+    tokens = np.random.default_rng(0).integers(0, 60, (3, 7)).astype(np.int32)
+    fast, slow = generator.decoder.empty_cache(3, 9), reference.empty_cache(3, 9)
+    for i in range(tokens.shape[1]):
+        ours, fast = generator.decoder.step(tokens[:, i : i + 1], fast, i)
+        theirs, slow = reference.step(tokens[:, i : i + 1], slow, i)
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-4)
+
+
 def test_a_fine_tune_folder_is_small_and_names_its_base_by_hash(tuned: Path, base: Path) -> None:
     config = json.loads((tuned / "config.json").read_text())
     assert config["family"] == "transformer" and config["base"]["spec"] == str(base) and len(config["base"]["sha256"]) == 64

@@ -3,7 +3,7 @@
 keywords), so ``botkit generate``, filters, bots and the console use either family alike.
 
 One compiled TensorFlow step, driven token by token from Python: it feeds every row's token at
-one position through keras-hub's ``call_with_cache`` (the key/value cache) and chooses the next:
+one position through the model with its key/value cache (:mod:`botkit.pretrained.decode`) and chooses the next:
 the row's forced token while its context lasts (separator, label, a reply's parent, the prefix),
 else a sample by the LSTM's own seeded choice (:mod:`botkit.generate.sampling`: temperatures cycled per
 token, top-k, top-p), after a repetition penalty (CTRL's: a seen token's logit divided by the
@@ -29,6 +29,7 @@ import tensorflow as tf
 from botkit.errors import ConfigError
 from botkit.generate.generator import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, GenerateRequest, SampleSource, cut_at_stop
 from botkit.generate.sampling import Truncation, check_temperatures, choose, truncate
+from botkit.pretrained.decode import decoder_for
 from botkit.pretrained.model import Loaded, load
 from botkit.sample import Sample
 
@@ -48,6 +49,7 @@ class TransformerGenerator(SampleSource):
         self.path: Path | None = loaded.path
         self.training = loaded.tune.training
         self._steps: dict[Truncation, Any] = {}
+        self.decoder = decoder_for(self.lm)
 
     @classmethod
     def load(cls, path: str | Path) -> TransformerGenerator:
@@ -113,7 +115,7 @@ class TransformerGenerator(SampleSource):
         logps = np.zeros((len(forced), total), np.float32)
         step = self._step(Truncation(opts.top_k, opts.top_p))
         rows = len(forced)
-        cache = tf.zeros(_cache_shape(self.lm.backbone, rows, total), self.lm.compute_dtype)
+        cache = self.decoder.empty_cache(rows, total)
         vocab = int(self.lm.backbone.token_embedding.embeddings.shape[0])
         seen = tf.zeros([rows, vocab], tf.bool)
         done = tf.zeros([rows], tf.bool)
@@ -154,7 +156,7 @@ class TransformerGenerator(SampleSource):
         """Feed position ``i`` of every row and choose position ``i + 1``: the forced token while the row's
         context and prefix last, else a sample. Returns the choice, its log-probability, and the new state."""
         sep = self.tune.framing.sep
-        logits, _, cache = self.lm.call_with_cache(token, cache, i)
+        logits, cache = self.decoder.step(token, cache, i)
         logits = tf.cast(logits[:, 0, :], tf.float32)
         vocab = tf.shape(logits)[1]
         not_sep = tf.range(vocab)[None, :] != sep
@@ -171,11 +173,3 @@ class TransformerGenerator(SampleSource):
         done = tf.logical_or(done, tf.logical_and(generated >= 0, tf.logical_or(chosen == sep, generated + 1 >= new)))
         return chosen, logp, cache, seen, done
 
-
-def _cache_shape(backbone: Any, rows: int, length: int) -> list[int]:
-    """keras-hub's key/value cache: (rows, layers, 2 (keys, values), length, key/value heads, head width)."""
-    if hasattr(backbone, "num_key_value_heads"):  # Llama, Mistral, Qwen...: grouped key/value heads
-        heads, width = backbone.num_key_value_heads, backbone.hidden_dim // backbone.num_query_heads
-    else:  # GPT-2
-        heads, width = backbone.num_heads, backbone.hidden_dim // backbone.num_heads
-    return [rows, backbone.num_layers, 2, length, heads, width]
