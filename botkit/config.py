@@ -251,7 +251,7 @@ def load_config(path: str | Path, *, also: Checks | None = None) -> Config:
     unset: list[tuple[tuple[str, ...], str]] = []
     raw = interpolate(raw, where, secret=secret, taken=taken, unset=unset)
     # Every message from here on passes through it: a plugin's own check may quote a value it was given.
-    redact = Redactor.of(taken)
+    redact = Redactor.of(taken, url_paths=True)
     problems: list[str] = []
     try:
         top = _TopLevel.model_validate(raw)

@@ -10,7 +10,8 @@ Two kinds of secret, two ways to hide them:
 * **by value**, with a :class:`Redactor` that knows them: every value that came from the
   environment (``${VAR}`` in config.yaml), a target's credentials, the ledger URL's password.
   A URL among them is kept readable (its host tells the user which service failed) and only its
-  credentials are hidden, wherever they show up alone too.
+  credentials are hidden, wherever they show up alone too; a URL from the environment has its path
+  hidden as well (a webhook's token is a path segment).
 
 Redaction happens where a message is made or stored, not only where it is printed, so the ledger
 (``last_error``, reasons, history) never holds a secret that a later ``botkit status`` or the
@@ -23,7 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from urllib.parse import quote, quote_plus, unquote, unquote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 MASK = "***"
 #: A secret shorter than this is hidden only as a whole word: masking every "en" or "30s" inside
@@ -149,14 +150,21 @@ class Redactor:
     secrets: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, values: Iterable[str | None]) -> Redactor:
-        """A redactor for these values: a URL's credentials (its host stays readable), any other value whole."""
+    def of(cls, values: Iterable[str | None], *, url_paths: bool = False) -> Redactor:
+        """A redactor for these values: a URL's credentials (its host stays readable), any other value whole.
+
+        With ``url_paths`` (values from the environment), a URL's path is hidden too: a webhook or a
+        capability URL carries its token as a path segment, which no name marks as a credential.
+        """
         found: set[str] = set()
         for value in values:
             if not value:
                 continue
             if _URL.fullmatch(value.strip()):
                 found |= url_secrets(value.strip())
+                path = urlsplit(split_userinfo(value.strip())[0]).path
+                if url_paths and len(path.strip("/")) >= SHORT:
+                    found |= _forms(path)
             else:
                 found |= _forms(value)
         return cls(frozenset(found))

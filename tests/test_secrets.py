@@ -104,6 +104,17 @@ def test_redacting_again_changes_nothing() -> None:
     assert redact_text(once) == once and Redactor.of(["hunter22"])(once) == once
 
 
+def test_a_url_from_the_environment_hides_its_path() -> None:
+    """A webhook's token is a path segment: hidden when the URL came from the environment, wherever
+    the path shows (the URL whole, or a library's message naming the path alone); the host stays."""
+    hook = "https://hooks.example/api/webhooks/123/tok-qz75"
+    redact = Redactor.of([hook], url_paths=True)
+    assert redact(f"POST {hook}: 503") == "POST https://hooks.example***: 503"
+    assert "tok-qz75" not in redact("404 for url /api/webhooks/123/tok-qz75?wait=true")
+    assert Redactor.of(["https://mastodon.example/"], url_paths=True)("https://mastodon.example/api/v1/statuses") == "https://mastodon.example/api/v1/statuses"
+    assert Redactor.of([hook])(f"POST {hook}") == f"POST {hook}"  # a ledger URL's path (the database) stays
+
+
 def test_a_short_value_is_hidden_only_as_a_word() -> None:
     """``language: ${LANG}`` = en: hidden where it stands alone, not inside every word that holds it."""
     redact = Redactor.of(["en"])
