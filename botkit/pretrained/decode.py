@@ -40,9 +40,11 @@ class LlamaDecoder:
         """Logits (rows, 1, vocabulary) for ``token`` (rows, 1) at position ``index``, and the updated cache."""
         backbone = self.lm.backbone
         x = backbone.token_embedding(token)
+        rows = tf.range(tf.shape(token)[0])
+        at = tf.stack([rows, tf.fill(tf.shape(rows), tf.cast(index, tf.int32))], axis=1)  # position ``index`` of every row, for every block
         updated = []
         for block, (keys, values) in zip(backbone.transformer_layers, cache):
-            x, keys, values = _block(block, x, keys, values, index)
+            x, keys, values = _block(block, x, keys, values, index, at)
             updated.append((keys, values))
         logits = backbone.token_embedding(backbone.layer_norm(x), reverse=True)
         return logits, tuple(updated)
@@ -79,24 +81,18 @@ def decoder_for(lm: Any) -> LlamaDecoder | KerasHubDecoder:
     return KerasHubDecoder(lm)
 
 
-def _block(block: Any, x: Any, keys: Any, values: Any, index: Any) -> tuple[Any, Any, Any]:
-    """One decoder block for one position, as ``LlamaTransformerDecoder.call`` computes it."""
+def _block(block: Any, x: Any, keys: Any, values: Any, index: Any, at: Any) -> tuple[Any, Any, Any]:
+    """One decoder block for one position (``at``: its scatter indices in the cache), as ``LlamaTransformerDecoder.call`` computes it."""
     attention = block._self_attention_layer
     normed = block._self_attention_layernorm(x)
     query = attention.rotary_embedding_layer(attention._query_dense(normed), start_index=index)
     key = attention.rotary_embedding_layer(attention._key_dense(normed), start_index=index)
-    keys = tf.tensor_scatter_nd_update(keys, _at(keys, index), key[:, 0])
-    values = tf.tensor_scatter_nd_update(values, _at(values, index), attention._value_dense(normed)[:, 0])
+    keys = tf.tensor_scatter_nd_update(keys, at, key[:, 0])
+    values = tf.tensor_scatter_nd_update(values, at, attention._value_dense(normed)[:, 0])
     x = x + attention._output_dense(_grouped_attention(query, keys[:, : index + 1], values[:, : index + 1], attention._inv_norm_factor))
     normed = block._feedforward_layernorm(x)
     gate = tf.cast(block.activation(tf.cast(block._feedforward_gate_dense(normed), tf.float32)), x.dtype)  # in float32, as keras-hub (and torch's silu) do
     return x + block._feedforward_output_dense(block._feedforward_intermediate_dense(normed) * gate), keys, values
-
-
-def _at(cache: Any, index: Any) -> Any:
-    """Scatter indices of position ``index`` in every row of a (rows, length, ...) cache."""
-    rows = tf.range(tf.shape(cache)[0])
-    return tf.stack([rows, tf.fill(tf.shape(rows), tf.cast(index, tf.int32))], axis=1)
 
 
 def _grouped_attention(query: Any, keys: Any, values: Any, scale: float) -> Any:
