@@ -93,7 +93,7 @@ def _base_model(spec: BotSpec) -> Path | str | None:
     The bare name ``base`` stays as it is (the weights loader finds the model shipped with botkit),
     and so does a pretrained model's name or preset (``smollm2``, ``hf://...``) that is no file here.
     """
-    from botkit.model.saving import BASE
+    from botkit.model_folder import BASE
     from botkit.pretrained.sources import is_pretrained
 
     base = spec.options.train.base

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any, cast
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
+from botkit import model_folder
 from botkit.bots import TARGETS, Limits, Target, TargetOptions
 from botkit.bots.durations import Duration
 from botkit.errors import BotkitError, ConfigError
@@ -356,12 +356,9 @@ def parse_bots(
 
 
 def _trained_without_parents(model: Path) -> bool:
-    """Whether the model's config.json says it is no reply model (read as JSON: no TensorFlow here)."""
-    try:
-        training = json.loads((model / "config.json").read_text(encoding="utf-8")).get("training", {})
-    except (OSError, ValueError, AttributeError):
-        return False  # a missing or broken model is reported as such where it is loaded
-    return isinstance(training, dict) and training.get("conditional") is False
+    """Whether the model's config.json says it is no reply model (a missing or broken model is
+    reported as such where it is loaded)."""
+    return model_folder.training(model).get("conditional") is False
 
 
 def readiness(specs: Mapping[str, BotSpec], where: str) -> list[str]:

@@ -88,3 +88,16 @@ def test_the_command_line_starts_without_the_heavy_libraries() -> None:
     code = "import sys, botkit.cli; botkit.cli.build_parser(); print(sorted(m for m in ('tensorflow', 'keras', 'praw', 'pandas', 'uvicorn', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_model_folder_is_read_without_tensorflow(tmp_path: Path) -> None:
+    """The console, the config checks and the filters learn what a model folder holds from its
+    config.json alone (:mod:`botkit.model_folder`), without the seconds TensorFlow takes to load."""
+    (tmp_path / "config.json").write_text('{"family": "transformer", "training": {"conditional": false, "corpus": ["c.txt"]}}', encoding="utf-8")
+    code = (
+        "import sys; from botkit import model_folder; import botkit.bots.spec; "
+        f"print(model_folder.is_transformer({str(tmp_path)!r}), model_folder.training({str(tmp_path)!r})['corpus'], "
+        "model_folder.resolve('base').name, 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "['c.txt']", "base", "False"]

@@ -157,9 +157,10 @@ def pull(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    from botkit.pretrained.sources import is_pretrained, is_transformer_folder
+    from botkit.model_folder import is_transformer
+    from botkit.pretrained.sources import is_pretrained
 
-    if is_transformer_folder(args.model) or is_pretrained(args.model):
+    if is_transformer(args.model) or is_pretrained(args.model):
         from botkit.pretrained.evaluate import evaluate_file as evaluate_transformer
 
         print(evaluate_transformer(args.model, args.file).summary())

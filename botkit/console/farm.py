@@ -9,7 +9,6 @@ what the first decided.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from botkit import model_folder
 from botkit.bots.ledger import QUEUED, REJECTED, REVIEWED, Candidate, Ledger, NewCandidate, PostRecord, utcnow
 from botkit.bots.report import holder, in_doubt, target_of
 from botkit.bots.spec import BotSpec
@@ -30,7 +30,6 @@ CHART_DAYS = 14
 FUNNEL_CANDIDATES = 1000
 # The weights folder layout (botkit/model/saving.py); read as JSON here, so the console starts
 # without importing Keras.
-_MODEL_CONFIG, _RESUME_STATE = "config.json", "resume/state.json"
 
 
 @dataclass(frozen=True)
@@ -223,28 +222,19 @@ class ModelView:
         return str(self.training.get("unit") or "token")
 
 
-def resolve_weights(path: Path) -> Path:
-    """A weights folder by path; the bare name ``base`` also finds the model shipped with botkit."""
-    if str(path) == "base" and not path.exists():
-        from importlib.resources import files
-
-        return Path(str(files("botkit.weights"))) / "base"
-    return path
-
-
 def model_view(folder: Path, corpora: Iterable[Path] | None = None) -> ModelView:
     """What a weights folder records: settings, final and per-epoch losses, and its corpora's statistics.
 
     ``corpora``: the corpus files (a bot's, from the config); else those the training config names.
     Raises :class:`BotkitError` when the folder has no readable ``config.json``.
     """
-    folder = resolve_weights(folder)
-    data = _read_json(folder / _MODEL_CONFIG)
+    folder = model_folder.resolve(folder)
+    data = model_folder.described(folder)
     if data is None:
-        raise BotkitError(f"{folder}: not a trained model folder (no readable {_MODEL_CONFIG}; train it with botkit train or botkit farm build)")
+        raise BotkitError(f"{folder}: not a trained model folder (no readable {model_folder.CONFIG}; train it with botkit train or botkit farm build)")
     training = dict(data.get("training") or {})
     result = training.pop("result", None) or {}
-    history = training.pop("history", None) or (_read_json(folder / _RESUME_STATE) or {}).get("history") or []
+    history = training.pop("history", None) or (model_folder.read_json(folder / model_folder.RESUME_STATE) or {}).get("history") or []
     named = training.pop("corpus", None) or []
     paths = list(corpora) if corpora is not None else [Path(p) for p in (named if isinstance(named, list) else [named])]
     stats, problems = [], []
@@ -261,14 +251,6 @@ def model_view(folder: Path, corpora: Iterable[Path] | None = None) -> ModelView
 def _stats(path: Path, mtime_ns: int) -> CorpusStats:
     """Corpus statistics, kept until the file changes: a page view must not re-read a big corpus."""
     return corpus_stats(path)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def bot_corpora(spec: BotSpec, corpora: Mapping[str, Any]) -> list[Path] | None:

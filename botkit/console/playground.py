@@ -31,10 +31,10 @@ from botkit.bots.bot import (
 )
 from botkit.bots.ledger import APPROVED, QUEUED, Ledger, NewCandidate, storable
 from botkit.bots.spec import BotSpec
-from botkit.console.farm import enqueue, resolve_weights
+from botkit.console.farm import enqueue
 from botkit.console.fields import whole_number, whole_numbers
 from botkit.errors import BotkitError
-from botkit.pretrained.sources import is_transformer_folder
+from botkit.model_folder import is_transformer, resolve
 from botkit.sample import Sample
 
 if TYPE_CHECKING:
@@ -110,8 +110,8 @@ class TrainedModel:
 
 def trained_model(model: Path) -> TrainedModel:
     """Whether the weights folder holds a trained model, and its labels; read without TensorFlow."""
-    folder = resolve_weights(model)
-    transformer = is_transformer_folder(folder)
+    folder = resolve(model)
+    transformer = is_transformer(folder)
     missing = [name for name in ((_TRAINED,) if transformer else (_VOCAB, _WEIGHTS)) if not (folder / name).is_file()]
     if missing:
         return TrainedModel([], f"{folder} holds no trained model yet ({', '.join(missing)} missing): train it with botkit farm build or botkit train")
@@ -138,7 +138,7 @@ def generate(spec: BotSpec, ledger: Ledger, where: str, asked: Form) -> list[Ver
 
     if spec.options.model is None:
         raise BotkitError(f"{spec.name} has no model: it posts prepared posts")
-    folder = resolve_weights(spec.options.model)
+    folder = resolve(spec.options.model)
     found = trained_model(folder)
     if found.problem:
         raise BotkitError(found.problem)

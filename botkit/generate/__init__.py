@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from botkit.generate.generator import GenerateRequest, Generator, SampleSource, write_samples
-from botkit.pretrained.sources import is_pretrained, is_transformer_folder
+from botkit.model_folder import is_transformer
+from botkit.pretrained.sources import is_pretrained
 from botkit.sample import Sample
 
 
 def load(model: str | Path) -> SampleSource:
     """The generator of a model folder, whichever family trained it (an LSTM, or a fine-tuned transformer);
     a pretrained transformer's name, file or folder (``smollm2``) writes zero-shot."""
-    if is_transformer_folder(model) or is_pretrained(model):
+    if is_transformer(model) or is_pretrained(model):
         from botkit.pretrained.generator import TransformerGenerator
 
         return TransformerGenerator.load(model)

@@ -26,14 +26,15 @@ from typing import Any
 import keras
 import numpy as np
 
-from botkit import __version__
+from botkit import __version__, model_folder
 from botkit.atomic import atomic_output, ensure_folder, write_bytes
 from botkit.errors import BotkitError, ConfigError
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import VocabError, Vocabulary
 
 FORMAT_VERSION = 1
-CONFIG, VOCAB, WEIGHTS, RESUME = "config.json", "vocab.json", "model.weights.h5", "resume"
+VOCAB, WEIGHTS, RESUME = "vocab.json", "model.weights.h5", "resume"
+CONFIG = model_folder.CONFIG
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -97,33 +98,17 @@ def record_history(path: Path, history: list[dict[str, Any]]) -> None:
     _write_json(path / CONFIG, data)
 
 
-BASE = "base"
-
-
-def resolve(path: str | Path) -> Path:
-    """A weights folder by path; the bare name ``base`` also finds the model shipped with botkit."""
-    folder = Path(path)
-    if str(path) == BASE and not folder.exists():
-        from importlib.resources import files
-
-        return Path(str(files("botkit.weights"))) / BASE
-    return folder
-
-
 def read_training(path: str | Path) -> dict[str, Any]:
     """The training part of a model folder's config.json, whichever family trained it (what the
     filters read: the corpus a model learnt from)."""
-    from botkit.pretrained.sources import is_transformer_folder
-
-    path = resolve(path)
-    if is_transformer_folder(path):
-        return dict(json.loads((path / CONFIG).read_text(encoding="utf-8")).get("training") or {})
+    if model_folder.is_transformer(path):
+        return model_folder.training(path)
     return read_config(path)[1]
 
 
-def read_config(path: Path) -> tuple[ModelConfig, dict[str, Any]]:
+def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
     """The model and training config of an LSTM model folder, checked."""
-    path = resolve(path)
+    path = model_folder.resolve(path)
     if not path.is_dir():
         raise ModelFolderError(f"{path}: no such model folder (train one with: botkit train CORPUS -o {path})")
     config_path = path / CONFIG
@@ -208,7 +193,7 @@ def read_vocab(path: Path) -> Vocabulary:
 
 def load(path: str | Path) -> Saved:
     """A ready-to-run model from a weights folder (or ``base``, the shipped model)."""
-    path = resolve(path)
+    path = model_folder.resolve(path)
     config, training = read_config(path)
     vocab = read_vocab(path)
     if len(vocab) != config.vocab_size or len(vocab.labels) != config.num_labels:

@@ -43,7 +43,8 @@ from botkit.model.callbacks import (
 from botkit.model.evaluate import Scorer
 from botkit.model.network import ModelConfig, build_model
 from botkit.model.vocab import Vocabulary
-from botkit.pretrained.sources import is_pretrained, is_transformer_folder
+from botkit.model_folder import is_transformer
+from botkit.pretrained.sources import is_pretrained
 from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState, default_dropout
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def train(
         raise ConfigError("give at least one corpus file to train on")
     if resume and base is not None:
         raise ConfigError("give either --resume (continue this model) or --from (start from another), not both")
-    if (base is not None and is_pretrained(base)) or (resume and is_transformer_folder(output)):
+    if (base is not None and is_pretrained(base)) or (resume and is_transformer(output)):
         from botkit.pretrained.train import fine_tune  # that module builds on this one
 
         if model_overrides:

@@ -26,7 +26,8 @@ import numpy as np
 from botkit import __version__
 from botkit.atomic import ensure_folder, write_bytes
 from botkit.model.saving import ModelFolderError
-from botkit.pretrained.sources import BaseModel, PretrainedError, content_hash, is_pretrained, is_transformer_folder, resolve
+from botkit.model_folder import is_transformer
+from botkit.pretrained.sources import BaseModel, PretrainedError, content_hash, is_pretrained, resolve
 from botkit.pretrained.text import Framing, Tokens
 
 FORMAT_VERSION = 1
@@ -168,7 +169,7 @@ class Loaded:
 
 def load(path: str | Path) -> Loaded:
     """A fine-tuned model folder, or (zero-shot) a pretrained model by its ``--from`` spec as it is."""
-    if not is_transformer_folder(path) and is_pretrained(path):
+    if not is_transformer(path) and is_pretrained(path):
         base = resolve(path)
         lm = load_causal_lm(base)
         tokens = Tokens(base)

@@ -86,14 +86,6 @@ class BaseModel:
         return path if path.is_dir() else None
 
 
-def is_transformer_folder(path: str | Path) -> bool:
-    """A model folder holding a fine-tuned transformer (config.json's ``family``), told without TensorFlow."""
-    try:
-        return json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("family") == "transformer"
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def is_pretrained(spec: str | Path) -> bool:
     """Whether ``--from SPEC`` names a pretrained transformer rather than a botkit LSTM folder."""
     text, path = str(spec), Path(spec)
