@@ -1,12 +1,17 @@
 """Training only the top of a pretrained transformer, with its frozen bottom run once.
 
 When the top k blocks train, the blocks below them compute the same hidden states for a training
-window every epoch. :class:`TopOnly` runs that frozen bottom once per window (eagerly: no graph to
-build), keeps its output, and trains a small model made of the same top layers (the blocks, the
-final norm and the tied output embedding) on it. Per token that saves the bottom's forward pass
-every epoch after the first, and the training step's graph covers only the top layers, so it
-builds in a fraction of the time (figures in the README). The layers are the causal LM's own: what
-the top learns is in the model that generates afterwards.
+window every epoch. :class:`TopOnly` runs that frozen bottom once per window, keeps its output,
+and trains a small model made of the same top layers (the blocks, the final norm and the tied
+output embedding) on it. Per token that saves the bottom's forward pass every epoch after the
+first, and the training step's graph covers only the top layers, so it builds in a fraction of
+the time (figures in the README). The layers are the causal LM's own: what the top learns is in
+the model that generates afterwards.
+
+The bottom runs for a window when a batch first needs it (:class:`TopBatches`), not over the
+whole corpus before the first step: under ``--minutes`` a pass over every window first took most
+of a short budget (1,799 titles: 377 windows, about 100 s of a 2-core CPU), and a budget that ends
+within the first epoch never pays for the windows it does not reach.
 
 Above :data:`MAX_CACHED_BYTES` of hidden states (a corpus of millions of tokens) the whole model
 runs every step instead, its bottom frozen all the same.
@@ -63,3 +68,38 @@ class TopOnly:
                 part_pad = np.concatenate([part_pad, np.ones((_BATCH - rows, ids.shape[1]), bool)])
             out.append(np.asarray(self._bottom(part_ids, part_pad), np.float32)[:rows])
         return np.concatenate(out) if out else np.zeros((0, ids.shape[1], self.model.inputs[0].shape[-1]), np.float32)
+
+
+class TopBatches(keras.utils.PyDataset):
+    """The top's training batches, endless: the windows in a new seeded order every epoch (a corpus
+    smaller than a batch repeated to fill it), each window's frozen-bottom output computed the first
+    time a batch takes it and kept for every later epoch."""
+
+    def __init__(self, top: TopOnly, x: np.ndarray, w: np.ndarray, batch_size: int, seed: int, first_epoch: int = 0) -> None:
+        super().__init__()
+        self.top, self.x, self.w, self.batch_size, self.seed = top, x, w, batch_size, seed
+        self.per_epoch = -(-len(x) // batch_size)
+        self.first_epoch = first_epoch
+        self.mask = np.ones((batch_size, x.shape[1] - 1), bool)
+        self.hidden = np.empty((len(x), x.shape[1] - 1, top.model.inputs[0].shape[-1]), np.float32)
+        self.known = np.zeros(len(x), bool)
+        self._orders: dict[int, np.ndarray] = {}
+
+    @property
+    def num_batches(self) -> None:
+        return None  # endless: fit counts the epochs by steps_per_epoch
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The windows of ``epoch`` in their order, whole batches (the permutation repeated where short)."""
+        if epoch not in self._orders:
+            self._orders = {epoch: np.resize(np.random.default_rng([self.seed, epoch]).permutation(len(self.x)), self.per_epoch * self.batch_size)}
+        return self._orders[epoch]
+
+    def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+        epoch, at = divmod(index, self.per_epoch)
+        rows = self.order(self.first_epoch + epoch)[at * self.batch_size : (at + 1) * self.batch_size]
+        missing = np.unique(rows[~self.known[rows]])
+        if len(missing):
+            self.hidden[missing] = self.top.hidden(self.x[missing, :-1], self.mask[: len(missing)])
+            self.known[missing] = True
+        return (self.hidden[rows], self.mask), self.x[rows, 1:], self.w[rows, 1:]

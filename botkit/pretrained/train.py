@@ -11,7 +11,8 @@ per *character* (:mod:`botkit.pretrained.score`), the number ``botkit eval`` giv
 Defaults for a CPU, where each differs from the LSTM's (unless given): AdamW at 1e-3, 8 windows
 of 128 tokens a step, only the top fifth of the blocks trained (``--train-layers``; 0 trains all).
 ``--minutes`` is wall-clock time from the moment the model is loaded: framing, the frozen blocks'
-pass and validation count, as the graph building of the first step does for the LSTM.
+pass (window by window, as batches first need them) and validation count, as the graph building
+of the first step does for the LSTM.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from botkit.pretrained.generator import TransformerGenerator
 from botkit.pretrained.score import DocumentScorer, compiled, read_documents, score_batches
 from botkit.pretrained.sources import resolve
 from botkit.pretrained.text import Framing, Tokens
-from botkit.pretrained.top import TopOnly
+from botkit.pretrained.top import TopBatches, TopOnly
 from botkit.training import DEFAULT_EPOCHS, LearningRateSchedule, TrainConfig, TrainState
 
 log = logging.getLogger(__name__)
@@ -198,13 +199,7 @@ def _fit(
     if top is not None and not TopOnly.fits(len(x), x.shape[1], lm.backbone.hidden_dim):
         log.info("%d windows: too many to keep the frozen layers' output; the whole model runs every step", len(x))
         top = None
-    inputs: Any
-    if top is not None:
-        started = time.monotonic()
-        model, inputs = top.model, (top.hidden(x[:, :-1], ones), ones)
-        log.info("the %d frozen blocks ran once over %d windows in %.1f s", top.first, len(x), time.monotonic() - started)
-    else:
-        model, inputs = lm, {"token_ids": x[:, :-1], "padding_mask": ones}
+    model = top.model if top is not None else lm
     optimizer = keras.optimizers.AdamW(learning_rate=config.lr, weight_decay=0.0, clipnorm=config.clipnorm)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
     # XLA: the top's training step runs 15 % faster on a 2-core CPU (3.3 s against 3.9 s for 8 × 128 tokens of SmolLM2's top six blocks).
@@ -247,7 +242,10 @@ def _fit(
     if config.sample_every:
         generator = TransformerGenerator(folder.Loaded(output, lm, tokens, tune))
         callbacks.append(Previews(generator, config.sample_every, min(config.sample_length, PREVIEW_TOKENS), tune.labels[0] if tune.labels else None, config.seed, report))
-    dataset = windows_dataset(inputs, x, w, config.batch_size, config.seed)
+    if top is not None:
+        dataset: Any = TopBatches(top, x, w, config.batch_size, config.seed, first_epoch=state.epoch)
+    else:
+        dataset = windows_dataset({"token_ids": x[:, :-1], "padding_mask": ones}, x, w, config.batch_size, config.seed)
     state.elapsed += time.monotonic() - began  # the preparation since the model loaded is part of the budget
     try:
         validation = PerCharacter(state, scorer, val_docs, report, tokens_per_char=tokens_per_char)
