@@ -146,11 +146,7 @@ class TransformerGenerator(SampleSource):
                 continue
             for slot in ended.tolist():
                 job, sampled, scores = slots.result(slot, new)
-                ends = np.flatnonzero(sampled == framing.sep)
-                stop = int(ends[0]) if len(ends) else len(sampled)
-                score = float(scores[: stop + 1].mean()) if len(scores) else float("nan")
-                text = cut_at_stop(opts.prefix + self.tokens.decode(sampled[:stop]), opts.stop)
-                finished[job] = Sample(text, score, temperature, *jobs[job])
+                finished[job] = self._sample(sampled, scores, opts, temperature, *jobs[job])
                 taken = None if exhausted else next(queue, None)
                 if taken is not None:
                     slots.start(slot, *taken)
@@ -169,6 +165,14 @@ class TransformerGenerator(SampleSource):
                 following += 1
             if ready:
                 yield ready
+
+    def _sample(self, sampled: np.ndarray, scores: np.ndarray, opts: GenerateRequest, temperature: float | None, label: str | None, parent: str | None) -> Sample:
+        """A row's sample from what it sampled (up to its end marker) and the log-probabilities: the
+        text after the prefix, cut at a stop string, and the mean log-probability, the end marker included."""
+        ends = np.flatnonzero(sampled == self.tune.framing.sep)
+        stop = int(ends[0]) if len(ends) else len(sampled)
+        score = float(scores[: stop + 1].mean()) if len(scores) else float("nan")
+        return Sample(cut_at_stop(opts.prefix + self.tokens.decode(sampled[:stop]), opts.stop), score, temperature, label, parent)
 
     def _step(self, truncation: Truncation) -> Any:
         """The compiled step for these truncation settings (built once; the row count and length may vary)."""
@@ -211,7 +215,7 @@ class _Slots:
     sampled), their log-probabilities, its position, its context length and the job it is doing."""
 
     def __init__(self, rows: int, width: int, filler: int) -> None:
-        self.width, self.filler = width, filler
+        self.filler = filler
         self.tokens = np.full((rows, width), filler, np.int32)
         self.logps = np.zeros((rows, width), np.float32)
         self.position = np.zeros(rows, np.int32)
