@@ -150,14 +150,14 @@ def test_temperature_list_cycles_per_token() -> None:
 
 
 @pytest.mark.parametrize("vocab", [40, 3000])  # all sorted; a transformer-sized vocabulary's partial sort, and its fallback
-@pytest.mark.parametrize("scale", [0.3, 3.0, 30.0])  # flat (nucleus wider than the candidates), middling, peaked
-def test_the_nucleus_is_the_smallest_set_of_most_likely_tokens_holding_top_p(vocab: int, scale: float) -> None:
+@pytest.mark.parametrize("scale", [(0.3,), (3.0,), (30.0,), (30.0, 0.3, 30.0)])  # flat (nucleus wider than the candidates), middling, peaked, rows of both
+def test_the_nucleus_is_the_smallest_set_of_most_likely_tokens_holding_top_p(vocab: int, scale: tuple[float, ...]) -> None:
     import tensorflow as tf
 
     from botkit.generate.sampling import Truncation, truncate
 
-    rng = np.random.default_rng(int(scale * 10) + vocab)
-    logits = (rng.standard_normal((16, vocab)) * scale).astype(np.float32)
+    rng = np.random.default_rng(int(sum(scale) * 10) + vocab)
+    logits = (rng.standard_normal((16, vocab)) * np.resize(scale, 16)[:, None]).astype(np.float32)
     temperature = np.full((16, 1), 0.7, np.float32)
     kept = np.isfinite(truncate(tf.constant(logits), tf.constant(temperature), Truncation(top_p=0.9)).numpy())
     for row, mask in zip(logits / 0.7, kept):

@@ -50,8 +50,10 @@ def ban(logits: Any, ids: tuple[int, ...]) -> Any:
 
 #: Top-p looks for its cutoff among this many most likely tokens first (a partial sort): a
 #: transformer's 49,152-token vocabulary sorted whole for every row and token was most of a
-#: generation step on a CPU (0.3-0.7 s of 32 rows). Only when some row's nucleus is wider than
-#: this is the whole vocabulary sorted, so the result is the same either way.
+#: generation step on a CPU (0.3-0.7 s of 32 rows). Only the rows whose nucleus is wider than
+#: this (a flat distribution, often a post's first token) sort their whole vocabulary, so the
+#: result is the same either way. Sorting every row whenever one needed it cost 60% more time on
+#: 256 titles at top-p 0.95 than no top-p at all.
 NUCLEUS_CANDIDATES = 256
 
 
@@ -78,11 +80,10 @@ def _nucleus_cutoff(tempered: Any, top_p: float) -> Any:
     if vocab is None or vocab <= NUCLEUS_CANDIDATES:
         return _cutoff_among(tf.sort(tempered, direction="DESCENDING", axis=-1), total, top_p)[0]
     cutoff, covered = _cutoff_among(tf.math.top_k(tempered, NUCLEUS_CANDIDATES).values, total, top_p)
-    return tf.cond(
-        tf.reduce_all(covered >= top_p),
-        lambda: cutoff,
-        lambda: _cutoff_among(tf.sort(tempered, direction="DESCENDING", axis=-1), total, top_p)[0],
-    )
+    wide = tf.where(covered[:, 0] < top_p)  # (rows, 1): the rows whose nucleus reaches past the candidates
+    rows = tf.gather_nd(tempered, wide)
+    exact = _cutoff_among(tf.sort(rows, direction="DESCENDING", axis=-1), tf.gather_nd(total, wide), top_p)[0]
+    return tf.tensor_scatter_nd_update(cutoff, wide, exact)
 
 
 def _cutoff_among(ordered: Any, total: Any, top_p: float) -> tuple[Any, Any]:
