@@ -122,8 +122,8 @@ def farm(bots: int, seconds: float, interval: float) -> bool:
 
 
 def ledger(bots: int, rows: int) -> bool:
-    from botkit.bots import Limits, PostResult
     from botkit.bots.ledger import APPROVED, POSTED, Ledger, utcnow
+    from botkit.bots.targets import Limits, PostResult
 
     print(f"\n== ledger: {rows:,} candidates over {bots} bots, half posted")
     with tempfile.TemporaryDirectory() as tmp, Ledger(f"sqlite:///{tmp}/ledger.db") as led:

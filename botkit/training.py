@@ -1,5 +1,5 @@
 """How to train and what shape the network has: declared once, read by ``botkit train``, a bot's
-``train:`` block in config.yaml, the trainer and the weights folder alike; and the two things a
+``train:`` block in config.yaml, the trainer and the model folder alike; and the two things a
 run keeps besides weights (where it is, and its learning-rate schedule).
 
 Each field's type, default, bounds and description make the command-line flag (``max_words``

@@ -29,11 +29,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from botkit.bots import TARGETS, Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetError, Transient
 from botkit.bots.ledger import APPROVED, EVERY_STATE, IN_DOUBT, QUEUED, REJECTED, Busy, Candidate, Ledger, NewCandidate, Wait, storable, utcnow
 from botkit.bots.replies import Replier
 from botkit.bots.spec import BotSpec, readiness
 from botkit.bots.supply import CandidateSupplier, ModelSamples, NoPosts, PostsFile
+from botkit.bots.targets import TARGETS, Disabled, Limits, PostResult, RateLimited, Rejected, Target, TargetError, Transient
 from botkit.bots.workers import dead_here, describe, new_worker_id
 from botkit.errors import BotkitError, ConfigError
 from botkit.redact import Redactor

@@ -2,7 +2,7 @@
 is up to date.
 
 A bot names the corpora it learns from (``corpus:``, entries of ``corpora:``) and how to train
-(``train:``, the keys of ``botkit train``). After a training run the weights folder gets a stamp,
+(``train:``, the keys of ``botkit train``). After a training run the model folder gets a stamp,
 ``farm.json``: a hash of the corpus files and the training settings. When a later build finds the
 same stamp (nothing new was fetched, the config did not change) it skips that bot's training.
 """

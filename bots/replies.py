@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from botkit.bots import Incoming
-from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Ledger, NewCandidate
+from botkit.bots.ledger import APPROVED, QUEUED, REJECTED, Answered, Ledger, NewCandidate, show_time
+from botkit.bots.targets import Incoming
 
 if TYPE_CHECKING:
     from botkit.bots.spec import BotSpec, ReplyOptions
@@ -81,6 +82,30 @@ def chance(bot: str, parent: Incoming, decay: float) -> tuple[float, float]:
     return decay ** max(parent.depth - 1, 0), draw
 
 
+@dataclass(frozen=True)
+class Guards:
+    """The thread cap and the author's cooldown: their policy, stated once. The replier asks before it
+    generates (counting the replies its tick is about to write, too), and the ledger asks again
+    inside the transaction that stores a reply, so the guards hold when two workers decide at once."""
+
+    per_thread: int
+    cooldown: float
+
+    def __call__(self, parent: Incoming, in_thread: Answered, to_author: Answered, now: datetime) -> str | None:
+        """Why ``parent`` must not be answered now, given what was answered in its thread and to its author; or None."""
+        return self.thread(in_thread.count) or self.author(parent.author, to_author.last_at, now)
+
+    def thread(self, replies: int) -> str | None:
+        """Why a thread with ``replies`` of the bot's replies takes no more, or None."""
+        return f"max_per_thread: {replies} replies in this thread already" if replies >= self.per_thread else None
+
+    def author(self, author: str, last_at: datetime | None, now: datetime) -> str | None:
+        """Why ``author``, last answered at ``last_at``, is still in the cooldown, or None."""
+        if last_at is not None and now < last_at + timedelta(seconds=self.cooldown):
+            return f"cooldown: answered {author} at {show_time(last_at)}"
+        return None
+
+
 class Replier:
     """Turns what a bot's target heard into reply candidates (or recorded skips) in the ledger.
 
@@ -102,6 +127,7 @@ class Replier:
         assert spec.options.reply is not None  # only reply bots get a replier
         self.name = spec.name
         self.options: ReplyOptions = spec.options.reply
+        self.guards = Guards(self.options.max_per_thread, self.options.cooldown)
         self.settings = spec.options.generate
         self.review = spec.options.review
         self.ledger = ledger
@@ -127,12 +153,12 @@ class Replier:
             why = self.why_not(item, now) or self._crowded(item, answer)
             if why is None:
                 answer.append(item)
-            elif self.ledger.add_reply(self.name, item, None, why, per_thread=self.options.max_per_thread, cooldown=self.options.cooldown) != "seen":
+            elif self.ledger.add_reply(self.name, item, None, why, guard=self.guards) != "seen":
                 skipped += 1
                 log.info("%s: not answering %s: %s", self.name, item.id, why)
         stored = 0
         for item, reply in zip(answer, self.write(answer)):
-            outcome = self.ledger.add_reply(self.name, item, reply, None, per_thread=self.options.max_per_thread, cooldown=self.options.cooldown)
+            outcome = self.ledger.add_reply(self.name, item, reply, None, guard=self.guards)
             if outcome is None:
                 stored += 1
             elif outcome != "seen":
@@ -155,7 +181,7 @@ class Replier:
         odds, draw = chance(self.name, item, o.decay)
         if draw >= odds:
             return f"decay: chance {odds:.2f} at depth {item.depth}"
-        return self.ledger.reply_guard(self.name, item, per_thread=o.max_per_thread, cooldown=o.cooldown)
+        return self.ledger.reply_guard(self.name, item, self.guards)
 
     def _crowded(self, item: Incoming, answering: Sequence[Incoming]) -> str | None:
         """The thread and author guards counting the replies this same listening tick is about to
@@ -163,10 +189,7 @@ class Replier:
         o = self.options
         if o.cooldown > 0 and any(other.author == item.author for other in answering):
             return f"cooldown: answering {item.author} already"
-        in_thread = self.ledger.answered(self.name, thread=item.thread).count + sum(other.thread == item.thread for other in answering)
-        if in_thread >= o.max_per_thread:
-            return f"max_per_thread: {in_thread} replies in this thread already"
-        return None
+        return self.guards.thread(self.ledger.answered(self.name, thread=item.thread).count + sum(other.thread == item.thread for other in answering))
 
     def write(self, parents: Sequence[Incoming]) -> list[NewCandidate]:
         """One reply candidate per parent: the first of ``samples`` generated replies the filters keep,

@@ -6,7 +6,7 @@ Two stages, because they fail for different reasons:
   types, the target kind, cron syntax, filter names and their options. A config with a typo is
   wrong whatever command reads it.
 * :func:`readiness` (run by ``botkit run`` before it starts) checks what must exist *now*: the
-  weights folder or posts file, a live target's credentials. ``botkit fetch`` and ``farm build``
+  model folder or posts file, a live target's credentials. ``botkit fetch`` and ``farm build``
   must not fail on weights that they are about to create.
 
 Both collect every problem, each as ``FILE: bots.NAME.key: what is wrong``, and raise them at once.
@@ -25,8 +25,8 @@ from typing import Any, cast
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from botkit import model_folder
-from botkit.bots import TARGETS, Limits, Target, TargetOptions
 from botkit.bots.durations import Duration
+from botkit.bots.targets import TARGETS, Limits, Target, TargetOptions
 from botkit.errors import BotkitError, ConfigError
 from botkit.generation import GenerateSettings
 from botkit.options import Options, validate
@@ -154,7 +154,7 @@ class ReplyOptions(Options):
 class BotOptions(Options):
     """One bot, as written under ``bots.NAME`` (after ``defaults:`` are merged in)."""
 
-    model: Path | None = Field(None, description="weights folder to generate from, e.g. weights/apple")
+    model: Path | None = Field(None, description="model folder to generate from, e.g. weights/apple")
     posts: Path | None = Field(None, description="a .txt or .jsonl file of prepared posts, taken in order, each once")
     corpus: str | list[str] | None = Field(None, description="corpora (names under corpora:) its model learns from, for botkit farm build")
     train: TrainBlock = Field(
@@ -174,10 +174,10 @@ class BotOptions(Options):
     @model_validator(mode="after")
     def _one_supply(self) -> BotOptions:
         if self.model is not None and self.posts is not None:
-            raise ValueError("give one of model: (a weights folder) or posts: (a file of prepared posts), not both")
+            raise ValueError("give one of model: (a model folder) or posts: (a file of prepared posts), not both")
         if self.model is None and self.posts is None:
             if self.reply is None:
-                raise ValueError("give one of model: (a weights folder) or posts: (a file of prepared posts), or a reply: block")
+                raise ValueError("give one of model: (a model folder) or posts: (a file of prepared posts), or a reply: block")
             if self.reply.model is None:
                 raise ValueError("a bot that only replies needs reply.model: (a reply model)")
         return self
@@ -369,11 +369,11 @@ def readiness(specs: Mapping[str, BotSpec], where: str) -> list[str]:
         o = spec.options
         mine = []
         if o.model is not None and not o.model.is_dir():
-            mine.append(f"{where}: bots.{name}.model: no weights folder {o.model} (train it first: botkit farm build)")
+            mine.append(f"{where}: bots.{name}.model: no model folder {o.model} (train it first: botkit farm build)")
         if o.posts is not None and not o.posts.is_file():
             mine.append(f"{where}: bots.{name}.posts: no such file {o.posts}")
         if o.reply is not None and o.reply.model is not None and not o.reply.model.is_dir():
-            mine.append(f"{where}: bots.{name}.reply.model: no weights folder {o.reply.model} (train it on a pair corpus first)")
+            mine.append(f"{where}: bots.{name}.reply.model: no model folder {o.reply.model} (train it on a pair corpus first)")
         elif o.reply_model is not None and _trained_without_parents(o.reply_model):
             key = "reply.model" if o.reply is not None and o.reply.model is not None else "model"
             mine.append(f"{where}: bots.{name}.{key}: {o.reply_model} is not a reply model (its corpus had no parents); a reply: block needs one")

@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import botkit.options
 from botkit.corpus import Document
 from botkit.errors import SourceError
-from botkit.options import Options, validate
+from botkit.options import validate
 from botkit.plugins import Registry
-
-OptionsModel = Options  # inside Source, the name Options is the class attribute
 
 
 class Source(ABC):
@@ -31,9 +30,9 @@ class Source(ABC):
     #: One line for ``botkit sources`` and ``botkit fetch --help``.
     summary: ClassVar[str] = ""
     #: The source's options; subclasses replace it with their own model.
-    Options: ClassVar[type[OptionsModel]] = OptionsModel
+    Options: ClassVar[type[botkit.options.Options]] = botkit.options.Options
 
-    def __init__(self, options: OptionsModel) -> None:
+    def __init__(self, options: botkit.options.Options) -> None:
         self.options = options
 
     @classmethod

@@ -16,10 +16,11 @@ import pytest
 from test_bots_daemon import daemon, output, posted, stop, wait_for
 from test_bots_mastodon import POSTS, LiveBots, a_429_waits_for_its_reset, a_crash_after_posting_is_reconciled
 
-from botkit.bots import Transient
-from botkit.bots.bluesky import graphemes, record_key
 from botkit.bots.report import status
+from botkit.bots.targets import Transient
+from botkit.bots.targets.bluesky import record_key
 from botkit.config import load_config
+from botkit.post_text import graphemes
 
 from blueskypds import BotAccount, Post
 from claims import claim, dead_worker

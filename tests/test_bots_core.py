@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from botkit.bots import TARGETS, Limits, PostResult, Target
 from botkit.bots.bot import Bot, build_bots
 from botkit.bots.ledger import SCHEMA_VERSION, Ledger, LedgerError, show_time, store_url, utcnow
+from botkit.bots.targets import TARGETS, Limits, PostResult, Target
 from botkit.cli import main
 from botkit.config import load_config
 from botkit.errors import ConfigError
@@ -160,7 +160,7 @@ def test_run_refuses_to_start_and_lists_every_problem(tmp_path: Path, monkeypatc
     )
     assert main(["run", str(config), "--once"]) == 1
     err = capsys.readouterr().err
-    assert f"{config}: bots.a.model: no weights folder {tmp_path / 'weights' / 'a'}" in err
+    assert f"{config}: bots.a.model: no model folder {tmp_path / 'weights' / 'a'}" in err
     assert f"{config}: bots.b.posts: no such file {tmp_path / 'missing.txt'}" in err
     assert "bots.c.filters.1: unknown filter 'no-such-filter'" in err
     assert "bots.d.target.consumer_key: required for a live twitter target" in err and "bots.d.target.access_token_secret" in err
@@ -376,7 +376,7 @@ def flaky(tmp_path: Path) -> Path:
 
 
 def test_failures_follow_the_rules(flaky: Path) -> None:
-    from botkit.bots import Disabled, RateLimited, Rejected, Transient
+    from botkit.bots.targets import Disabled, RateLimited, Rejected, Transient
 
     lost = Transient("503")
     lost.delivered = True  # type: ignore[attr-defined]  # went out, but the answer was lost
@@ -432,7 +432,7 @@ def test_run_once_exits_1_when_a_tick_failed_and_says_each_failure_once(
     flaky: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """cron reads the exit status: a failed tick must not exit 0, nor bury its one line under two copies."""
-    from botkit.bots import Disabled, Rejected
+    from botkit.bots.targets import Disabled, Rejected
 
     config = write_config(
         tmp_path,
@@ -510,7 +510,7 @@ def test_review_and_history_show_control_characters_escaped_on_the_terminal(tmp_
 
 
 def test_status_shows_a_stored_error_with_its_control_characters_escaped(flaky: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from botkit.bots import Rejected
+    from botkit.bots.targets import Rejected
 
     Flaky.script = [Rejected("\x1b]0;owned\x07refused\x1b[2J")]
     assert main(["run", str(flaky), "--once"]) == 1

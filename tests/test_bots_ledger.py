@@ -15,9 +15,10 @@ import pytest
 
 from botkit.bots.bot import build_bots
 from botkit.bots.daemon import run_once
-from botkit.bots.ledger import APPROVED, SCHEMA_VERSION, Ledger, LedgerError, NewCandidate, redact_url
+from botkit.bots.ledger import APPROVED, SCHEMA_VERSION, Ledger, LedgerError, NewCandidate
 from botkit.cli import main
 from botkit.config import load_config
+from botkit.redact import redact_url
 
 ONE_BOT = """\
     store: botkit.db

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from botkit.bots import Transient
 from botkit.bots.bot import Bot, TickResult
 from botkit.bots.ledger import APPROVED, Candidate, Ledger, store_url, utcnow
-from botkit.bots.mastodon import count, plain
 from botkit.bots.report import status
+from botkit.bots.targets import Transient
+from botkit.bots.targets.mastodon import count, plain
 from botkit.cli import main
 from botkit.config import load_config
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from processes import Farm, wait_for
 
-from botkit.bots import Incoming
 from botkit.bots.bot import Bot
 from botkit.bots.daemon import run_once
 from botkit.bots.ledger import POSTED, Ledger
 from botkit.bots.review import review
+from botkit.bots.targets import Incoming
 from botkit.cli import main
 
 from zones import WEST

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from botkit.bots import Transient
 from botkit.bots.bot import Bot, build_bots
 from botkit.bots.ledger import Ledger, store_url, utcnow
 from botkit.bots.report import history, status
-from botkit.bots.twitter import shown_as
+from botkit.bots.targets import Transient
+from botkit.bots.targets.twitter import shown_as
 from botkit.config import load_config
 
 from claims import claim, dead_worker

@@ -147,7 +147,7 @@ def test_a_bots_supplier_hands_it_fresh_candidates_and_a_restart_carries_on(mode
 
 def test_cli_novelty_filter_uses_the_recorded_training_corpus(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Short samples of this model often are whole training documents: the novelty filter, fed from
-    the corpus the weights folder records, rejects those."""
+    the corpus the model folder records, rejects those."""
     assert main(["generate", str(model), "-n", "60", "-t", "0.5", "--label", "ann", "--filters", "novelty", "--report"]) == 0
     out, err = capsys.readouterr()
     counts = {row.split()[0]: int(row.split()[1].replace(",", "")) for row in err.splitlines()[1:]}

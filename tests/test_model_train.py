@@ -1,4 +1,4 @@
-"""Training, weights folders and eval, end to end through ``botkit train``/``botkit eval`` on tiny models."""
+"""Training, model folders and eval, end to end through ``botkit train``/``botkit eval`` on tiny models."""
 
 from __future__ import annotations
 

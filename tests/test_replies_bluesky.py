@@ -14,8 +14,8 @@ import pytest
 from test_bots_bluesky import HANDLE, PASSWORD, on, target
 from test_replies_mastodon import ReplyBots, parents
 
-from botkit.bots.bluesky import record_key
 from botkit.bots.ledger import FAILED, utcnow
+from botkit.bots.targets.bluesky import record_key
 
 from blueskypds import BotAccount, Person, Post
 from fakes.bluesky import FakeBluesky

@@ -108,7 +108,7 @@ def fetch_config_corpora(config: Config, only: list[str] | None) -> None:
 
 def plugins(args: argparse.Namespace) -> None:
     """``botkit sources|filters|targets``: the installed plugins of one kind, built-in or third-party."""
-    from botkit.bots import TARGETS
+    from botkit.bots.targets import TARGETS
     from botkit.filters import FILTERS
 
     registries: dict[str, Registry[Any]] = {"sources": SOURCES, "filters": FILTERS, "targets": TARGETS}

@@ -1,7 +1,7 @@
 """The farm console (``botkit serve``) and its pictures without a browser (``botkit report``).
 
 * :mod:`~botkit.console.farm`: what the pages show, read from the ledger, the config and the
-  weights folders, plus the reviewer's decisions as conditional updates on the ledger.
+  model folders, plus the reviewer's decisions as conditional updates on the ledger.
 * :mod:`~botkit.console.charts`: matplotlib pictures (loss curves, corpus statistics, filter funnel),
   served as PNG by the console and written to files by ``botkit report``.
 * :mod:`~botkit.console.playground`: the model page's samples, generated and judged as the bot

@@ -28,7 +28,7 @@ from botkit.errors import BotkitError
 CHART_DAYS = 14
 #: The funnel counts the bot's most recent candidates: its recent refills, not its whole life.
 FUNNEL_CANDIDATES = 1000
-# The weights folder layout (botkit/model/saving.py); read as JSON here, so the console starts
+# The model folder layout (botkit/model/saving.py); read as JSON here, so the console starts
 # without importing Keras.
 
 
@@ -202,7 +202,7 @@ def enqueue(ledger: Ledger, bot: str, new: Sequence[NewCandidate]) -> None:
 
 @dataclass(frozen=True)
 class ModelView:
-    """A weights folder as the model page and ``botkit report`` show it.
+    """A model folder as the model page and ``botkit report`` show it.
 
     ``history``: one ``{"epoch", "train_loss", "val_loss", ...}`` per epoch, from the model's
     ``config.json`` (``training.history``) or else from its ``resume/state.json`` (``history``).
@@ -223,7 +223,7 @@ class ModelView:
 
 
 def model_view(folder: Path, corpora: Iterable[Path] | None = None) -> ModelView:
-    """What a weights folder records: settings, final and per-epoch losses, and its corpora's statistics.
+    """What a model folder records: settings, final and per-epoch losses, and its corpora's statistics.
 
     ``corpora``: the corpus files (a bot's, from the config); else those the training config names.
     Raises :class:`BotkitError` when the folder has no readable ``config.json``.

@@ -8,7 +8,7 @@ samples they pick to the bot's queue; the chain judges them again then, so the q
 holds texts the bot's filters pass, whatever a form sends.
 
 TensorFlow is imported at the first generation, never when the console starts. A loaded model is
-kept per weights folder until its weights file changes (loading and compiling take seconds), and
+kept per model folder until its weights file changes (loading and compiling take seconds), and
 one generation runs at a time: a generator compiles and keeps its loops without a lock of its own,
 and a console must not let a few clicks take every core from the daemon beside it.
 """
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 #: The most samples one click generates: a page to read, not a batch job (``botkit generate`` is that).
 MAX_SAMPLES = 50
 DEFAULT_SAMPLES = 10
-# The weights folder's files (botkit/model/saving.py), named here so the page can tell a trained
+# The model folder's files (botkit/model/saving.py), named here so the page can tell a trained
 # model without importing Keras.
 _VOCAB, _WEIGHTS, _CONFIG, _TRAINED = "vocab.json", "model.weights.h5", "config.json", "trained.safetensors"
 _GENERATING = threading.Lock()
@@ -109,7 +109,7 @@ class TrainedModel:
 
 
 def trained_model(model: Path) -> TrainedModel:
-    """Whether the weights folder holds a trained model, and its labels; read without TensorFlow."""
+    """Whether the model folder holds a trained model, and its labels; read without TensorFlow."""
     folder = resolve(model)
     transformer = is_transformer(folder)
     missing = [name for name in ((_TRAINED,) if transformer else (_VOCAB, _WEIGHTS)) if not (folder / name).is_file()]

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import botkit.options
 from botkit.errors import BotkitError, ConfigError, PluginError
-from botkit.options import Options, key_path, validate
+from botkit.options import key_path, validate
 from botkit.plugins import Registry
 from botkit.sample import Sample
-
-OptionsModel = Options  # inside Filter, the name Options is the class attribute
 
 #: What ``default`` stands for. Cheap filters first, so the costly ones see fewer samples; a filter
 #: the context cannot serve (novelty without a corpus or a saved index) is left out.
@@ -62,9 +61,9 @@ class Filter(ABC):
     #: One line for listings.
     summary: ClassVar[str] = ""
     #: The filter's options; subclasses replace it with their own model.
-    Options: ClassVar[type[Options]] = Options
+    Options: ClassVar[type[botkit.options.Options]] = botkit.options.Options
 
-    def __init__(self, options: OptionsModel, context: FilterContext) -> None:
+    def __init__(self, options: botkit.options.Options, context: FilterContext) -> None:
         """Raise :class:`ConfigError` (without a key path; the chain adds it) for unusable options."""
         self.options = options
         self.context = context

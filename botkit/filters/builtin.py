@@ -17,6 +17,7 @@ from botkit.filters.similar import SimilarTexts
 from botkit.filters.text import words
 from botkit.filters.wordlist import BannedWords
 from botkit.options import Options
+from botkit.post_text import LIMITS
 from botkit.sample import Sample
 
 
@@ -61,10 +62,6 @@ def _call(function: Callable[..., Any], spec: str, text: str) -> Any:
 
 # ---------------------------------------------------------------------------------------- length
 
-#: Posting limits in characters. X counts some characters double and links as 23; this is the
-#: plain count, which is right for the text a bot usually writes.
-TARGET_LIMITS = {"twitter": 280, "x": 280, "reddit-title": 300, "bluesky": 300, "mastodon": 500}
-
 
 class LengthOptions(Options):
     # Short-text models (titles, chat lines) early in training write many near-empty samples ("", ":",
@@ -73,7 +70,7 @@ class LengthOptions(Options):
     max_chars: int | None = Field(None, ge=1, description="most characters")
     min_words: int = Field(3, ge=0, description="fewest words (default 3)")
     max_words: int | None = Field(None, ge=1, description="most words")
-    target: Literal[tuple(TARGET_LIMITS)] | None = Field(  # type: ignore[valid-type]
+    target: Literal[tuple(LIMITS)] | None = Field(  # type: ignore[valid-type]
         None, description="cap the characters at a posting target's limit: twitter/x 280, reddit-title 300, bluesky 300, mastodon 500"
     )
     tokenizer: str | None = Field(None, description="'module:function' that counts tokens (returns a number, or the tokens), for min_tokens and max_tokens")
@@ -96,7 +93,7 @@ class LengthFilter(SampleFilter):
 
     def __init__(self, options: LengthOptions, context: FilterContext) -> None:
         super().__init__(options, context)
-        limits = [options.max_chars, TARGET_LIMITS.get(options.target or ""), context.max_chars]
+        limits = [options.max_chars, LIMITS.get(options.target or ""), context.max_chars]
         self.max_chars = min((n for n in limits if n is not None), default=None)
         wants_tokens = options.min_tokens is not None or options.max_tokens is not None
         if wants_tokens and options.tokenizer is None:

@@ -14,7 +14,7 @@ rejected 2.0 % of the time at N=5, 0.3 % at N=6 and never at N=7 (``bench/filter
 while any copied line of 7 words or more is still caught.
 
 The corpus is indexed once: every distinct n-gram is hashed to 64 bits, and the sorted hashes are
-saved (``novelty.idx`` in the model's weights folder) with the settings and each corpus file's
+saved (``novelty.idx`` in the model's model folder) with the settings and each corpus file's
 size, mtime and blake2b digest, so later runs load it in a fraction of a second, rebuild only when
 a corpus or a setting changed, and work from the index alone when the corpus is not at hand. The
 build streams the corpus in batches and merges sorted runs, so its memory follows the number of
@@ -71,7 +71,7 @@ class NoveltyOptions(Options):
     single_text: bool | None = Field(
         None, description="read each corpus file as one plain text, as training with --single-text does (default: as the model was trained)"
     )
-    index: Path | None = Field(None, description=f"index file (default: {INDEX_NAME} in the model's weights folder; kept in memory when there is none)")
+    index: Path | None = Field(None, description=f"index file (default: {INDEX_NAME} in the model's model folder; kept in memory when there is none)")
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ def open_index(settings: Settings, path: Path | None, saved: NoveltyIndex | None
     if path is not None:
         try:
             index.save(path)
-        except OSError as exc:  # the index is a cache: a read-only weights folder costs a rebuild next time
+        except OSError as exc:  # the index is a cache: a read-only model folder costs a rebuild next time
             log.warning("%s: cannot save the novelty index (%s); it will be built again next time", path, exc)
     return index
 
@@ -284,7 +284,7 @@ class NoveltyFilter(Filter):
 
     @classmethod
     def available(cls, context: FilterContext) -> bool:
-        """With a corpus to compare against, or an index saved in the weights folder."""
+        """With a corpus to compare against, or an index saved in the model folder."""
         return bool(context.corpus_paths) or (context.weights_dir is not None and (context.weights_dir / INDEX_NAME).is_file())
 
     def __init__(self, options: NoveltyOptions, context: FilterContext) -> None:

@@ -142,7 +142,7 @@ class SampleSource(ABC):
 
 
 class Generator(SampleSource):
-    """Generates samples from a trained model: one in a weights folder with :meth:`load`, or a
+    """Generates samples from a trained model: one in a model folder with :meth:`load`, or a
     model in memory with the constructor (``botkit train``'s previews build one from the model in
     training; ``training`` is the training part of its config.json, for the window).
 

@@ -1,4 +1,4 @@
-"""Corpus → model: vocabulary, network, data pipeline, training, weights folders and evaluation.
+"""Corpus → model: vocabulary, network, data pipeline, training, model folders and evaluation.
 
 Every submodule needs TensorFlow, so importing this package imports it, once, quietly: on a
 machine without a GPU, TensorFlow 2.21 writes start-up lines that no setting turns off (absl

@@ -44,7 +44,7 @@ class ModelFolderError(BotkitError):
 
 @dataclass
 class Saved:
-    """A model loaded from a weights folder."""
+    """A model loaded from a model folder."""
 
     path: Path
     model: Any  # keras.Model
@@ -192,7 +192,7 @@ def read_vocab(path: Path) -> Vocabulary:
 
 
 def load(path: str | Path) -> Saved:
-    """A ready-to-run model from a weights folder (or ``base``, the shipped model)."""
+    """A ready-to-run model from a model folder (or ``base``, the shipped model)."""
     path = model_folder.resolve(path)
     config, training = read_config(path)
     vocab = read_vocab(path)

@@ -15,8 +15,7 @@ writes to the same key: the server refuses a second create at an existing key (t
 answers it with HTTP 500, a failure the bot retries after reconciling), and
 :meth:`BlueskyTarget.reconcile` simply reads that key back (``getRecord``).
 
-Links (and, when asked, mentions) become rich-text facets with UTF-8 byte offsets, found by the
-SDK's own facet detection; the 300-grapheme limit is checked before posting (:func:`graphemes`).
+Links (and, when asked, mentions) become rich-text facets (UTF-8 byte offsets, the SDK's detection); the 300-grapheme limit is checked first.
 
 Reply bots (a ``reply:`` block) listen to the account's notifications with reason ``mention`` or
 ``reply`` (``app.bsky.notification.listNotifications``); a ``reply`` counts only when it answers
@@ -36,8 +35,6 @@ import hashlib
 import json
 import logging
 import os
-import re
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,8 +44,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import Field, SecretStr
 
-from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
+from botkit.bots.targets import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.post_text import LIMITS, graphemes, room_for, without_mentions
 from botkit.redact import redact_url
 
 if TYPE_CHECKING:
@@ -61,7 +59,7 @@ T = TypeVar("T")
 #: Far inside Bluesky's limits (5,000 points an hour, 35,000 a day; a post costs 3), and slow
 #: enough for a bot people follow by choice: one post every half hour at most, 24 a day.
 DEFAULT_LIMITS = Limits(min_interval=1800.0, daily_cap=24)
-GRAPHEMES_MAX = 300  # app.bsky.feed.post: text maxGraphemes
+GRAPHEMES_MAX = LIMITS["bluesky"]  # app.bsky.feed.post: text maxGraphemes
 TIMEOUT_S = 20.0  # httpx's default is 5 s, too short for a loaded PDS; this ends well inside a claim's 30 s lease
 DEFAULT_WAIT_S = 900.0  # when a 429 says neither ratelimit-reset nor retry-after
 POST = "app.bsky.feed.post"
@@ -74,7 +72,6 @@ REASONS = ("mention", "reply")  # the notifications a reply bot answers
 PAGE = 50  # notifications asked per request (the lexicon allows 100)
 PAGES = 3  # most pages read in one listening tick, while every notification on them is new to the bot
 PARENT_HEIGHT = 100  # parents asked for to measure a reply's depth: far deeper than any max_depth
-_LEADING_MENTIONS = re.compile(r"^(?:@[\w.-]+(?:@[\w.-]+)?(?:\s+|$))+")
 
 
 class BlueskyTargetOptions(TargetOptions):
@@ -103,7 +100,7 @@ class BlueskyTarget(Target):
     @classmethod
     def max_chars(cls, options: TargetOptions) -> int | None:
         """What is left of the 300 graphemes once the signature is added (the filters count characters, never fewer)."""
-        return GRAPHEMES_MAX - (graphemes(options.signature) + 2 if options.signature else 0)
+        return room_for(GRAPHEMES_MAX, options.signature, graphemes)
 
     @classmethod
     def missing(cls, options: TargetOptions) -> list[str]:
@@ -444,11 +441,6 @@ class ReplyTo:
         return models.AppBskyFeedPost.ReplyRef(root=strong(uri=self.root_uri, cid=self.root_cid), parent=strong(uri=self.uri, cid=self.cid))
 
 
-def without_mentions(text: str) -> str:
-    """``text`` without the @mentions it starts with (``@bot@host @other hello`` is ``hello``): the words a reply model answers."""
-    return _LEADING_MENTIONS.sub("", text.strip())
-
-
 def record_key(bot: str, candidate: Candidate) -> str:
     """The candidate's record key: a TID (13 base32-sortable characters) made from its claim.
 
@@ -465,38 +457,6 @@ def record_key(bot: str, candidate: Candidate) -> str:
     clock = int.from_bytes(hashlib.sha256(bot.encode()).digest()[:2]) & 0x3FF
     value = (micros << 10) | clock  # 53 bits of time, 10 of clock id: the top bit stays 0
     return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
-
-
-def graphemes(text: str) -> int:
-    """How many user-perceived characters (grapheme clusters) ``text`` has, as Bluesky and Mastodon count them.
-
-    An approximation of Unicode's rules (UAX #29; no grapheme library is installed): combining
-    marks, variation selectors, skin tones and emoji tag characters join the character before
-    them, a zero width joiner joins the two around it, a pair of regional indicators is one flag,
-    CR LF is one, and Hangul vowel and final jamo join the syllable before them. It never counts
-    fewer than the real rules for text a model writes; rare scripts may count a little more.
-    """
-    count = 0
-    previous = ""
-    joined = False
-    flag_open = False
-    for char in text:
-        code = ord(char)
-        if joined or (previous == "\r" and char == "\n"):
-            joined = False
-        elif code == 0x200D:
-            joined = count > 0
-        elif unicodedata.category(char) in ("Mn", "Mc", "Me") or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:
-            pass
-        elif 0x1160 <= code <= 0x11FF and count > 0:  # Hangul medial vowel / final consonant jamo
-            pass
-        elif 0x1F1E6 <= code <= 0x1F1FF and flag_open:
-            flag_open = False
-        else:
-            flag_open = 0x1F1E6 <= code <= 0x1F1FF
-            count += 1
-        previous = char
-    return count
 
 
 def _repo(uri: str) -> str:
@@ -526,8 +486,7 @@ def _xrpc(exc: Any) -> str:
 
 
 def _status(exc: Any) -> Any:
-    response = getattr(exc, "response", None)
-    return "?" if response is None else response.status_code
+    return getattr(getattr(exc, "response", None), "status_code", "?")
 
 
 def _transport(exc: Any) -> str:

@@ -46,10 +46,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, model_validator
 
 from botkit import __version__
-from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
-from botkit.bots.bluesky import graphemes, without_mentions
 from botkit.bots.ledger import Candidate
+from botkit.bots.targets import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.errors import ConfigError
+from botkit.post_text import LIMITS, graphemes, room_for, without_mentions
 from botkit.redact import redact_url
 from botkit.sample import Sample
 
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 #: Fediverse etiquette: an announcement-style bot posts a few times a day (research notes §10);
 #: Mastodon's own limit (300 requests per 5 minutes) is never the one that binds.
 DEFAULT_LIMITS = Limits(min_interval=3600.0, daily_cap=8)
-DEFAULT_MAX = 500  # stock Mastodon's limit; the instance's own (GET /api/v2/instance) applies at post time
+DEFAULT_MAX = LIMITS["mastodon"]  # stock Mastodon's limit; the instance's own (GET /api/v2/instance) applies at post time
 URL_CHARS = 23  # Mastodon counts every link as this many characters, whatever its length
 TIMEOUT_S = 20.0  # Mastodon.py's default is 300 s: a hung request must end well inside a claim's 30 s lease
 DEFAULT_WAIT_S = 300.0  # Mastodon's windows are 5 minutes; used when a 429 has no usable reset header
@@ -129,7 +129,7 @@ class MastodonTarget(Target):
     @classmethod
     def max_chars(cls, options: TargetOptions) -> int | None:
         """Stock Mastodon's limit less the signature: the filters drop longer candidates."""
-        return DEFAULT_MAX - (len(options.signature) + 2 if options.signature else 0)
+        return room_for(DEFAULT_MAX, options.signature)
 
     @classmethod
     def missing(cls, options: TargetOptions) -> list[str]:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from botkit.bots import Incoming, PostResult, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate, show_time
+from botkit.bots.targets import Incoming, PostResult, Target, TargetOptions, Transient
 from botkit.corpus.io import encode_txt
 
 _SEP = "  "

@@ -40,9 +40,10 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from botkit import __version__, praw_site
-from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
 from botkit.bots.replies import thread_depths
+from botkit.bots.targets import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.post_text import LIMITS
 
 if TYPE_CHECKING:
     import praw
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 #: Reddit's own rules leave room for far more; a bot account that posts more than this gets
 #: reported and its subreddit banned for volume. Lower only for a private test subreddit.
 DEFAULT_LIMITS = Limits(min_interval=600.0, daily_cap=24)
-TITLE_MAX = 300  # Reddit refuses longer titles
+TITLE_MAX = LIMITS["reddit-title"]  # Reddit refuses longer titles
 RECENT = 25  # submissions to look through when reconciling; a bot posts far fewer between two ticks
 CLOCK_SLACK_S = 300.0  # a submission this much older than the claim still counts (clock skew)
 DEFAULT_WAIT_S = 600.0  # when a RATELIMIT or 429 does not say how long

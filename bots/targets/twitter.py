@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, SecretStr
 
-from botkit.bots import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
 from botkit.bots.ledger import Candidate
 from botkit.bots.replies import thread_depths
+from botkit.bots.targets import Disabled, Incoming, Limits, PostResult, RateLimited, Rejected, Target, TargetOptions, Transient
+from botkit.post_text import LIMITS, room_for
 
 if TYPE_CHECKING:
     import tweepy
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 
 #: Well inside X's per-user posting limits, and slow enough to stay a welcome bot.
 DEFAULT_LIMITS = Limits(min_interval=300.0, daily_cap=48)
-TWEET_MAX = 280
+TWEET_MAX = LIMITS["twitter"]
 TIMEOUT_S = 20.0  # tweepy sets none: a hung connection would hold the bot forever; 20 s ends well inside a claim's 30 s lease
 DEFAULT_WAIT_S = 900.0  # X's windows are 15 minutes; used when a 429 has no reset header
 DUPLICATE = "duplicate content"
@@ -105,7 +106,7 @@ class TwitterTarget(Target):
     @classmethod
     def max_chars(cls, options: TargetOptions) -> int | None:
         """What is left of a tweet once the signature is added."""
-        return TWEET_MAX - (len(options.signature) + 2 if options.signature else 0)
+        return room_for(TWEET_MAX, options.signature)
 
     @classmethod
     def missing(cls, options: TargetOptions) -> list[str]:
