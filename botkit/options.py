@@ -81,7 +81,8 @@ def _help(field: FieldInfo) -> str | None:
 def add_arguments(
     model: type[BaseModel], parser: argparse.ArgumentParser | argparse._ArgumentGroup, groups: Mapping[str, argparse._ArgumentGroup] | None = None
 ) -> None:
-    """Add one flag per field of ``model``; absent flags leave the model's default in force.
+    """Add one flag per field of ``model`` (named after its alias when it has one: ``--from`` for a
+    field ``base`` with alias ``from``); absent flags leave the model's default in force.
 
     A field's ``json_schema_extra`` may say ``{"positional": True}`` (a list field then takes
     any number of values), ``{"short": "-x"}``, ``{"metavar": "COLUMN=VALUE"}`` and
@@ -98,7 +99,7 @@ def add_arguments(
         if extra.get("positional"):
             target.add_argument(name, nargs="*" if is_list else None, metavar=name.upper(), **kwargs)
             continue
-        flags = [f"--{name.replace('_', '-')}"] + ([str(extra["short"])] if "short" in extra else [])
+        flags = [f"--{(field.alias or name).replace('_', '-')}"] + ([str(extra["short"])] if "short" in extra else [])
         if annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif is_list:

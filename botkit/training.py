@@ -113,6 +113,19 @@ class ShapeOptions(Options):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class StartFrom(Options):
+    """Where a fine-tune starts: ``--from`` of ``botkit train``, ``from:`` of a bot's ``train:`` block."""
+
+    base: str | None = Field(
+        None,
+        alias="from",
+        description="fine-tune from another model folder (new tokens extend its vocabulary; base: the shipped one; in a bot's train: block, "
+        "relative to the config), or from a pretrained transformer: smollm2 (after botkit pull smollm2), a .gguf file, "
+        "a Hugging Face or keras-hub model folder, hf://ORG/NAME or a keras-hub preset",
+        json_schema_extra={"metavar": "MODEL"},
+    )
+
+
 def default_dropout(tokens: int) -> float:
     """The dropout of a model trained on ``tokens`` tokens when ``--dropout`` is not given."""
     return SMALL_CORPUS_DROPOUT if tokens < SMALL_CORPUS_TOKENS else 0.0

@@ -31,7 +31,7 @@ from botkit.errors import BotkitError, ConfigError
 from botkit.generation import GenerateSettings
 from botkit.options import Options, validate
 from botkit.redact import Redactor
-from botkit.training import ShapeOptions, TrainConfig
+from botkit.training import ShapeOptions, StartFrom, TrainConfig
 
 
 class Schedule(Options):
@@ -88,15 +88,8 @@ def _weekdays(field: str) -> str:
     return ",".join(parts)
 
 
-class TrainBlock(TrainConfig, ShapeOptions):
+class TrainBlock(TrainConfig, ShapeOptions, StartFrom):
     """A model bot's ``train:`` block: every setting of ``botkit train`` (its flags, as keys), and ``from``."""
-
-    base: str | None = Field(
-        None,
-        alias="from",
-        description="fine-tune from this model folder (botkit train --from), relative to the config; base is the shipped one; "
-        "or a pretrained transformer: smollm2 (botkit pull smollm2), a .gguf file, a Hugging Face or keras-hub folder, hf://ORG/NAME",
-    )
 
     def given(self) -> dict[str, Any]:
         """The keys the config set, as written (the farm's stamp of the training settings)."""

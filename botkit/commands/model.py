@@ -14,7 +14,7 @@ from pathlib import Path
 from botkit.errors import ConfigError
 from botkit.generation import GenerateSettings
 from botkit.options import add_arguments, validate
-from botkit.training import GROUPS, ShapeOptions, TrainConfig
+from botkit.training import GROUPS, ShapeOptions, StartFrom, TrainConfig
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -59,13 +59,7 @@ def _train_parser(commands: argparse._SubParsersAction, common: argparse.Argumen
     add_arguments(ShapeOptions, train, groups)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue training OUTPUT with its optimizer state and schedule position")
-    start.add_argument(
-        "--from",
-        dest="base",
-        metavar="MODEL",
-        help="fine-tune from another model folder (new tokens extend its vocabulary), or from a pretrained transformer: "
-        "smollm2 (after botkit pull smollm2), a .gguf file, a Hugging Face or keras-hub model folder, hf://ORG/NAME or a keras-hub preset",
-    )
+    add_arguments(StartFrom, start)
 
 
 def _eval_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -122,7 +116,7 @@ def _generate_parser(commands: argparse._SubParsersAction, common: argparse.Argu
         "--parents", type=Path, metavar="FILE", help="reply model: texts to reply to, one a line (escaped like .txt corpora), -n replies each, in order"
     )
     generate.add_argument("--seed", type=int, default=0, help="random seed: the same seed and settings give the same samples (default 0)")
-    generate.add_argument("--batch-size", type=int, help="sequences generated in parallel; a row that ends a sample starts the next (default 500)")
+    generate.add_argument("--batch-size", type=int, help="sequences generated in parallel; a row that ends a sample starts the next (default 500; 64 for a transformer)")
     generate.add_argument("--filters", default="default", help="filter chain: default, none, or names such as length,dedupe,novelty (default: default)")
     generate.add_argument("--report", action="store_true", help="print how many samples each filter rejected")
     generate.add_argument("-o", "--output", type=Path, help="write the kept samples to a .txt (one a line) or .jsonl (text, score, temperature, label) file")
@@ -138,7 +132,7 @@ def train(args: argparse.Namespace) -> None:
     config = validate(TrainConfig, given, "botkit train", flags=True)
     shape = validate(ShapeOptions, {k: getattr(args, k) for k in ShapeOptions.model_fields if hasattr(args, k)}, "botkit train", flags=True)
     try:
-        report = train_model(args.corpus, args.output, config, shape.given(), resume=args.resume, base=args.base)
+        report = train_model(args.corpus, args.output, config, shape.given(), resume=args.resume, base=getattr(args, "base", None))
     except TrainingInterrupted as exc:
         raise KeyboardInterrupt(f"{exc}; continue with: {resume_command(args.corpus, args.output, given)}") from None
     print(report.summary())
