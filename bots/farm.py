@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from botkit.bots.spec import BotSpec
-from botkit.errors import ConfigError
+from botkit.errors import ConfigError, SettingError
 
 STAMP = "farm.json"
 
@@ -84,7 +84,7 @@ def build(config: Any, *, dry_run: bool = False) -> Iterator[str]:
                 continue
             make_folder(corpus.output)
             yield fetch(corpus.source, corpus.output, corpus.normalization, name=name).summary()
-        yield from _train(spec, [config.corpora[n].output for n in names], dry_run)
+        yield from _train(spec, [config.corpora[n].output for n in names], dry_run, str(config.path))
 
 
 def _base_model(spec: BotSpec) -> Path | str | None:
@@ -107,7 +107,7 @@ def _base_model(spec: BotSpec) -> Path | str | None:
     return spec.base_dir / path
 
 
-def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
+def _train(spec: BotSpec, corpora: list[Path], dry_run: bool, where: str) -> Iterator[str]:
     from botkit.model.train import train
     from botkit.training import ShapeOptions, TrainConfig
 
@@ -124,5 +124,8 @@ def _train(spec: BotSpec, corpora: list[Path], dry_run: bool) -> Iterator[str]:
         return
     config = TrainConfig.model_validate(block.model_dump(include=set(TrainConfig.model_fields)))
     shape = ShapeOptions.model_validate(block.model_dump(include=set(ShapeOptions.model_fields)))
-    yield train(corpora, model, config, shape.given(), base=_base_model(spec)).summary()
+    try:
+        yield train(corpora, model, config, shape.given(), base=_base_model(spec)).summary()
+    except SettingError as exc:  # named as the config says it, not as the flag of botkit train
+        raise ConfigError(f"{where}: {exc.spelled(lambda key: f'bots.{spec.name}.train.{key}')}") from None
     (model / STAMP).write_text(json.dumps({"stamp": _stamp(corpora, settings)}), encoding="utf-8")

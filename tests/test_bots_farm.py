@@ -65,6 +65,15 @@ def test_build_names_every_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not (tmp_path / "corpora").exists()
 
 
+def test_a_setting_the_trainer_refuses_is_named_by_its_key_in_the_bots_train_block(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``botkit train`` would say ``--from base: ... drop --rnn-size``; a bot's train: block has no flags."""
+    config = farm(tmp_path, "{from: base, rnn_size: 32, epochs: 1}")
+    assert main(["farm", "build", str(config)]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"botkit: error: {config}: bots.apple.train.from ") and "--" not in last
+    assert last.endswith("the model shape comes from the base model; drop bots.apple.train.rnn_size")
+
+
 def test_train_from_is_relative_to_the_config_except_the_shipped_base(tmp_path: Path) -> None:
     from botkit.bots.farm import _base_model
     from botkit.config import load_config

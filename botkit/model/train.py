@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 
 from botkit.atomic import OutputError
-from botkit.errors import ConfigError, CorpusError
+from botkit.errors import ConfigError, SettingError
 from botkit.model import data, saving
 from botkit.model.callbacks import (
     BestCheckpoint,
@@ -186,15 +186,17 @@ def _strategy(name: str | None) -> Any:
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
         except (ValueError, RuntimeError) as exc:
-            raise ConfigError(f"--distribute multi-worker: TF_CONFIG is not a usable cluster spec ({str(exc).splitlines()[0][:160]})") from None
+            why = str(exc).splitlines()[0][:160]
+            raise SettingError(lambda name: f"{name('distribute')} multi-worker: TF_CONFIG is not a usable cluster spec ({why})") from None
         cluster = strategy.cluster_resolver.cluster_spec().as_dict()
         workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
         if workers > 1:
-            raise ConfigError(
-                f"--distribute multi-worker: TF_CONFIG names {workers} workers, and Keras {keras.__version__} cannot train on more than one yet; use --distribute mirrored on one machine's GPUs"
+            raise SettingError(
+                lambda name: f"{name('distribute')} multi-worker: TF_CONFIG names {workers} workers, and Keras {keras.__version__} cannot train on more than one yet; "
+                f"use {name('distribute')} mirrored on one machine's GPUs"
             )
         return strategy
-    raise ConfigError(f"--distribute must be one of {', '.join(DISTRIBUTE)} (got {name!r})")
+    raise SettingError(lambda setting: f"{setting('distribute')} must be one of {', '.join(DISTRIBUTE)} (got {name!r})")
 
 
 @functools.cache  # once a process: farm build trains one model after another
@@ -214,7 +216,7 @@ def _say_device() -> None:
 def _enable_mixed_precision() -> None:
 
     if not tf.config.list_physical_devices("GPU"):
-        raise ConfigError("--mixed-precision needs a GPU (on a CPU it is slower, not faster)")
+        raise SettingError(lambda name: f"{name('mixed_precision')} needs a GPU (on a CPU it is slower, not faster)")
     keras.mixed_precision.set_global_policy("mixed_float16")
 
 
@@ -272,7 +274,8 @@ def _resolve_level(config: TrainConfig, base: saving.Saved | None) -> TrainConfi
     if base is None:
         return config if config.level else config.model_copy(update={"level": "char"})
     if config.level and config.level != base.vocab.level:
-        raise ConfigError(f"{base.path}: is a {base.vocab.level}-level model; fine-tune it with --{base.vocab.level} (or no level flag)")
+        level = base.vocab.level
+        raise SettingError(lambda name: f"{base.path}: is a {level}-level model; set {name('level')} to {level} to fine-tune it, or leave it unset")
     return config.model_copy(update={"level": base.vocab.level})
 
 
@@ -305,7 +308,7 @@ def _plan(corpus: Sequence[Path], output: Path, config: TrainConfig, overrides: 
     train_split, val_split = data.split_stream(stream, config.train_size)
     if len(train_split) < 3 or val_split is not None and len(val_split) < 2:
         names = ", ".join(str(p) for p in corpus)
-        raise CorpusError(f"{names}: too little text ({len(stream)} tokens) for a training and a validation split; add text or raise --train-size")
+        raise SettingError(lambda name: f"{names}: too little text ({len(stream)} tokens) for a training and a validation split; add text or raise {name('train_size')}")
     return Plan(model_config, vocab, train_split, val_split, base, tuple(Path(p).resolve() for p in corpus))
 
 
@@ -314,7 +317,7 @@ def _dropout_only(overrides: dict[str, Any], base: Path) -> dict[str, Any]:
     something the base learned: unset, it is the default for the new corpus, not the base's)."""
     shape = {k: v for k, v in overrides.items() if k != "dropout"}
     if shape:
-        raise ConfigError(f"--from {base}: the model shape comes from the base model; drop {', '.join('--' + k.replace('_', '-') for k in shape)}")
+        raise SettingError(lambda name: f"{name('from')} {base}: the model shape comes from the base model; drop {', '.join(name(k) for k in shape)}")
     return {k: v for k, v in overrides.items() if k == "dropout"}
 
 
@@ -374,7 +377,7 @@ def _fit(model: Any, optimizer: Any, plan: Plan, config: TrainConfig, output: Pa
         callbacks.append(previews)
     if config.tensorboard:
         if importlib.util.find_spec("tensorboard") is None:
-            raise ConfigError("--tensorboard needs the tensorboard package (pip install tensorboard)")
+            raise SettingError(lambda name: f"{name('tensorboard')} needs the tensorboard package (pip install tensorboard)")
         callbacks.append(keras.callbacks.TensorBoard(config.tensorboard))
     dataset = data.training_dataset(plan.train, window, config.batch_size, config.seed, state.step, plan.model_config.labelled)
     write_failed = False

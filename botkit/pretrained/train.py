@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from botkit.atomic import ensure_folder
 from botkit.corpus.document import Document
-from botkit.errors import ConfigError
+from botkit.errors import ConfigError, SettingError
 from botkit.model.callbacks import (
     BestCheckpoint,
     EarlyStopping,
@@ -154,7 +154,7 @@ def fine_tune(corpus: Sequence[Path], output: Path, config: TrainConfig, *, base
     if not corpus:
         raise ConfigError("give at least one corpus file to train on")
     if config.distribute:
-        raise ConfigError("--distribute is for LSTM models; a transformer fine-tune runs on one device (a GPU when there is one)")
+        raise SettingError(lambda name: f"{name('distribute')} is for LSTM models; a transformer fine-tune runs on one device (a GPU when there is one)")
     previous = folder.FineTune.read(output) if resume else None
     extra_minutes = config.minutes if resume else None
     if previous is not None:
