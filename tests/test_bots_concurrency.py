@@ -71,6 +71,7 @@ def fake(tmp_path: Path) -> Iterator[FakeReddit]:
         yield server
 
 
+@pytest.mark.slow  # SIGKILLs at random moments: tens of seconds; ./task test runs it, -m 'not slow' skips it
 def test_two_daemons_and_cron_killed_at_random_post_each_title_once(tmp_path: Path, fake: FakeReddit, ledger_url: str) -> None:
     rng = random.Random(8)
     config = write_farm(tmp_path)

@@ -187,6 +187,7 @@ def run_to_the_end(config: Path, env: dict[str, str], services: Services, posts:
     assert proc.returncode == 0, out
 
 
+@pytest.mark.slow  # SIGKILLs at random moments: tens of seconds; ./task test runs it, -m 'not slow' skips it
 def test_sigkill_at_random_moments_never_posts_twice_nor_loses_a_post(tmp_path: Path) -> None:
     """The daemon is killed (SIGKILL) at random moments, restarted each time, then left to finish.
 

@@ -196,6 +196,7 @@ def test_run_once_listens_and_a_reply_only_bot_needs_a_reply_model(reply_bots: M
 PARENTS = 24
 
 
+@pytest.mark.slow  # SIGKILLs at random moments: tens of seconds; ./task test runs it, -m 'not slow' skips it
 def test_two_daemons_killed_at_random_answer_each_post_once(tmp_path: Path, reply_model: Path, ledger_url: str) -> None:
     """A poster and two reply bots on the outbox, run by two daemons that are SIGKILLed and
     restarted at random: every post is answered by each reply bot exactly once, in the ledger
