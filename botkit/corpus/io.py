@@ -132,6 +132,9 @@ def counting_replaced(decode: Callable[[], T]) -> tuple[T, int]:
 
 def warn_replaced(path: str | Path, invalid_utf8: int = 0, lone_surrogates: int = 0) -> None:
     """Tell the user, once per file, how much bad text became U+FFFD: never fatal, never hidden."""
+    # A file name that is not UTF-8 reaches Python as lone surrogates ("caf\udce9.txt"); shown as
+    # its escapes, as a terminal would, so no log handler or log file with a strict encoding fails on it.
+    path = str(path).encode("utf-8", "backslashreplace").decode("utf-8")
     if invalid_utf8:
         log.warning("%s: %d invalid UTF-8 sequence(s) replaced with U+FFFD", path, invalid_utf8)
     if lone_surrogates:
